@@ -1,0 +1,172 @@
+"""The ``neuroprune`` command line: ``data``, ``models``, ``synaptic``.
+
+Library errors (bad input, missing data) are printed as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .config import SynapticConfig, load_config
+from .errors import NeuropruneError
+
+console = Console(stderr=True)
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn NeuropruneError into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NeuropruneError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            console.print("interrupted; files written so far are complete (each is written atomically)")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.version_option(package_name="neuroprune")
+def main(verbose: bool) -> None:
+    """Brain-inspired pruning for PyTorch networks."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+
+@main.group()
+def data() -> None:
+    """Obtain and inspect the data sets."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "cifar10", "all"]), default="all")
+@click.option("--source", type=click.Path(exists=True, path_type=Path), help="Local file or folder to read from.")
+@_friendly_errors
+def data_fetch(name: str, source: Path | None) -> None:
+    """Put a real data set into neuroprune's cache (digits need no fetch).
+
+    'all' fetches MNIST and Fashion-MNIST; CIFAR-10 needs --source (a
+    cifar-10-batches-py folder or cifar-10-python.tar.gz).
+    """
+    from .data import fetch
+
+    if name == "all" and source is not None:
+        raise NeuropruneError("--source needs a single data set name, not 'all'")
+    for each in ("mnist", "fashion-mnist") if name == "all" else (name,):
+        folder = fetch(each, source=source)
+        click.echo(f"{each}: ready in {folder}")
+
+
+@data.command("list")
+@_friendly_errors
+def data_list() -> None:
+    """List the data sets neuroprune knows and their shapes."""
+    from .data import dataset_info
+
+    table = Table("name", "channels", "size", "classes", "train", "test")
+    for name in DATASET_NAMES:
+        info = dataset_info(name)
+        table.add_row(name, str(info.in_channels), f"{info.image_size}x{info.image_size}", str(info.num_classes),
+                      str(info.train_size), str(info.test_size))
+    Console().print(table)
+
+
+# ---- models -------------------------------------------------------------------------------
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the registered models."""
+    from .models import describe_model, list_models
+
+    for name in list_models():
+        click.echo(f"{name:12s} {describe_model(name)}")
+
+
+# ---- synaptic -----------------------------------------------------------------------------
+
+
+def _model_names() -> list[str]:
+    from .models import list_models
+
+    return list_models()
+
+
+@main.command("synaptic")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options below.")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Data set [default: mnist].")
+@click.option("--model", type=click.Choice(_model_names()), help="Registered model [default: mlp].")
+@click.option("--epochs", type=int, help="Training epochs [default: 10].")
+@click.option("--batch-size", type=int, help="Training batch size [default: 64].")
+@click.option("--lr", type=float, help="Learning rate [default: 0.05].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd, momentum 0.9].")
+@click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
+@click.option("--weight-decay", type=float, help="Weight decay [default: 0].")
+@click.option("--seed", type=int, help="Seed for weights and batch order [default: 0].")
+@click.option("--criterion", type=click.Choice(["contribution", "presynaptic", "hebbian", "magnitude"]),
+              help="Activity measure [default: contribution].")
+@click.option("--alpha", type=float, help="Weak = activity below alpha x the layer's mean [default: 0.5].")
+@click.option("--patience", type=int, help="Consecutive weak checks before pruning [default: 3].")
+@click.option("--check-every", type=int, help="Optimizer steps between checks [default: 200].")
+@click.option("--warmup-steps", type=int, help="Steps before activity counts [default: 0].")
+@click.option("--stop-step", type=int, help="No checks after this step [default: none].")
+@click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
+@click.option("--max-fraction-per-check", type=float, help="Most of a layer pruned at one check [default: 0.5].")
+@click.option("--target-sparsity", type=float, help="Stop pruning at this share pruned [default: none].")
+@click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
+@click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
+@click.option("--limit-train", type=int, help="Use only the first N training samples.")
+@click.option("--limit-test", type=int, help="Use only the first N test samples.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the results.")
+@_friendly_errors
+def synaptic_command(config_path: Path | None, out: Path, **options: Any) -> None:
+    """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json."""
+    from .runs.synaptic import run_synaptic
+
+    config = load_config(SynapticConfig, config_path, options)
+    result = run_synaptic(config, out, show_progress=sys.stderr.isatty())
+    _print_synaptic_summary(result, out)
+
+
+def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"synaptic pruning: {result['model']} on {result['dataset']}")
+    table.add_column("")
+    table.add_column("pruned", justify="right")
+    if "dense" in result:
+        table.add_column("dense", justify="right")
+    dense = result.get("dense")
+
+    def row(label: str, value: str, dense_value: str = "") -> None:
+        table.add_row(label, value, *([dense_value] if dense else []))
+
+    row("test accuracy", f"{100 * result['test_accuracy']:.2f}%", f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
+    row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%")
+    row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
+    row("MACs per sample", f"{result['macs_compact']:,}", f"{result['macs_dense']:,}")
+    row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
+    latency = result["latency_ms"]["batch_1"]
+    row("latency batch 1 (ms)", f"{latency['compact']:.3f}", f"{latency['dense']:.3f}")
+    Console().print(table)
+    click.echo(f"results in {out}/result.json")
+
+
+if __name__ == "__main__":
+    main()

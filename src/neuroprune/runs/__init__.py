@@ -1,0 +1,1 @@
+"""End-to-end runs behind the CLI commands: train, prune, measure, write results."""

@@ -1,0 +1,74 @@
+"""Pieces every run shares: seeding, optimizers, run metadata, history files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import atomic_write_bytes
+
+
+def seeded_model(factory: Any, seed: int) -> nn.Module:
+    """Call ``factory()`` right after seeding torch, so every run starts from the same weights."""
+    torch.manual_seed(seed)
+    return factory()
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def environment() -> dict[str, Any]:
+    """Versions, platform, thread count and git revision, saved beside every result."""
+    versions = {}
+    for package in ("neuroprune", "torch", "numpy", "scikit-learn", "safetensors"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions,
+        "git_revision": _git_revision(),
+    }
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_history_csv(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """One row per (run, epoch); columns are the union of the records' keys."""
+    columns = ["run"]
+    for history in runs.values():
+        for record in history:
+            columns += [key for key in record if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for run, history in runs.items():
+        for record in history:
+            writer.writerow({"run": run, **record})
+    atomic_write_bytes(path, buffer.getvalue().encode())

@@ -1,0 +1,316 @@
+"""SynapticPruner: activity tracking, the low-activity rule and the check schedule, glued.
+
+Typical use::
+
+    pruner = SynapticPruner(model, alpha=0.5, patience=3, check_every=200, optimizer=opt)
+    for x, y in loader:
+        train_step(model, x, y)
+        pruner.step()
+    small = pruner.compact()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import ConfigError, ModelError
+from .compact import compact_sequential
+from .masks import ConnectionMask, attach_mask, detach_mask, stored_weight
+from .rules import LowActivityRule
+from .schedule import CheckSchedule
+from .tracker import CRITERIA, ActivityTracker
+
+log = logging.getLogger(__name__)
+
+
+class SynapticPruner:
+    """Prunes connections that stay weakly active for ``patience`` consecutive checks.
+
+    Masks are attached to every Linear and Conv2d weight (or the ``layers`` named) when
+    the pruner is created. Call :meth:`step` after every optimizer step; it runs a check
+    when the schedule says so. Pruning is permanent: a pruned weight is zero in the
+    forward pass, gets a zero gradient, and its optimizer state (momentum, Adam moments)
+    is zeroed, so neither momentum nor weight decay can revive it.
+
+    Args:
+        model: the network to prune (masks are attached in place).
+        criterion: activity measure, one of ``contribution`` (default), ``presynaptic``,
+            ``hebbian``, ``magnitude``; see :class:`ActivityTracker`.
+        alpha: relative threshold: weak means below ``alpha`` x the layer's mean activity.
+        patience: consecutive weak checks before a connection is pruned.
+        check_every: optimizer steps between checks.
+        warmup_steps: optimizer steps before activity starts to count.
+        stop_step: no checks after this step (None: until training ends).
+        min_fan_in: every unit keeps at least this many live inputs.
+        max_fraction_per_check: at most this share of a layer's live connections per check.
+        target_sparsity: stop pruning once this share of all tracked connections is gone.
+        layers: names of the Linear/Conv2d modules to prune (default: all of them).
+        optimizer: whose state is zeroed at pruned positions; may be set later.
+
+    Example:
+        >>> model = create_model("mlp", image_size=8)
+        >>> pruner = SynapticPruner(model, patience=2, check_every=10)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        criterion: str = "contribution",
+        alpha: float = 0.5,
+        patience: int = 3,
+        check_every: int = 200,
+        warmup_steps: int = 0,
+        stop_step: int | None = None,
+        min_fan_in: int = 1,
+        max_fraction_per_check: float = 0.5,
+        target_sparsity: float | None = None,
+        layers: Iterable[str] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> None:
+        if criterion not in CRITERIA:
+            raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+        if target_sparsity is not None and not 0 < target_sparsity < 1:
+            raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
+        self.rule = LowActivityRule(alpha, patience, min_fan_in, max_fraction_per_check)
+        self.schedule = CheckSchedule(check_every, warmup_steps, stop_step)
+        self.criterion = criterion
+        self.target_sparsity = target_sparsity
+        self.model = model
+        self.optimizer = optimizer
+        self.layers = _select_layers(model, layers)
+        self._masks: dict[str, ConnectionMask] = {}
+        for name, module in self.layers.items():
+            self._masks[name] = attach_mask(module, torch.ones_like(module.weight, dtype=torch.float32))
+        self.counters = {name: torch.zeros(m.weight.shape, dtype=torch.int32) for name, m in self.layers.items()}
+        self.tracker = ActivityTracker(self.layers, criterion)
+        self.step_count = 0
+        self.history: list[dict[str, Any]] = []
+        self.tracker.is_active = self.schedule.collects(1)
+
+    # ---- the training-time API ------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Advance one optimizer step; run a check if one is due. Returns True if it checked."""
+        self.step_count += 1
+        checked = False
+        if self.schedule.is_check(self.step_count) and not self.is_target_reached:
+            self._check()
+            checked = True
+        self.tracker.is_active = self.schedule.collects(self.step_count + 1) and not self.is_target_reached
+        return checked
+
+    @torch.no_grad()
+    def _check(self) -> None:
+        self._all_reduce_statistics()
+        activity = self.tracker.activity()
+        new_masks: dict[str, torch.Tensor] = {}
+        new_counters: dict[str, torch.Tensor] = {}
+        for name in self.layers:
+            if name not in activity:
+                continue  # the layer saw no training batch since the last check
+            mask = self.mask(name)
+            new_counters[name], new_masks[name] = self.rule(activity[name].to(mask.device), self.counters[name], mask)
+        if self.target_sparsity is not None:
+            self._cap_at_target(activity, new_masks)
+        record = {"step": self.step_count, "layers": {}}
+        for name, mask in new_masks.items():
+            pruned_now = int((self.mask(name) - mask).sum())
+            self.counters[name] = new_counters[name]
+            self._set_mask(name, mask)
+            record["layers"][name] = {
+                "live": int(mask.sum()),
+                "pruned_now": pruned_now,
+                "dead_units": int((mask.flatten(1).sum(dim=1) == 0).sum()),
+            }
+        record["pruned_fraction"] = self.sparsity()
+        self.history.append(record)
+        self.tracker.reset()
+        log.debug("check at step %d: %.1f%% pruned", self.step_count, 100 * record["pruned_fraction"])
+
+    def _all_reduce_statistics(self) -> None:
+        """Average activity statistics over processes, so every rank takes the same decision."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        world = dist.get_world_size()
+        for name in self.layers:  # same order on every rank
+            stat = self.tracker.statistics().get(name)
+            if stat is not None:
+                dist.all_reduce(stat)
+                stat /= world
+
+    def _cap_at_target(self, activity: dict[str, torch.Tensor], new_masks: dict[str, torch.Tensor]) -> None:
+        """Revive the strongest of this check's prunings that would overshoot ``target_sparsity``."""
+        total = self.num_connections
+        budget = max(int(self.target_sparsity * total) - (total - self.num_live), 0)
+        newly = {name: self.mask(name).bool() & ~mask.bool() for name, mask in new_masks.items()}
+        # layers are compared by activity relative to each one's mean over live connections
+        scores = torch.cat([
+            (activity[name] / activity[name][self.mask(name).bool()].mean().clamp_min(1e-12))[newly[name]]
+            for name in newly
+        ])
+        if len(scores) <= budget:
+            return
+        keep = torch.zeros(len(scores), dtype=torch.bool)
+        keep[scores.topk(budget, largest=False).indices] = True
+        offset = 0
+        for name, new_mask in new_masks.items():
+            positions = torch.nonzero(newly[name].flatten()).flatten()  # same order as boolean indexing
+            new_mask.view(-1)[positions[~keep[offset : offset + len(positions)]]] = 1
+            offset += len(positions)
+
+    def _set_mask(self, name: str, mask: torch.Tensor) -> None:
+        module = self.layers[name]
+        self._masks[name].mask.copy_(mask)
+        weight = stored_weight(module)
+        weight.data.mul_(mask.to(weight.dtype))
+        if weight.grad is not None:
+            weight.grad.mul_(mask.to(weight.grad.dtype))
+        if self.optimizer is not None:
+            for value in self.optimizer.state.get(weight, {}).values():
+                if torch.is_tensor(value) and value.shape == weight.shape:
+                    value.mul_(mask.to(value.dtype))
+
+    # ---- what the pruner knows ------------------------------------------------------------
+
+    def mask(self, name: str) -> torch.Tensor:
+        """The current 0/1 mask of layer ``name`` (a copy)."""
+        return self._masks[name].mask.detach().clone()
+
+    @property
+    def num_connections(self) -> int:
+        """Connections (weights) in the tracked layers."""
+        return sum(m.weight.numel() for m in self.layers.values())
+
+    @property
+    def num_live(self) -> int:
+        """Connections still live."""
+        return sum(int(m.mask.sum()) for m in self._masks.values())
+
+    def sparsity(self) -> float:
+        """Share of the tracked connections pruned so far."""
+        return 1.0 - self.num_live / self.num_connections
+
+    @property
+    def is_target_reached(self) -> bool:
+        """True once ``target_sparsity`` is set and reached."""
+        return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 1e-9
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Per layer: name, total connections, pruned connections, units with no live input."""
+        rows = []
+        for name in self.layers:
+            mask = self._masks[name].mask
+            rows.append({
+                "name": name,
+                "total": mask.numel(),
+                "pruned": int(mask.numel() - mask.sum()),
+                "units": mask.shape[0],
+                "units_without_input": int((mask.flatten(1).sum(dim=1) == 0).sum()),
+            })
+        return rows
+
+    # ---- ending ---------------------------------------------------------------------------
+
+    def remove_hooks(self) -> None:
+        """Stop tracking activity (idempotent); masks stay attached."""
+        self.tracker.remove()
+
+    def finalize(self) -> nn.Module:
+        """Bake the masks into the weights and detach hooks and parametrizations.
+
+        The weights stay in the same Parameter objects, so an optimizer keeps working.
+        Returns the model (same object) with the original architecture.
+        """
+        self.remove_hooks()
+        for module in self.layers.values():
+            detach_mask(module)
+        self._masks = {name: _FrozenMask(m.weight) for name, m in self.layers.items()}
+        return self.model
+
+    def compact(self) -> nn.Sequential:
+        """A new, physically smaller dense model computing what the masked model computes.
+
+        Dead units (no live input or no live output) are removed; the constant output of
+        input-less units is folded into the next layer's bias. The pruned model is left
+        as it is. Works for sequential chains; see :func:`compact_sequential`.
+        """
+        return compact_sequential(self.model)
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Masks, counters and step, keyed by parameter names (``fc1.weight``)."""
+        return {
+            "step": self.step_count,
+            "masks": {f"{name}.weight": self.mask(name).to(torch.uint8) for name in self.layers},
+            "counters": {f"{name}.weight": c.clone() for name, c in self.counters.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore masks, counters and step saved by :meth:`state_dict`.
+
+        Raises:
+            ModelError: the state names other layers or other shapes than this model's.
+        """
+        expected = {f"{name}.weight": m.weight.shape for name, m in self.layers.items()}
+        for part in ("masks", "counters"):
+            got = state.get(part, {})
+            if set(got) != set(expected):
+                raise ModelError(
+                    f"pruner state {part} name {sorted(set(got) ^ set(expected))} that do not match the model's "
+                    f"prunable layers {sorted(expected)}"
+                )
+            for key, tensor in got.items():
+                if tuple(tensor.shape) != tuple(expected[key]):
+                    raise ModelError(f"pruner state {part}[{key!r}] has shape {tuple(tensor.shape)}, "
+                                     f"the model's weight has {tuple(expected[key])}")
+        for name in self.layers:
+            key = f"{name}.weight"
+            self._set_mask(name, state["masks"][key].to(torch.float32))
+            self.counters[name] = state["counters"][key].to(torch.int32).clone()
+        self.step_count = int(state["step"])
+        self.tracker.reset()
+        self.tracker.is_active = self.schedule.collects(self.step_count + 1) and not self.is_target_reached
+
+    # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
+
+    def on_train_begin(self, trainer: Any) -> None:
+        if self.optimizer is None:
+            self.optimizer = trainer.optimizer
+
+    def on_step_end(self, trainer: Any) -> None:
+        self.step()
+
+    def on_epoch_end(self, trainer: Any) -> None:
+        trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
+
+
+class _FrozenMask:
+    """After finalize(): the mask is read off the baked weights."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.mask = (weight.detach() != 0).float()
+
+
+def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, nn.Module]:
+    candidates = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    if names is None:
+        if not candidates:
+            raise ModelError(
+                f"{type(model).__name__} has no Linear or Conv2d layer: synaptic pruning needs at least one"
+            )
+        return candidates
+    names = list(names)
+    unknown = [n for n in names if n not in candidates]
+    if unknown:
+        raise ModelError(f"no prunable layer named {unknown}; prunable layers are: {', '.join(candidates)}")
+    if not names:
+        raise ModelError("layers=[] selects nothing to prune")
+    return {n: candidates[n] for n in names}

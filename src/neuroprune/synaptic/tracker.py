@@ -1,0 +1,137 @@
+"""Per-connection activity, gathered by forward hooks while the network trains.
+
+A connection (j <- i) carries x_i * W[j, i] on one sample. Keeping that per connection
+and per sample would cost a weight-sized tensor per sample, so the tracker keeps only
+one reduction of each layer's input per batch (mean |x_i|) and forms the per-connection
+activity at check time. For Conv2d the mean runs over samples and all spatial positions
+of input channel c, and every kernel tap (kh, kw) of that channel gets the same value:
+the channel-mean approximation, which ignores the border effect of padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+CRITERIA = ("contribution", "presynaptic", "hebbian", "magnitude")
+
+
+class ActivityTracker:
+    """Accumulates activity statistics of Linear and Conv2d layers between checks.
+
+    Criteria (per connection j <- i):
+        contribution: |W[j, i]| * mean |x_i|   (default; the signal the connection carries)
+        presynaptic:  mean |x_i|
+        hebbian:      mean over samples of |x_i| * |y_j|, y the layer's (pre-activation) output;
+                      for Conv2d both are spatial means per sample and channel
+        magnitude:    |W[j, i]|   (no statistics gathered; Han et al. 2015's criterion)
+
+    The tracker owns its hook handles; :meth:`remove` is idempotent.
+
+    Args:
+        layers: name -> Linear or Conv2d module to watch.
+        criterion: one of :data:`CRITERIA`.
+    """
+
+    def __init__(self, layers: Mapping[str, nn.Module], criterion: str = "contribution") -> None:
+        if criterion not in CRITERIA:
+            raise ValueError(f"unknown criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
+        self.criterion = criterion
+        self.layers = dict(layers)
+        self.is_active = True
+        self._sums: dict[str, torch.Tensor] = {}
+        self._batches: dict[str, int] = {}
+        self._handles: list[Any] = []
+        if criterion != "magnitude":
+            for name, module in self.layers.items():
+                self._handles.append(module.register_forward_hook(self._hook_for(name)))
+
+    def _hook_for(self, name: str):  # noqa: ANN202 - hook signature is torch's
+        def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if not (self.is_active and module.training):
+                return
+            with torch.no_grad():
+                stat = self._batch_statistic(module, args[0].detach(), output.detach())
+            if name in self._sums:
+                self._sums[name] += stat
+                self._batches[name] += 1
+            else:
+                self._sums[name] = stat.clone()
+                self._batches[name] = 1
+
+        return hook
+
+    def _batch_statistic(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(module, nn.Conv2d):
+            x = x.abs().mean(dim=(2, 3))  # (N, C_in)
+            y = y.abs().mean(dim=(2, 3))  # (N, C_out)
+        else:
+            x = x.abs().reshape(-1, x.shape[-1])  # (N, in)
+            y = y.abs().reshape(-1, y.shape[-1])  # (N, out)
+        if self.criterion == "hebbian":
+            return (y.t() @ x / x.shape[0]).float()  # (out, in) for Linear, (C_out, C_in) for Conv2d
+        return x.mean(dim=0).float()  # (in,)
+
+    def activity(self) -> dict[str, torch.Tensor]:
+        """Per-connection activity averaged over the batches seen since the last reset.
+
+        Returns:
+            name -> tensor shaped like the layer's weight. Layers that saw no batch are
+            left out (nothing is known about them yet), except under ``magnitude``.
+        """
+        result = {}
+        for name, module in self.layers.items():
+            weight = module.weight.detach()
+            if self.criterion == "magnitude":
+                result[name] = weight.abs().float()
+                continue
+            if name not in self._sums:
+                continue
+            mean = self._sums[name] / self._batches[name]
+            per_connection = _expand(module, mean, self.criterion == "hebbian")
+            if self.criterion == "contribution":
+                per_connection = per_connection * weight.abs().float()
+            result[name] = per_connection
+        return result
+
+    def statistics(self) -> dict[str, torch.Tensor]:
+        """The raw running sums (for all-reducing across processes before a check)."""
+        return self._sums
+
+    def reset(self) -> None:
+        """Forget everything gathered so far (called after each check)."""
+        self._sums.clear()
+        self._batches.clear()
+
+    def remove(self) -> None:
+        """Detach every hook. Safe to call more than once."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    @property
+    def num_hooks(self) -> int:
+        """How many hooks are attached right now."""
+        return len(self._handles)
+
+
+def _expand(module: nn.Module, stat: torch.Tensor, is_pairwise: bool) -> torch.Tensor:
+    """Broadcast a per-input (in,) or per-pair (out, in) statistic to the weight's shape."""
+    weight = module.weight
+    if isinstance(module, nn.Conv2d):
+        out_ch, in_per_group = weight.shape[:2]
+        groups = module.groups
+        if is_pairwise:
+            # (C_out, C_in) -> (C_out, C_in/groups): each output channel sees only its group's inputs
+            rows = torch.arange(out_ch) // (out_ch // groups)
+            cols = rows.unsqueeze(1) * in_per_group + torch.arange(in_per_group)
+            per_pair = stat.gather(1, cols)
+        else:
+            per_pair = stat.view(groups, in_per_group).repeat_interleave(out_ch // groups, dim=0)
+        return per_pair[:, :, None, None].expand_as(weight).contiguous()
+    if is_pairwise:
+        return stat
+    return stat.unsqueeze(0).expand_as(weight).contiguous()

@@ -1,0 +1,136 @@
+import pytest
+import torch
+from torch import nn
+
+from neuroprune import ModelError, SynapticPruner, create_model
+from neuroprune.synaptic import plain_state_dict
+
+
+def _train(model, pruner, optimizer, steps, shape=(16, 1, 8, 8), seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(shape, generator=generator)
+        y = torch.randint(0, 10, (shape[0],), generator=generator)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+
+
+def _aggressive(model, optimizer=None, **kw):
+    options = dict(alpha=0.8, patience=2, check_every=3, max_fraction_per_check=0.5, optimizer=optimizer)
+    options.update(kw)
+    return SynapticPruner(model, **options)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
+        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=1e-2),
+    ],
+    ids=["sgd-momentum", "adam-l2", "adamw"],
+)
+def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(make_optimizer):
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    optimizer = make_optimizer(model.parameters())
+    pruner = _aggressive(model, optimizer)
+    _train(model, pruner, optimizer, steps=30)
+    pruner_masks = {name: pruner.mask(name) for name in pruner.layers}
+    assert pruner.sparsity() > 0.3
+    # keep training without further checks: momentum and moments must not revive anything
+    pruner.schedule = type(pruner.schedule)(check_every=10_000)
+    _train(model, pruner, optimizer, steps=40, seed=1)
+    for name, module in pruner.layers.items():
+        pruned = pruner_masks[name] == 0
+        assert torch.equal(pruner.mask(name), pruner_masks[name])
+        assert (module.weight[pruned] == 0).all()
+        stored = module.parametrizations.weight.original
+        assert (stored[pruned] == 0).all(), "the stored weight must be zero too, not only the masked view"
+        for value in optimizer.state[stored].values():
+            if torch.is_tensor(value) and value.shape == stored.shape:
+                assert (value[pruned] == 0).all()
+
+
+def test_optimizer_keeps_the_same_parameters_after_masks_are_attached():
+    model = create_model("mlp", image_size=8, hidden=(8,))
+    before = {id(p) for p in model.parameters()}
+    SynapticPruner(model)
+    assert {id(p) for p in model.parameters()} == before
+
+
+def test_state_dict_round_trips_masks_counters_and_step():
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    pruner = _aggressive(model, optimizer)
+    _train(model, pruner, optimizer, steps=13)
+    state = pruner.state_dict()
+    assert set(state["masks"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+
+    fresh_model = create_model("mlp", image_size=8, hidden=(32, 16))
+    fresh_model.load_state_dict(plain_state_dict(model), strict=False)
+    fresh = _aggressive(fresh_model)
+    fresh.load_state_dict(state)
+    assert fresh.step_count == 13
+    for name in pruner.layers:
+        assert torch.equal(fresh.mask(name), pruner.mask(name))
+        assert torch.equal(fresh.counters[name], pruner.counters[name])
+        assert (fresh.layers[name].weight[fresh.mask(name) == 0] == 0).all()
+
+
+def test_load_state_dict_names_mismatched_layers_and_shapes():
+    pruner = SynapticPruner(create_model("mlp", image_size=8, hidden=(32,)))
+    other = SynapticPruner(create_model("mlp", image_size=8, hidden=(16,)))
+    with pytest.raises(ModelError, match="fc1.weight"):
+        pruner.load_state_dict(other.state_dict())
+    deeper = SynapticPruner(create_model("mlp", image_size=8, hidden=(32, 8)))
+    with pytest.raises(ModelError, match="fc3.weight"):
+        pruner.load_state_dict(deeper.state_dict())
+
+
+def test_target_sparsity_caps_pruning():
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    pruner = _aggressive(model, optimizer, alpha=2.0, patience=1, check_every=1, target_sparsity=0.3)
+    _train(model, pruner, optimizer, steps=20)
+    assert pruner.sparsity() == pytest.approx(0.3, abs=1.5 / pruner.num_connections)
+    assert not pruner.tracker.is_active
+
+
+def test_model_without_prunable_layers_is_a_clear_error():
+    with pytest.raises(ModelError, match="no Linear or Conv2d"):
+        SynapticPruner(nn.Sequential(nn.ReLU(), nn.Flatten()))
+    with pytest.raises(ModelError, match="prunable layers are"):
+        SynapticPruner(create_model("mlp", image_size=8), layers=["nope"])
+
+
+def test_hooks_are_removed_and_removal_is_idempotent():
+    model = create_model("lenet5", image_size=8)
+    pruner = SynapticPruner(model)
+    assert pruner.tracker.num_hooks == 4
+    pruner.remove_hooks()
+    pruner.remove_hooks()
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_finalize_bakes_masks_into_the_same_parameters():
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    pruner = _aggressive(model, optimizer)
+    _train(model, pruner, optimizer, steps=12)
+    masks = {name: pruner.mask(name) for name in pruner.layers}
+    stored = {name: m.parametrizations.weight.original for name, m in pruner.layers.items()}
+    x = torch.randn(4, 1, 8, 8)
+    expected = model(x)
+    pruner.finalize()
+    assert set(model.state_dict()) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"}
+    assert torch.allclose(model(x), expected)
+    for name, module in pruner.layers.items():
+        assert module.weight is stored[name]
+        assert torch.equal((module.weight != 0).float() * masks[name], (module.weight != 0).float())
+    assert pruner.sparsity() > 0
