@@ -118,6 +118,7 @@ def _model_names() -> list[str]:
 @click.option("--batch-size", type=int, help="Training batch size [default: 64].")
 @click.option("--lr", type=float, help="Learning rate [default: 0.05].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd, momentum 0.9].")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule [default: constant].")
 @click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [default: 0].")
 @click.option("--seed", type=int, help="Seed for weights and batch order [default: 0].")

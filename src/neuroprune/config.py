@@ -32,6 +32,7 @@ class SynapticConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     optimizer: str = "sgd"
+    lr_schedule: str = "constant"
     seed: int = 0
     criterion: str = "contribution"
     alpha: float = 0.5
@@ -57,6 +58,8 @@ class SynapticConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         for name in ("limit_train", "limit_test"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,6 +1,6 @@
 """Training engine: a plain loop with callbacks, and checkpoints."""
 
 from .checkpoint import Checkpointer, load_checkpoint
-from .trainer import EVENTS, Trainer, TrainingDiverged, evaluate, fit
+from .trainer import EVENTS, EpochLRScheduler, Trainer, TrainingDiverged, evaluate, fit
 
-__all__ = ["EVENTS", "Checkpointer", "Trainer", "TrainingDiverged", "evaluate", "fit", "load_checkpoint"]
+__all__ = ["EVENTS", "Checkpointer", "EpochLRScheduler", "Trainer", "TrainingDiverged", "evaluate", "fit", "load_checkpoint"]

@@ -7,6 +7,7 @@ A callback is any object with some of these methods; each receives the :class:`T
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import NeuropruneError
 
+log = logging.getLogger(__name__)
 EVENTS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
 
 
@@ -42,6 +44,17 @@ class Trainer:
     def log(self, **metrics: Any) -> None:
         """Add values to this epoch's history record."""
         self._pending.update(metrics)
+
+
+class EpochLRScheduler:
+    """Callback stepping a torch learning-rate scheduler once per epoch."""
+
+    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self.scheduler.step()
+        trainer.log(lr=self.scheduler.get_last_lr()[0])
 
 
 def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable = nn.functional.cross_entropy) -> dict[str, float]:
@@ -141,11 +154,16 @@ def fit(
             trainer._pending = record
             _emit(callbacks, "on_epoch_end", trainer)
             trainer.history.append(trainer._pending)
+            log.info("epoch %d: %s", trainer.epoch, _summary(trainer._pending))
             trainer._pending = {}
         _emit(callbacks, "on_train_end", trainer)
     finally:
         progress.close()
     return trainer.history
+
+
+def _summary(record: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch")
 
 
 def _emit(callbacks: Sequence[Any], event: str, trainer: Trainer) -> None:

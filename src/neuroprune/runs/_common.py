@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_bytes
+from ..engine import EpochLRScheduler
 
 
 def seeded_model(factory: Any, seed: int) -> nn.Module:
@@ -29,6 +30,13 @@ def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weig
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def lr_schedule_callbacks(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) -> list[Any]:
+    """Callbacks that apply ``schedule`` ('constant' or 'cosine' decay to 0 over ``epochs``)."""
+    if schedule == "constant":
+        return []
+    return [EpochLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs))]
 
 
 def environment() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ..engine import Checkpointer, fit
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
 from ..synaptic import SynapticPruner
-from ._common import environment, make_optimizer, seeded_model, write_history_csv
+from ._common import environment, lr_schedule_callbacks, make_optimizer, seeded_model, write_history_csv
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -124,6 +124,7 @@ def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: 
 
 def _train(model, config: SynapticConfig, train, test, callbacks, show_progress: bool) -> list[dict[str, Any]]:
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
+    callbacks = [*callbacks, *lr_schedule_callbacks(optimizer, config.lr_schedule, config.epochs)]
     return fit(
         model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test, callbacks=callbacks,
         show_progress=show_progress,

@@ -1,0 +1,118 @@
+"""Shuffled, deterministic mini-batches over an in-memory split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from ..errors import DatasetError
+from ._normalize import background
+from .arrays import load_arrays
+from .info import canonical_name, check_split, dataset_info
+
+
+def create_loader(
+    name: str,
+    split: str,
+    batch_size: int,
+    root: str | Path | None = None,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    pad_to: int | None = None,
+    drop_last: bool = False,
+) -> DataLoader[tuple[torch.Tensor, ...]]:
+    """Build a DataLoader over a whole split held in memory.
+
+    Each batch is taken from the tensors with one index list, instead of collating samples one
+    by one, so batching costs one gather per batch.
+
+    Args:
+        name: one of :data:`~neuroprune.data.DATASETS`.
+        split: ``"train"`` or ``"test"``.
+        batch_size: samples per batch, at least 1.
+        root: where the data lives; see :func:`~neuroprune.data.load_arrays`.
+        shuffle: reshuffle every epoch; defaults to True for train and False for test.
+        seed: seeds the shuffling: the same seed gives the same batches, epoch after epoch.
+        limit: keep only the first ``limit`` samples (before shuffling), for quick runs.
+        pad_to: pad images symmetrically with black (zero-valued) pixels to
+            ``pad_to x pad_to``, e.g. 28 -> 32 for networks made for 32-pixel inputs. The
+            padding takes the value a zero pixel has after normalisation, so it matches the
+            images' black background. Odd margins put the extra pixel at the bottom/right.
+        drop_last: drop the last batch if it is smaller than ``batch_size``.
+
+    Returns:
+        A DataLoader yielding ``(images float32 (B, C, H, W), labels int64 (B,))``.
+
+    Raises:
+        DatasetError: an argument is invalid, or the data is missing or corrupt.
+
+    Example:
+        >>> loader = create_loader("digits", "train", batch_size=64, pad_to=12)
+        >>> images, labels = next(iter(loader))
+        >>> images.shape, labels.shape
+        (torch.Size([64, 1, 12, 12]), torch.Size([64]))
+    """
+    name = canonical_name(name)
+    check_split(split)
+    info = dataset_info(name)
+    _check_positive("batch_size", batch_size)
+    if limit is not None:
+        _check_positive("limit", limit)
+    if pad_to is not None:
+        _check_positive("pad_to", pad_to)
+        if pad_to < info.image_size:
+            raise DatasetError(
+                f"pad_to={pad_to} is smaller than the {info.image_size}px images of {name}; "
+                f"pass at least {info.image_size}"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DatasetError(f"seed must be an integer, got {seed!r}")
+
+    images, labels = load_arrays(name, split, root)
+    if limit is not None and limit < len(labels):
+        # clone() so the full split's storage can be freed
+        images, labels = images[:limit].clone(), labels[:limit].clone()
+    if pad_to is not None and pad_to != info.image_size:
+        images = _pad(images, pad_to, background(name))
+    if drop_last and len(labels) < batch_size:
+        raise DatasetError(
+            f"batch_size={batch_size} with drop_last leaves no batches from {len(labels)} samples; lower batch_size"
+        )
+
+    dataset = TensorDataset(images, labels)
+    is_shuffled = split == "train" if shuffle is None else shuffle
+    sampler = (
+        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        if is_shuffled
+        else SequentialSampler(dataset)
+    )
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, batch_size, drop_last),
+        batch_size=None,  # the sampler yields index lists; the dataset is indexed with each list
+        collate_fn=_keep_batch,
+        # DataLoader draws a base seed per epoch; its own generator keeps that off the global RNG.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _keep_batch(batch: Any) -> Any:
+    return batch  # already (images, labels); the default would turn the tuple into a list
+
+
+def _check_positive(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DatasetError(f"{what} must be a positive integer, got {value!r}")
+
+
+def _pad(images: torch.Tensor, size: int, fill: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size), centred, border filled with ``fill`` (C,)."""
+    count, channels, height, width = images.shape
+    top, left = (size - height) // 2, (size - width) // 2
+    padded = fill.view(1, channels, 1, 1).expand(count, channels, size, size).clone()
+    padded[:, :, top : top + height, left : left + width] = images
+    return padded
