@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, ModelError
-from .synaptic.masks import attach_mask, stored_weight
+from .synaptic.masks import MaskedWeights
 
 
 def magnitude_masks(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str, torch.Tensor]:
@@ -46,18 +46,25 @@ def random_masks(model: nn.Module, sparsity: Mapping[str, float], seed: int = 0)
     return masks
 
 
-def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+def apply_masks(
+    model: nn.Module, masks: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer | None = None
+) -> MaskedWeights:
     """Zero the pruned weights and hold them at zero during further training.
 
-    Masks are attached as parametrizations (zero forward value and zero gradient);
-    build the optimizer afterwards so it has no momentum at pruned positions.
+    Args:
+        model: the network; its weights are zeroed in place.
+        masks: layer name -> 0/1 mask shaped like that layer's weight.
+        optimizer: the optimizer of the retraining. Without one, pass the returned object
+            to ``neuroprune.fit`` as a callback, which attaches the trainer's optimizer.
+
+    Returns:
+        The :class:`MaskedWeights` enforcing the masks.
     """
-    modules = dict(model.named_modules())
+    layers = _layers(model, masks)
+    held = MaskedWeights(layers, optimizer)
     for name, mask in masks.items():
-        module = modules[name]
-        attach_mask(module, mask)
-        with torch.no_grad():
-            stored_weight(module).mul_(mask.to(module.weight.dtype))
+        held.set(name, mask)
+    return held
 
 
 def _keep_top(scores: torch.Tensor, share_pruned: float) -> torch.Tensor:

@@ -3,7 +3,6 @@ import torch
 from torch import nn
 
 from neuroprune import ModelError, SynapticPruner, create_model
-from neuroprune.synaptic import plain_state_dict
 
 
 def _train(model, pruner, optimizer, steps, shape=(16, 1, 8, 8), seed=0):
@@ -47,18 +46,29 @@ def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(make_optimizer
         pruned = pruner_masks[name] == 0
         assert torch.equal(pruner.mask(name), pruner_masks[name])
         assert (module.weight[pruned] == 0).all()
-        stored = module.parametrizations.weight.original
-        assert (stored[pruned] == 0).all(), "the stored weight must be zero too, not only the masked view"
-        for value in optimizer.state[stored].values():
-            if torch.is_tensor(value) and value.shape == stored.shape:
+        for value in optimizer.state[module.weight].values():
+            if torch.is_tensor(value) and value.shape == module.weight.shape:
                 assert (value[pruned] == 0).all()
 
 
-def test_optimizer_keeps_the_same_parameters_after_masks_are_attached():
+def test_masks_leave_parameters_and_state_dict_keys_as_they_were():
     model = create_model("mlp", image_size=8, hidden=(8,))
     before = {id(p) for p in model.parameters()}
+    keys = set(model.state_dict())
     SynapticPruner(model)
     assert {id(p) for p in model.parameters()} == before
+    assert set(model.state_dict()) == keys
+
+
+def test_without_an_optimizer_step_still_keeps_pruned_weights_zero():
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(16,))
+    pruner = SynapticPruner(model, alpha=2.0, patience=1, check_every=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # not given to the pruner
+    _train(model, pruner, optimizer, steps=5)
+    assert pruner.optimizer is None and pruner.sparsity() > 0
+    for name, module in pruner.layers.items():
+        assert (module.weight[pruner.mask(name) == 0] == 0).all()
 
 
 def test_state_dict_round_trips_masks_counters_and_step():
@@ -71,7 +81,7 @@ def test_state_dict_round_trips_masks_counters_and_step():
     assert set(state["masks"]) == {"fc1.weight", "fc2.weight", "fc3.weight"}
 
     fresh_model = create_model("mlp", image_size=8, hidden=(32, 16))
-    fresh_model.load_state_dict(plain_state_dict(model), strict=False)
+    fresh_model.load_state_dict(model.state_dict())
     fresh = _aggressive(fresh_model)
     fresh.load_state_dict(state)
     assert fresh.step_count == 13
@@ -117,14 +127,14 @@ def test_hooks_are_removed_and_removal_is_idempotent():
     assert all(not m._forward_hooks for m in model.modules())
 
 
-def test_finalize_bakes_masks_into_the_same_parameters():
+def test_finalize_keeps_pruned_weights_zero_in_the_same_parameters():
     torch.manual_seed(0)
     model = create_model("mlp", image_size=8, hidden=(32, 16))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     pruner = _aggressive(model, optimizer)
     _train(model, pruner, optimizer, steps=12)
     masks = {name: pruner.mask(name) for name in pruner.layers}
-    stored = {name: m.parametrizations.weight.original for name, m in pruner.layers.items()}
+    stored = {name: m.weight for name, m in pruner.layers.items()}
     x = torch.randn(4, 1, 8, 8)
     expected = model(x)
     pruner.finalize()

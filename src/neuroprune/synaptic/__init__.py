@@ -1,7 +1,7 @@
 """Activity-dependent synaptic pruning (after Zhao & Zeng, 2021)."""
 
 from .compact import compact_sequential
-from .masks import ConnectionMask, plain_state_dict
+from .masks import MaskedWeights, plain_state_dict
 from .pruner import SynapticPruner
 from .rules import LowActivityRule
 from .schedule import CheckSchedule
@@ -11,8 +11,8 @@ __all__ = [
     "CRITERIA",
     "ActivityTracker",
     "CheckSchedule",
-    "ConnectionMask",
     "LowActivityRule",
+    "MaskedWeights",
     "SynapticPruner",
     "compact_sequential",
     "plain_state_dict",

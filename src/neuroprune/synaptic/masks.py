@@ -1,56 +1,130 @@
-"""Binary connection masks, attached with ``torch.nn.utils.parametrize``.
+"""Binary connection masks, enforced without touching the forward pass.
 
-The parametrization multiplies the stored weight by its mask in every forward pass, so a
-pruned connection contributes nothing and receives a zero gradient. The mask is a
-non-persistent buffer: the pruner's ``state_dict`` is the one place masks are saved.
+A pruned connection's weight is set to exactly zero once, and kept there by two hooks on
+the optimizer: before each step the gradient is masked (so momentum and Adam moments
+never see the pruned position), after each step the weight is masked again (so no
+optimizer rule, e.g. a custom one, can move it). The forward pass runs the plain layer,
+so masking costs nothing there; the pruned weight is zero in storage, so
+``model.state_dict()`` keeps its usual keys.
+
+Masks live in :class:`MaskedWeights`, keyed by layer name; modules store nothing extra.
+A layer with no pruned connection has no mask and costs nothing at all.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
+
+log = logging.getLogger(__name__)
 
 
-class ConnectionMask(nn.Module):
-    """Parametrization ``weight -> weight * mask`` with a fixed 0/1 mask."""
+class MaskedWeights:
+    """0/1 masks over the weights of named layers, enforced through an optimizer's steps.
 
-    def __init__(self, mask: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mask", mask, persistent=False)
+    Args:
+        layers: name -> module with a ``weight`` Parameter (Linear, Conv2d, ...).
+        optimizer: the optimizer training those weights; may be given later with
+            :meth:`attach_optimizer`. Without one only :meth:`enforce` keeps masks.
+    """
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight * self.mask
+    def __init__(self, layers: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.layers = dict(layers)
+        self._masks: dict[str, torch.Tensor] = {}  # only layers with at least one pruned connection
+        self._handles: list[Any] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        if optimizer is not None:
+            self.attach_optimizer(optimizer)
 
+    def mask(self, name: str) -> torch.Tensor:
+        """Layer ``name``'s mask (1 live, 0 pruned) as a new float tensor."""
+        weight = self.layers[name].weight
+        if name in self._masks:
+            return self._masks[name].clone()
+        return torch.ones(weight.shape, dtype=torch.float32, device=weight.device)
 
-def attach_mask(module: nn.Module, mask: torch.Tensor) -> ConnectionMask:
-    """Mask ``module.weight``; the stored Parameter keeps its identity (optimizers keep working)."""
-    parametrization = ConnectionMask(mask.to(module.weight.dtype))
-    parametrize.register_parametrization(module, "weight", parametrization)
-    return parametrization
+    def live(self, name: str) -> int:
+        """Number of live connections of layer ``name``."""
+        if name in self._masks:
+            return int(self._masks[name].sum())
+        return self.layers[name].weight.numel()
 
+    @torch.no_grad()
+    def set(self, name: str, mask: torch.Tensor) -> None:
+        """Replace layer ``name``'s mask and zero its weight, gradient and optimizer state there."""
+        weight = self.layers[name].weight
+        mask = mask.to(device=weight.device, dtype=weight.dtype)
+        if bool(mask.all()):
+            self._masks.pop(name, None)
+            return
+        self._masks[name] = mask
+        weight.mul_(mask)
+        if weight.grad is not None:
+            weight.grad.mul_(mask)
+        if self.optimizer is not None:
+            for value in self.optimizer.state.get(weight, {}).values():
+                if torch.is_tensor(value) and value.shape == weight.shape:
+                    value.mul_(mask)
 
-def stored_weight(module: nn.Module) -> nn.Parameter:
-    """The Parameter the optimizer updates (the unmasked storage under a parametrization)."""
-    if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original
-    return module.weight
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Mask gradients before, and weights after, every ``optimizer.step()``."""
+        if self.optimizer is optimizer:
+            return
+        self.remove_hooks()
+        self.optimizer = optimizer
+        self._handles = [
+            optimizer.register_step_pre_hook(self._mask_gradients),
+            optimizer.register_step_post_hook(self._mask_weights),
+        ]
+        for name, mask in self._masks.items():  # zero state gathered before we were attached
+            self.set(name, mask)
 
+    @torch.no_grad()
+    def enforce(self) -> None:
+        """Zero every pruned weight now (for training loops without an attached optimizer)."""
+        for name, mask in self._masks.items():
+            self.layers[name].weight.mul_(mask)
 
-def detach_mask(module: nn.Module) -> None:
-    """Remove the parametrization, leaving the masked values in the same Parameter."""
-    if parametrize.is_parametrized(module, "weight"):
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    def remove_hooks(self) -> None:
+        """Detach the optimizer hooks (idempotent); masks stop being enforced."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.optimizer = None
+
+    @torch.no_grad()
+    def _mask_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for name, mask in self._masks.items():
+            grad = self.layers[name].weight.grad
+            if grad is not None:
+                grad.mul_(mask)
+
+    def _mask_weights(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.enforce()
+
+    def on_train_begin(self, trainer: Any) -> None:
+        """Callback event (see ``neuroprune.fit``): attach the trainer's optimizer if none is."""
+        if self.optimizer is None:
+            self.attach_optimizer(trainer.optimizer)
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` with masked weights under their own names (``fc1.weight``).
+    """``model.state_dict()`` with parametrized weights under their plain names (``fc1.weight``).
 
-    Parametrized modules store weights as ``fc1.parametrizations.weight.original``;
-    saved files never expose that. Pruned positions are exactly zero in the storage, so
-    the stored value is the masked value.
+    neuroprune's own masks leave state_dict keys alone; this serves models that carry
+    ``torch.nn.utils.parametrize`` parametrizations from elsewhere, saving each
+    parametrized tensor's current (e.g. masked) value.
     """
-    plain = {}
+    state = {}
     for key, value in model.state_dict().items():
-        plain[key.replace(".parametrizations.weight.original", ".weight")] = value
-    return plain
+        if ".parametrizations." in key:
+            continue
+        state[key] = value
+    for name, module in model.named_modules():
+        for tensor_name in getattr(module, "parametrizations", {}):
+            state[f"{name}.{tensor_name}" if name else tensor_name] = getattr(module, tensor_name).detach()
+    return state

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from .compact import compact_sequential
-from .masks import ConnectionMask, attach_mask, detach_mask, stored_weight
+from .masks import MaskedWeights
 from .rules import LowActivityRule
 from .schedule import CheckSchedule
 from .tracker import CRITERIA, ActivityTracker
@@ -83,12 +83,11 @@ class SynapticPruner:
         self.criterion = criterion
         self.target_sparsity = target_sparsity
         self.model = model
-        self.optimizer = optimizer
         self.layers = _select_layers(model, layers)
-        self._masks: dict[str, ConnectionMask] = {}
-        for name, module in self.layers.items():
-            self._masks[name] = attach_mask(module, torch.ones_like(module.weight, dtype=torch.float32))
-        self.counters = {name: torch.zeros(m.weight.shape, dtype=torch.int32) for name, m in self.layers.items()}
+        self.masks = MaskedWeights(self.layers, optimizer)
+        self.counters = {
+            name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device) for name, m in self.layers.items()
+        }
         self.tracker = ActivityTracker(self.layers, criterion)
         self.step_count = 0
         self.history: list[dict[str, Any]] = []
@@ -96,9 +95,20 @@ class SynapticPruner:
 
     # ---- the training-time API ------------------------------------------------------------
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer whose steps keep pruned weights at zero."""
+        return self.masks.optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.masks.attach_optimizer(optimizer)
+
     def step(self) -> bool:
         """Advance one optimizer step; run a check if one is due. Returns True if it checked."""
         self.step_count += 1
+        if self.masks.optimizer is None:
+            self.masks.enforce()  # no optimizer hooks: at least keep the forward pass exact
         checked = False
         if self.schedule.is_check(self.step_count) and not self.is_target_reached:
             self._check()
@@ -129,21 +139,55 @@ class SynapticPruner:
                 "pruned_now": pruned_now,
                 "dead_units": int((mask.flatten(1).sum(dim=1) == 0).sum()),
             }
+        self._broadcast_decisions()
         record["pruned_fraction"] = self.sparsity()
         self.history.append(record)
         self.tracker.reset()
         log.debug("check at step %d: %.1f%% pruned", self.step_count, 100 * record["pruned_fraction"])
 
     def _all_reduce_statistics(self) -> None:
-        """Average activity statistics over processes, so every rank takes the same decision."""
+        """Average activity statistics over processes, so every rank takes the same decision.
+
+        Every rank has run the same number of steps on equally sized shards (what DDP
+        needs), so each holds the same layers and batch counts, and the mean of the per-rank
+        sums over the mean batch count is the global batch mean a single process would see.
+        """
         if not (dist.is_available() and dist.is_initialized()):
             return
         world = dist.get_world_size()
+        if world == 1:
+            return
         for name in self.layers:  # same order on every rank
             stat = self.tracker.statistics().get(name)
             if stat is not None:
                 dist.all_reduce(stat)
                 stat /= world
+
+    def synchronize_statistics(self) -> None:
+        """Average the activity gathered since the last check over processes, now.
+
+        Collective: every rank calls it. Averaging is linear, so doing it before the check
+        changes nothing but float rounding; a checkpoint written by rank 0 then carries the
+        activity of all ranks.
+        """
+        self._all_reduce_statistics()
+
+    def _broadcast_decisions(self) -> None:
+        """Make rank 0's masks and counters every rank's.
+
+        The decisions are computed from identical all-reduced statistics and weights, so
+        this changes nothing unless a collective's float rounding differed between ranks;
+        it guarantees the masks can never drift apart.
+        """
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        for name in self.layers:  # same order on every rank
+            mask = self.mask(name)
+            dist.broadcast(mask, src=0)
+            dist.broadcast(self.counters[name], src=0)
+            if not torch.equal(mask, self.mask(name)):
+                log.warning("layer %s: this rank's pruning decision differed from rank 0's; using rank 0's", name)
+                self._set_mask(name, mask)
 
     def _cap_at_target(self, activity: dict[str, torch.Tensor], new_masks: dict[str, torch.Tensor]) -> None:
         """Revive the strongest of this check's prunings that would overshoot ``target_sparsity``."""
@@ -166,22 +210,13 @@ class SynapticPruner:
             offset += len(positions)
 
     def _set_mask(self, name: str, mask: torch.Tensor) -> None:
-        module = self.layers[name]
-        self._masks[name].mask.copy_(mask)
-        weight = stored_weight(module)
-        weight.data.mul_(mask.to(weight.dtype))
-        if weight.grad is not None:
-            weight.grad.mul_(mask.to(weight.grad.dtype))
-        if self.optimizer is not None:
-            for value in self.optimizer.state.get(weight, {}).values():
-                if torch.is_tensor(value) and value.shape == weight.shape:
-                    value.mul_(mask.to(value.dtype))
+        self.masks.set(name, mask)
 
     # ---- what the pruner knows ------------------------------------------------------------
 
     def mask(self, name: str) -> torch.Tensor:
         """The current 0/1 mask of layer ``name`` (a copy)."""
-        return self._masks[name].mask.detach().clone()
+        return self.masks.mask(name)
 
     @property
     def num_connections(self) -> int:
@@ -191,7 +226,7 @@ class SynapticPruner:
     @property
     def num_live(self) -> int:
         """Connections still live."""
-        return sum(int(m.mask.sum()) for m in self._masks.values())
+        return sum(self.masks.live(name) for name in self.layers)
 
     def sparsity(self) -> float:
         """Share of the tracked connections pruned so far."""
@@ -206,7 +241,7 @@ class SynapticPruner:
         """Per layer: name, total connections, pruned connections, units with no live input."""
         rows = []
         for name in self.layers:
-            mask = self._masks[name].mask
+            mask = self.mask(name)
             rows.append({
                 "name": name,
                 "total": mask.numel(),
@@ -223,15 +258,14 @@ class SynapticPruner:
         self.tracker.remove()
 
     def finalize(self) -> nn.Module:
-        """Bake the masks into the weights and detach hooks and parametrizations.
+        """Stop pruning and stop enforcing masks; pruned weights stay zero in the model.
 
-        The weights stay in the same Parameter objects, so an optimizer keeps working.
-        Returns the model (same object) with the original architecture.
+        Activity hooks and optimizer hooks are removed. The weights were zero in their own
+        Parameters all along, so an optimizer keeps working and the model keeps its
+        architecture and state_dict keys. Returns the model (same object).
         """
         self.remove_hooks()
-        for module in self.layers.values():
-            detach_mask(module)
-        self._masks = {name: _FrozenMask(m.weight) for name, m in self.layers.items()}
+        self.masks.remove_hooks()
         return self.model
 
     def compact(self) -> nn.Sequential:
@@ -246,15 +280,25 @@ class SynapticPruner:
     # ---- state ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Masks, counters and step, keyed by parameter names (``fc1.weight``)."""
+        """Masks, counters and step, keyed by parameter names (``fc1.weight``).
+
+        Also the activity gathered since the last check and the check history, so a run
+        resumed from a checkpoint takes exactly the decisions an uninterrupted one takes.
+        """
+        tracker = self.tracker.state_dict()
         return {
             "step": self.step_count,
             "masks": {f"{name}.weight": self.mask(name).to(torch.uint8) for name in self.layers},
             "counters": {f"{name}.weight": c.clone() for name, c in self.counters.items()},
+            "activity": {
+                "sums": {f"{name}.weight": stat for name, stat in tracker["sums"].items()},
+                "batches": {f"{name}.weight": count for name, count in tracker["batches"].items()},
+            },
+            "history": [dict(record) for record in self.history],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore masks, counters and step saved by :meth:`state_dict`.
+        """Restore masks, counters and step saved by :meth:`state_dict` (and activity and history, if saved).
 
         Raises:
             ModelError: the state names other layers or other shapes than this model's.
@@ -273,10 +317,20 @@ class SynapticPruner:
                                      f"the model's weight has {tuple(expected[key])}")
         for name in self.layers:
             key = f"{name}.weight"
-            self._set_mask(name, state["masks"][key].to(torch.float32))
-            self.counters[name] = state["counters"][key].to(torch.int32).clone()
+            self._set_mask(name, state["masks"][key].to(self.layers[name].weight.device, torch.float32))
+            self.counters[name] = state["counters"][key].to(self.counters[name].device, torch.int32).clone()
         self.step_count = int(state["step"])
         self.tracker.reset()
+        if "activity" in state:
+            try:
+                self.tracker.load_state_dict({
+                    part: {key.removesuffix(".weight"): value for key, value in state["activity"][part].items()}
+                    for part in ("sums", "batches")
+                })
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise ModelError(f"pruner state activity does not match the model's prunable layers ({exc})") from None
+        if "history" in state:
+            self.history = [dict(record) for record in state["history"]]
         self.tracker.is_active = self.schedule.collects(self.step_count + 1) and not self.is_target_reached
 
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
@@ -290,13 +344,6 @@ class SynapticPruner:
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
-
-
-class _FrozenMask:
-    """After finalize(): the mask is read off the baked weights."""
-
-    def __init__(self, weight: torch.Tensor) -> None:
-        self.mask = (weight.detach() != 0).float()
 
 
 def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, nn.Module]:

@@ -50,30 +50,37 @@ class ActivityTracker:
                 self._handles.append(module.register_forward_hook(self._hook_for(name)))
 
     def _hook_for(self, name: str):  # noqa: ANN202 - hook signature is torch's
+        # This runs on every training forward pass: keep it to a couple of tensor ops.
+        # Detached inputs build no autograd graph, so no torch.no_grad() context is needed.
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if not (self.is_active and module.training):
                 return
-            with torch.no_grad():
-                stat = self._batch_statistic(module, args[0].detach(), output.detach())
-            if name in self._sums:
-                self._sums[name] += stat
-                self._batches[name] += 1
-            else:
-                self._sums[name] = stat.clone()
+            stat = self._batch_statistic(module, args[0].detach(), output.detach())
+            total = self._sums.get(name)
+            if total is None:
+                self._sums[name] = stat
                 self._batches[name] = 1
+            else:
+                total += stat
+                self._batches[name] += 1
 
         return hook
 
     def _batch_statistic(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(module, nn.Conv2d):
+        is_conv = isinstance(module, nn.Conv2d)
+        if self.criterion != "hebbian":
+            # mean |x| per input feature (channel for Conv2d); abs().sum() is ~10x faster
+            # on CPU than linalg.vector_norm(ord=1) over the same dims
+            dims = (0, 2, 3) if is_conv else tuple(range(x.dim() - 1))
+            per_feature = x.shape[1] if is_conv else x.shape[-1]
+            return x.abs().sum(dim=dims).float().div_(x.numel() // per_feature)
+        if is_conv:
             x = x.abs().mean(dim=(2, 3))  # (N, C_in)
             y = y.abs().mean(dim=(2, 3))  # (N, C_out)
         else:
             x = x.abs().reshape(-1, x.shape[-1])  # (N, in)
             y = y.abs().reshape(-1, y.shape[-1])  # (N, out)
-        if self.criterion == "hebbian":
-            return (y.t() @ x / x.shape[0]).float()  # (out, in) for Linear, (C_out, C_in) for Conv2d
-        return x.mean(dim=0).float()  # (in,)
+        return (y.t() @ x / x.shape[0]).float()  # (out, in) for Linear, (C_out, C_in) for Conv2d
 
     def activity(self) -> dict[str, torch.Tensor]:
         """Per-connection activity averaged over the batches seen since the last reset.
@@ -100,6 +107,23 @@ class ActivityTracker:
     def statistics(self) -> dict[str, torch.Tensor]:
         """The raw running sums (for all-reducing across processes before a check)."""
         return self._sums
+
+    def state_dict(self) -> dict[str, Any]:
+        """Running sums and batch counts since the last check, keyed by layer name (for checkpoints)."""
+        return {
+            "sums": {name: stat.detach().clone() for name, stat in self._sums.items()},
+            "batches": dict(self._batches),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, replacing anything gathered so far."""
+        unknown = sorted(set(state["sums"]) - set(self.layers))
+        if unknown or set(state["sums"]) != set(state["batches"]):
+            raise ValueError(f"activity state names layers {unknown or sorted(state['sums'])} that do not match")
+        self.reset()
+        for name, stat in state["sums"].items():
+            self._sums[name] = stat.to(self.layers[name].weight.device, torch.float32).clone()
+            self._batches[name] = int(state["batches"][name])
 
     def reset(self) -> None:
         """Forget everything gathered so far (called after each check)."""
