@@ -1,12 +1,16 @@
 """The ``neuroprune`` command line: ``data``, ``models``, ``synaptic``.
 
 Library errors (bad input, missing data) are printed as one line and exit with status 2.
+Training commands run data-parallel when started by ``torchrun``, e.g.
+``torchrun --nproc-per-node 2 -m neuroprune synaptic -c configs/synaptic_mlp_mnist.yaml --out runs/a``;
+then only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +20,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .config import SynapticConfig, load_config
-from .errors import NeuropruneError
+from . import distributed as dist_utils
+from .config import SynapticConfig, load_config, load_run_config
+from .errors import ConfigError, NeuropruneError
 
 console = Console(stderr=True)
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
@@ -45,7 +50,20 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(package_name="neuroprune")
 def main(verbose: bool) -> None:
     """Brain-inspired pruning for PyTorch networks."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    is_main = os.environ.get("RANK", "0") == "0"  # torchrun's other processes log warnings only
+    logging.basicConfig(
+        level=logging.INFO if verbose and is_main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _run_in_process_group(job: Callable[[], Any]) -> tuple[Any, bool]:
+    """Run ``job`` inside the process group torchrun describes (if any); return (its result, is rank 0)."""
+    started = dist_utils.init_from_env()
+    try:
+        return job(), dist_utils.is_main_process()
+    finally:
+        if started:
+            dist_utils.shutdown()
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -136,15 +154,39 @@ def _model_names() -> list[str]:
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
 @click.option("--limit-train", type=int, help="Use only the first N training samples.")
 @click.option("--limit-test", type=int, help="Use only the first N test samples.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the results.")
+@click.option("--measure-latency/--no-measure-latency", default=None, help="Time dense vs compact inference [default: on].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the interrupted run in this folder, as configured in its config.json.")
 @_friendly_errors
-def synaptic_command(config_path: Path | None, out: Path, **options: Any) -> None:
-    """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json."""
+def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Path | None, **options: Any) -> None:
+    """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json.
+
+    Options come from the defaults, then the YAML file of --config, then the flags given.
+    A run writes a checkpoint every epoch; after a crash, `--resume OUT` finishes it with
+    the same result as an uninterrupted run. Under `torchrun --nproc-per-node N -m neuroprune`
+    the N processes share every batch of --batch-size (the global batch).
+    """
     from .runs.synaptic import run_synaptic
 
-    config = load_config(SynapticConfig, config_path, options)
-    result = run_synaptic(config, out, show_progress=sys.stderr.isatty())
-    _print_synaptic_summary(result, out)
+    if resume_dir is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+        given += ["--config"] * (config_path is not None) + ["--out"] * (out is not None and out != resume_dir)
+        if given:
+            raise ConfigError(
+                f"--resume continues the run exactly as {resume_dir}/config.json describes; drop {', '.join(given)}"
+            )
+        config, out = load_run_config(SynapticConfig, resume_dir), resume_dir
+    elif out is None:
+        raise ConfigError("--out is required: the folder for the results (or --resume FOLDER to continue a run)")
+    else:
+        config = load_config(SynapticConfig, config_path, options)
+    folder = out
+    result, is_main = _run_in_process_group(
+        lambda: run_synaptic(config, folder, show_progress=sys.stderr.isatty(), resume=resume_dir is not None)
+    )
+    if is_main:
+        _print_synaptic_summary(result, folder)
 
 
 def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
@@ -163,11 +205,21 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
     row("MACs per sample", f"{result['macs_compact']:,}", f"{result['macs_dense']:,}")
     row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
-    latency = result["latency_ms"]["batch_1"]
-    row("latency batch 1 (ms)", f"{latency['compact']:.3f}", f"{latency['dense']:.3f}")
+    if result["latency_ms"] is not None:
+        latency = result["latency_ms"]["batch_1"]
+        row("latency batch 1 (ms)", f"{latency['compact']:.3f}", f"{latency['dense']:.3f}")
     Console().print(table)
     click.echo(f"results in {out}/result.json")
 
+
+def _register_commands() -> None:
+    """Commands defined in their own modules (one concept each)."""
+    from .cli_export import export_command
+
+    main.add_command(export_command)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

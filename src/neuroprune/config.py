@@ -1,12 +1,14 @@
 """Run configurations: dataclasses filled from defaults, then a YAML file, then CLI flags.
 
-Unknown keys and wrong types are rejected with the key's name; value ranges are checked
-by the objects that use them (they raise ConfigError naming the option).
+Unknown keys, wrong types and out-of-range values are rejected with the key's name, before
+anything runs. Reading never executes anything: YAML is parsed with ``yaml.safe_load``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -18,6 +20,10 @@ import yaml
 from .errors import ConfigError
 
 T = TypeVar("T")
+# A configuration file is a few hundred bytes; refuse to parse anything that cannot be one.
+MAX_CONFIG_BYTES = 1 << 20
+CRITERIA = ("contribution", "presynaptic", "hebbian", "magnitude")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 
 @dataclass
@@ -47,22 +53,32 @@ class SynapticConfig:
     data_root: str | None = None
     limit_train: int | None = None
     limit_test: int | None = None
+    measure_latency: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", "batch_size")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        for name in ("limit_train", "limit_test"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _check_types(self)
+        _check_choice(self, "dataset", DATASETS)
+        _check_choice(self, "optimizer", ("sgd", "adam"))
+        _check_choice(self, "lr_schedule", ("constant", "cosine"))
+        _check_choice(self, "criterion", CRITERIA)
+        _check_positive(self, "epochs", "batch_size", "patience", "check_every")
+        _check_positive(self, "limit_train", "limit_test")
+        _check_range(self, "lr", low=0.0, is_low_open=True)
+        _check_range(self, "momentum", low=0.0, high=1.0, is_high_open=True)
+        _check_range(self, "weight_decay", low=0.0)
+        _check_range(self, "alpha", low=0.0, is_low_open=True)
+        _check_range(self, "max_fraction_per_check", low=0.0, high=1.0, is_low_open=True)
+        _check_range(self, "target_sparsity", low=0.0, high=1.0, is_low_open=True, is_high_open=True)
+        for name in ("seed", "warmup_steps", "min_fan_in"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.stop_step is not None and self.stop_step <= self.warmup_steps:
+            raise ConfigError(f"stop_step must be greater than warmup_steps ({self.warmup_steps}), got {self.stop_step}")
+        from .models import (
+            list_models,  # deferred: the registry imports every model family
+        )
+
+        _check_choice(self, "model", tuple(list_models()))
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
@@ -81,18 +97,62 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
 
 
 def from_dict(cls: type[T], values: dict[str, Any], source: str = "config") -> T:
-    """Validate keys and types of ``values`` against dataclass ``cls`` and build it."""
+    """Validate keys, types and ranges of ``values`` against dataclass ``cls`` and build it.
+
+    Args:
+        cls: a config dataclass such as :class:`SynapticConfig`.
+        values: option name -> value; dashes in names are not accepted here.
+        source: named in error messages (a file name, or "options").
+
+    Returns:
+        The config object.
+
+    Raises:
+        ConfigError: ``values`` is not a mapping, or holds an unknown key, a value of the
+            wrong type, or a value out of range; the message names the key.
+
+    Example:
+        >>> from_dict(SynapticConfig, {"dataset": "digits", "epochs": 2}).epochs
+        2
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source} must be a mapping of option names to values, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted((key for key in values if key not in fields), key=repr)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {source}; valid keys: {', '.join(fields)}")
+    resolved = {}
     for key, value in values.items():
         if not _matches(value, hints[key]):
-            raise ConfigError(f"{key} in {source} must be {_type_name(hints[key])}, got {value!r}")
+            raise ConfigError(f"{key} in {source} must be {_type_name(hints[key])}, got {_short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} in {source} must be a finite number, got {value!r}")
         if isinstance(value, int) and not isinstance(value, bool) and float in _members(hints[key]):
-            values[key] = float(value)
-    return cls(**values)
+            value = float(value)
+        resolved[key] = value
+    try:
+        return cls(**resolved)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in {source})") from None
+
+
+def load_run_config(cls: type[T], folder: str | Path) -> T:
+    """The resolved config a run saved in ``folder/config.json`` (to resume that run).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or its config no longer validates.
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: --resume needs the folder of a run that was started")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ConfigError(f"{path} holds no 'config' mapping; it was not written by a neuroprune run")
+    return from_dict(cls, saved["config"], source=str(path))
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -104,9 +164,21 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {size} bytes; a configuration is far smaller")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # safe_load builds dates and numbers itself; "2001-13-01" raises ValueError, not YAMLError
+        raise ConfigError(f"config file {path} holds a value YAML cannot build: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -139,7 +211,50 @@ def _type_name(hint: Any) -> str:
     return " or ".join("null" if m is type(None) else m.__name__ for m in _members(hint))
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_types(config: Any) -> None:
+    """Fields set directly in Python get the same type check as values from a file."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if not _matches(value, hints[field.name]):
+            raise ConfigError(f"{field.name} must be {_type_name(hints[field.name])}, got {_short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
+
+
+def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(config, name) not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {_short(getattr(config, name))}")
+
+
 def _check_positive(config: Any, *names: str) -> None:
     for name in names:
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+
+
+def _check_range(
+    config: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    is_low_open: bool = False,
+    is_high_open: bool = False,
+) -> None:
+    value = getattr(config, name)
+    if value is None:
+        return
+    is_below = low is not None and (value <= low if is_low_open else value < low)
+    is_above = high is not None and (value >= high if is_high_open else value > high)
+    if is_below or is_above:
+        left = "(" if is_low_open else "["
+        right = ")" if is_high_open or high is None else "]"
+        bounds = f"{left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+        raise ConfigError(f"{name} must be in {bounds}, got {value}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,7 @@ def safe_loads(data: bytes | bytearray, source: str, encoding: str = "bytes") ->
         DatasetError: the pickle names a disallowed global or is not a valid pickle.
     """
     try:
+        _check_declared_sizes(data, source)
         return RestrictedUnpickler(data, source, encoding).load()
     except DatasetError:
         raise
@@ -95,3 +97,65 @@ def safe_loads(data: bytes | bytearray, source: str, encoding: str = "bytes") ->
         raise DatasetError(
             f"{source} is not a readable pickle ({type(exc).__name__}: {exc}); the file is corrupt, get it again"
         ) from None
+
+
+_OPCODES = {op.code.encode("latin1"): op for op in pickletools.opcodes}
+# opcode argument kind -> (bytes of the length prefix, signed)
+_COUNTED = {
+    pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
+    pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+    pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
+    pickletools.TAKEN_FROM_ARGUMENT8U: (8, False),
+}
+_PUTS = ("PUT", "BINPUT", "LONG_BINPUT")
+
+
+def _check_declared_sizes(data: bytes | bytearray, source: str) -> None:
+    """Walk the opcodes and refuse sizes the data cannot back, before the unpickler allocates.
+
+    CPython's unpickler allocates a BINBYTES8/BYTEARRAY8 buffer of the declared length
+    before reading, and grows its memo to twice a PUT index: a few bytes could claim
+    gigabytes. Real pickles number memo entries one after another (from 0, or from 1 as
+    Python 2's cPickle did) and hold the bytes they declare.
+    """
+    pos, end, memo_size = 0, len(data), 0
+    while pos < end:
+        op = _OPCODES.get(bytes(data[pos : pos + 1]))
+        if op is None:
+            raise _corrupt(source, f"unknown opcode at byte {pos}")
+        pos += 1
+        kind, arg_name = (op.arg.n, op.arg.name) if op.arg is not None else (0, "")
+        value = None
+        if kind > 0:
+            value, pos = bytes(data[pos : pos + kind]), pos + kind
+        elif kind == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if arg_name == "stringnl_noescape_pair" else 1):
+                newline = data.find(b"\n", pos)
+                if newline < 0:
+                    pos = end + 1  # reported as truncated below
+                    break
+                value, pos = bytes(data[pos:newline]), newline + 1
+        elif kind in _COUNTED:
+            size, is_signed = _COUNTED[kind]
+            length = int.from_bytes(data[pos : pos + size], "little", signed=is_signed)
+            pos += size
+            if length < 0 or pos + length > end:
+                raise _corrupt(source, f"a {op.name} declares {length} bytes, more than the file holds")
+            pos += length
+        if pos > end:
+            raise _corrupt(source, f"truncated {op.name}")
+        if op.name == "FRAME" and value is not None and pos + int.from_bytes(value, "little") > end:
+            raise _corrupt(source, "a frame declares more bytes than the file holds")
+        if op.name in _PUTS and value is not None:
+            index = int(value) if op.name == "PUT" else int.from_bytes(value, "little")
+            if index > memo_size + 1:
+                raise _corrupt(source, f"memo index {index} skips ahead of {memo_size} entries")
+            memo_size = max(memo_size, index + 1)
+        elif op.name == "MEMOIZE":
+            memo_size += 1
+        elif op.name == "STOP":
+            return
+
+
+def _corrupt(source: str, detail: str) -> DatasetError:
+    return DatasetError(f"{source} is not a readable pickle ({detail}); the file is corrupt, get it again")

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import DatasetError
 from ._normalize import background
+from ._sampler import EpochBatchSampler
 from .arrays import load_arrays
 from .info import canonical_name, check_split, dataset_info
 
@@ -24,6 +25,8 @@ def create_loader(
     limit: int | None = None,
     pad_to: int | None = None,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader[tuple[torch.Tensor, ...]]:
     """Build a DataLoader over a whole split held in memory.
 
@@ -33,16 +36,25 @@ def create_loader(
     Args:
         name: one of :data:`~neuroprune.data.DATASETS`.
         split: ``"train"`` or ``"test"``.
-        batch_size: samples per batch, at least 1.
+        batch_size: samples per batch, at least 1; with ``world_size > 1`` the global batch
+            that all processes share.
         root: where the data lives; see :func:`~neuroprune.data.load_arrays`.
         shuffle: reshuffle every epoch; defaults to True for train and False for test.
-        seed: seeds the shuffling: the same seed gives the same batches, epoch after epoch.
+        seed: seeds the shuffling. Epoch ``e``'s order is a pure function of ``(seed, e)``;
+            iterating moves on to the next epoch, and ``loader.sampler.set_epoch(e)`` (which
+            :func:`~neuroprune.engine.fit` calls) jumps to any epoch, so a resumed run sees
+            the same batches as an uninterrupted one.
         limit: keep only the first ``limit`` samples (before shuffling), for quick runs.
         pad_to: pad images symmetrically with black (zero-valued) pixels to
             ``pad_to x pad_to``, e.g. 28 -> 32 for networks made for 32-pixel inputs. The
             padding takes the value a zero pixel has after normalisation, so it matches the
             images' black background. Odd margins put the extra pixel at the bottom/right.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
+        rank: this process's index among ``world_size`` data-parallel processes.
+        world_size: processes sharing every global batch: each yields its own contiguous
+            shard of the same batch (every process uses the same ``seed``). For the train
+            split, shards are equal, so a last batch that does not divide evenly loses up to
+            ``world_size - 1`` samples; the test split is covered exactly once.
 
     Returns:
         A DataLoader yielding ``(images float32 (B, C, H, W), labels int64 (B,))``.
@@ -71,6 +83,11 @@ def create_loader(
             )
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise DatasetError(f"seed must be an integer, got {seed!r}")
+    _check_positive("world_size", world_size)
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+        raise DatasetError(f"rank must be an integer in 0..{world_size - 1}, got {rank!r}")
+    if batch_size < world_size:
+        raise DatasetError(f"batch_size={batch_size} cannot be shared by world_size={world_size} processes")
 
     images, labels = load_arrays(name, split, root)
     if limit is not None and limit < len(labels):
@@ -84,15 +101,19 @@ def create_loader(
         )
 
     dataset = TensorDataset(images, labels)
-    is_shuffled = split == "train" if shuffle is None else shuffle
-    sampler = (
-        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-        if is_shuffled
-        else SequentialSampler(dataset)
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size,
+        seed=seed,
+        shuffle=split == "train" if shuffle is None else shuffle,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
+        even_shards=split == "train",
     )
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch_size, drop_last),
+        sampler=sampler,
         batch_size=None,  # the sampler yields index lists; the dataset is indexed with each list
         collate_fn=_keep_batch,
         # DataLoader draws a base seed per epoch; its own generator keeps that off the global RNG.

@@ -1,45 +1,182 @@
-"""Periodic training checkpoints, written atomically and loaded without unpickling code."""
+"""Periodic training checkpoints, written atomically and loaded without unpickling code.
+
+A checkpoint holds everything an interrupted run needs to go on exactly as if it had not
+stopped: model weights, optimizer state (momentum), the pruner's masks, counters and
+activity sums, the state of other stateful callbacks (the learning-rate schedule), every
+rank's RNG states, the epoch and step, and the history so far. The data order needs no
+state: :func:`~neuroprune.data.create_loader` derives epoch ``e``'s batches from
+``(seed, e)`` alone, and :func:`~neuroprune.engine.fit` tells the loader which epoch comes.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from .. import distributed as dist_utils
 from .._io import load_torch, save_torch
+from ..errors import ModelError
 from ..synaptic.masks import plain_state_dict
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 2
 
 
 class Checkpointer:
-    """Callback that saves model, optimizer, pruner state, RNG and progress every epoch.
+    """Callback that saves the training state at the end of every epoch.
 
-    The file is replaced atomically, so a crash (or a NaN loss) leaves the last good
-    checkpoint intact.
+    The file is replaced atomically, so a crash, SIGKILL or NaN loss leaves the last good
+    checkpoint intact. Under data-parallel training every rank must carry the callback
+    (RNG states are gathered from all ranks), and rank 0 alone writes the file.
 
     Args:
         path: the checkpoint file (e.g. ``run/checkpoint.pt``).
-        pruner: an object with ``state_dict()`` (a SynapticPruner) to save alongside.
+        pruner: a SynapticPruner (or anything with ``state_dict()``) saved under ``"pruner"``.
+        states: more objects with ``state_dict()``/``load_state_dict()`` to save by name,
+            e.g. ``{"lr_schedule": EpochLRScheduler(...)}``.
+
+    Example:
+        >>> fit(model, loader, epochs=5, callbacks=[pruner, Checkpointer("run/checkpoint.pt", pruner)])
     """
 
-    def __init__(self, path: str | Path, pruner: Any | None = None) -> None:
+    def __init__(self, path: str | Path, pruner: Any | None = None, *, states: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.pruner = pruner
+        self.states = dict(states or {})
 
-    def on_epoch_end(self, trainer: Any) -> None:
-        state = {
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.pruner is not None and hasattr(self.pruner, "synchronize_statistics"):
+            self.pruner.synchronize_statistics()  # one copy of the activity sums stands for all ranks
+        rng = dist_utils.gather_objects(_rng_state())
+        if not dist_utils.is_main_process():
+            return
+        state: dict[str, Any] = {
+            "format": FORMAT_VERSION,
             "model": plain_state_dict(trainer.model),
             "optimizer": trainer.optimizer.state_dict(),
             "epoch": trainer.epoch,
             "step": trainer.step,
             "history": trainer.history + [trainer._pending],
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": rng[0]["torch"],
+            "rng": rng,
+            "world_size": dist_utils.world_size(),
+            "states": {name: obj.state_dict() for name, obj in self.states.items()},
         }
         if self.pruner is not None:
             state["pruner"] = self.pruner.state_dict()
-        save_torch(self.path, state)
+        save_torch(self.path, _to_cpu(state))
+        log.debug("checkpoint for epoch %d written to %s", trainer.epoch, self.path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :class:`Checkpointer` (plain tensors only)."""
+    """Read a checkpoint written by :class:`Checkpointer` (plain tensors only).
+
+    Raises:
+        ModelError: the file is missing, corrupt, or carries pickled code or objects.
+    """
     return load_torch(path)
+
+
+def resume(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    pruner: Any | None = None,
+    states: Mapping[str, Any] | None = None,
+) -> Trainer:
+    """Restore a checkpoint into freshly built objects and return the Trainer to continue.
+
+    Build the model, pruner, optimizer and callbacks exactly as the original run did, then
+    call this and pass the result to ``fit(..., trainer=trainer)``.
+
+    Args:
+        path: a file written by :class:`Checkpointer`.
+        model: the network, with the pruner's masks already attached if it had any.
+        optimizer: the optimizer over the same parameters, in the same order.
+        pruner: receives the saved pruner state (masks, counters, activity, step).
+        states: objects saved under these names by the Checkpointer's ``states``.
+
+    Returns:
+        A :class:`Trainer` at the saved epoch and step, with the saved history.
+
+    Raises:
+        ModelError: the checkpoint is unreadable or does not fit these objects.
+
+    Example:
+        >>> trainer = resume("run/checkpoint.pt", model, optimizer, pruner=pruner)
+        >>> fit(model, loader, epochs=10, callbacks=[pruner], trainer=trainer)
+    """
+    state = load_checkpoint(path)
+    for key in ("model", "optimizer", "epoch", "step", "history"):
+        if key not in state:
+            raise ModelError(f"{path} is not a training checkpoint: it has no {key!r}")
+    if pruner is not None:
+        if "pruner" not in state:
+            raise ModelError(f"{path} holds no pruner state, but the run has a pruner")
+        pruner.load_state_dict(state["pruner"])
+    _load_plain_state(model, state["model"], str(path))
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"the optimizer state in {path} does not fit this optimizer: {exc}") from None
+    saved_states = state.get("states", {})
+    for name, obj in (states or {}).items():
+        if name not in saved_states:
+            raise ModelError(f"{path} holds no state named {name!r} (it has {sorted(saved_states)})")
+        obj.load_state_dict(saved_states[name])
+    _restore_rng(state, str(path))
+    return Trainer(model, optimizer, epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]))
+
+
+def _load_plain_state(model: nn.Module, plain: dict[str, torch.Tensor], source: str) -> None:
+    """Load a :func:`plain_state_dict` back, mapping ``fc1.weight`` to a parametrized module's storage."""
+    real_keys = {key.replace(".parametrizations.weight.original", ".weight"): key for key in model.state_dict()}
+    if set(real_keys) != set(plain):
+        raise ModelError(
+            f"the model weights in {source} do not fit this model: missing {sorted(set(real_keys) - set(plain))}, "
+            f"unexpected {sorted(set(plain) - set(real_keys))}"
+        )
+    device = next(model.parameters()).device
+    try:
+        model.load_state_dict({real_keys[key]: value.to(device) for key, value in plain.items()})
+    except RuntimeError as exc:
+        raise ModelError(f"the model weights in {source} do not fit this model: {exc}") from None
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+    }
+
+
+def _restore_rng(state: dict[str, Any], source: str) -> None:
+    saved = state.get("rng")
+    if saved is None:  # an older checkpoint: rank 0's CPU state only
+        torch.set_rng_state(state["torch_rng"])
+        return
+    if len(saved) != dist_utils.world_size():
+        log.warning("%s was written by %d processes, this run has %d: RNG states start from rank 0's",
+                    source, len(saved), dist_utils.world_size())
+    mine = saved[dist_utils.rank() if dist_utils.rank() < len(saved) else 0]
+    torch.set_rng_state(mine["torch"])
+    if mine["cuda"] and torch.cuda.is_available() and len(mine["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(mine["cuda"])
+
+
+def _to_cpu(value: Any) -> Any:
+    """The same nested structure with every tensor on the CPU (checkpoints load anywhere)."""
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(item) for item in value)
+    return value

@@ -3,6 +3,11 @@
 Events, in order: ``on_train_begin``, then per batch ``on_step_end`` (after the
 optimizer step), per epoch ``on_epoch_end`` (after evaluation), and ``on_train_end``.
 A callback is any object with some of these methods; each receives the :class:`Trainer`.
+
+Under ``torchrun`` (a running ``torch.distributed`` process group), :func:`fit` trains
+data-parallel: the model is wrapped in ``DistributedDataParallel`` for the training passes,
+every rank loads its own shard of each global batch, and the loss each step reports is the
+mean over all ranks, so every rank stops at the same step when it becomes NaN.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import distributed as dist_utils
 from ..errors import NeuropruneError
 
 log = logging.getLogger(__name__)
@@ -56,23 +62,49 @@ class EpochLRScheduler:
         self.scheduler.step()
         trainer.log(lr=self.scheduler.get_last_lr()[0])
 
+    def state_dict(self) -> dict[str, Any]:
+        """The wrapped scheduler's state (saved in checkpoints)."""
+        return self.scheduler.state_dict()
 
-def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable = nn.functional.cross_entropy) -> dict[str, float]:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.scheduler.load_state_dict(state)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    *,
+    distributed: bool = False,
+) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``loader`` (eval mode, no gradients).
+
+    Args:
+        model: the network; batches are moved to its device.
+        loader: yields ``(inputs, targets)``.
+        loss_fn: ``loss_fn(outputs, targets, reduction="sum")``.
+        distributed: sum the counts over all processes (a collective: every rank calls
+            it), so each rank may hold its own shard of the data.
 
     Returns:
         ``{"loss": float, "accuracy": float}`` with accuracy in [0, 1].
     """
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     total, correct, loss_sum = 0, 0, 0.0
     with torch.inference_mode():
         for x, y in loader:
+            x, y = _to_device(x, device), _to_device(y, device)
             out = model(x)
             loss_sum += float(loss_fn(out, y, reduction="sum"))
             correct += int((out.argmax(dim=1) == y).sum())
             total += len(y)
     model.train(was_training)
+    if distributed:
+        sums = torch.tensor([loss_sum, correct, total], dtype=torch.float64, device=device)
+        loss_sum, correct, total = dist_utils.all_reduce_sum_(sums).tolist()
     if total == 0:
         raise NeuropruneError("the evaluation data set is empty")
     return {"loss": loss_sum / total, "accuracy": correct / total}
@@ -91,6 +123,7 @@ def fit(
     show_progress: bool = False,
     start_epoch: int = 0,
     trainer: Trainer | None = None,
+    distributed: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
 
@@ -106,13 +139,18 @@ def fit(
         show_progress: draw a progress bar on the terminal.
         start_epoch: epochs already done (when resuming).
         trainer: a Trainer to continue (when resuming); overrides ``optimizer``.
+        distributed: train data-parallel over the running process group; None (default)
+            does so whenever one with more than one process is running. Every rank must call
+            ``fit`` with its own shard of the data (``create_loader(..., rank=, world_size=)``);
+            ``eval_loader`` may be a shard too, since evaluation sums over all ranks.
 
     Returns:
         One dict per epoch: ``epoch``, ``train_loss``, ``seconds``, ``test_accuracy``,
         ``test_loss`` and whatever callbacks logged.
 
     Raises:
-        TrainingDiverged: the loss became NaN or infinite; training stops at once.
+        TrainingDiverged: the loss became NaN or infinite; training stops at once (on every
+            rank, at the same step).
 
     Example:
         >>> history = fit(model, loader, epochs=3, lr=0.05, eval_loader=test_loader)
@@ -122,16 +160,24 @@ def fit(
     if trainer is None:
         optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         trainer = Trainer(model, optimizer, epoch=start_epoch)
+    is_distributed = dist_utils.is_distributed() if distributed is None else distributed
+    device = _device_of(model)
+    # Callbacks keep seeing the plain model; only the training passes go through DDP.
+    forward = _data_parallel(model, device) if is_distributed else model
+    world = dist_utils.world_size() if is_distributed else 1
     _emit(callbacks, "on_train_begin", trainer)
-    progress = _Progress(show_progress, total=(epochs - trainer.epoch) * _safe_len(train_loader))
+    is_shown = show_progress and dist_utils.is_main_process()
+    progress = _Progress(is_shown, total=(epochs - trainer.epoch) * _safe_len(train_loader))
     try:
         while trainer.epoch < epochs and not trainer.should_stop:
             started, loss_sum, batches = time.perf_counter(), 0.0, 0
             model.train()
+            _set_epoch(train_loader, trainer.epoch)
             for x, y in train_loader:
+                x, y = _to_device(x, device), _to_device(y, device)
                 trainer.optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                value = float(loss.detach())
+                loss = loss_fn(forward(x), y)
+                value = _mean_over_ranks(loss, world) if is_distributed else float(loss.detach())
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"the training loss became {value} at epoch {trainer.epoch + 1}, step {trainer.step + 1}; "
@@ -149,17 +195,58 @@ def fit(
             record["train_loss"] = loss_sum / max(batches, 1)
             record["seconds"] = time.perf_counter() - started
             if eval_loader is not None:
-                scores = evaluate(model, eval_loader, loss_fn)
+                scores = evaluate(model, eval_loader, loss_fn, distributed=is_distributed)
                 record["test_loss"], record["test_accuracy"] = scores["loss"], scores["accuracy"]
             trainer._pending = record
             _emit(callbacks, "on_epoch_end", trainer)
             trainer.history.append(trainer._pending)
-            log.info("epoch %d: %s", trainer.epoch, _summary(trainer._pending))
+            if dist_utils.is_main_process():
+                log.info("epoch %d: %s", trainer.epoch, _summary(trainer._pending))
             trainer._pending = {}
         _emit(callbacks, "on_train_end", trainer)
     finally:
         progress.close()
     return trainer.history
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped for data-parallel training; its parameters start as rank 0's."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _mean_over_ranks(loss: torch.Tensor, world: int) -> float:
+    """The batch loss averaged over ranks: what a single process on the global batch reports."""
+    total = loss.detach().clone().reshape(1)
+    dist_utils.all_reduce_sum_(total)
+    return float(total) / world
+
+
+def _set_epoch(loader: Iterable, epoch: int) -> None:
+    """Tell a sampler that orders batches by epoch which epoch comes (so resuming replays it)."""
+    parts: tuple[Any, ...] = (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None))
+    for part in parts:
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
+            return
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Move a tensor, or the tensors in a tuple or list, to ``device`` (no copy on the CPU)."""
+    if device.type == "cpu":
+        return value
+    if torch.is_tensor(value):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -186,7 +273,12 @@ class _Progress:
     def __init__(self, enabled: bool, total: int) -> None:
         self._bar = None
         if enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), transient=True)
             self._task = self._bar.add_task("training", total=total or None)

@@ -1,7 +1,14 @@
-"""``neuroprune synaptic``: train with synaptic pruning (and optionally without), compact, report."""
+"""``neuroprune synaptic``: train with synaptic pruning (and optionally without), compact, report.
+
+Runs in one process or data-parallel under ``torchrun`` (one process per CPU share or GPU):
+``batch_size`` is the global batch, which the processes share, so the training and the
+pruning decisions are those of a single process up to float rounding. Rank 0 writes every
+file. Each training run leaves a per-epoch checkpoint; ``resume=True`` continues from it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -9,38 +16,77 @@ from typing import Any
 
 import torch
 
+from .. import distributed as dist_utils
 from .._io import save_model, write_json
 from ..config import SynapticConfig, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
+from ..engine import resume as resume_training
+from ..errors import ConfigError, NeuropruneError
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
 from ..synaptic import SynapticPruner
-from ._common import environment, lr_schedule_callbacks, make_optimizer, seeded_model, write_history_csv
+from ._common import (
+    environment,
+    lr_schedule_callbacks,
+    make_optimizer,
+    seeded_model,
+    write_history_csv,
+)
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
 LATENCY_BATCH = 256
+CHECKPOINT = "checkpoint.pt"
+DENSE_CHECKPOINT = "dense_checkpoint.pt"
 
 
-def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: bool = False) -> dict[str, Any]:
+def run_synaptic(
+    config: SynapticConfig, out_dir: str | Path, *, show_progress: bool = False, resume: bool = False
+) -> dict[str, Any]:
     """Run one synaptic-pruning experiment and write its files into ``out_dir``.
 
-    Files: ``result.json``, ``history.csv``, ``config.json`` (resolved config and
-    environment), ``model.safetensors`` + ``model.json`` (the compacted model),
-    ``checkpoint.pt`` (the last epoch of the pruned run).
+    Files: ``result.json``, ``history.csv``, ``config.json`` (resolved config, seed,
+    environment and process count), ``model.safetensors`` + ``model.json`` (the compacted
+    model), ``checkpoint.pt`` (the pruned run's last finished epoch) and, with
+    ``compare_dense``, ``dense_checkpoint.pt``.
+
+    Args:
+        config: the resolved configuration.
+        out_dir: folder for the results; every rank must see the same folder when resuming.
+        show_progress: draw a progress bar (rank 0 only).
+        resume: continue each training run from its checkpoint in ``out_dir`` where there is
+            one (the interrupted epoch restarts from its beginning, with the same batches).
 
     Returns:
-        The contents of ``result.json``.
+        The contents of ``result.json`` on rank 0; an empty dict on the other ranks.
+
+    Raises:
+        ConfigError: ``batch_size`` does not divide among the processes.
+        TrainingDiverged: the loss became NaN or infinite (the checkpoints stay loadable).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"config": to_dict(config), "environment": environment()})
+    rank, world = dist_utils.rank(), dist_utils.world_size()
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
+    if dist_utils.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            _remove_stale_checkpoints(out)
+            write_json(out / "config.json", {
+                "config": to_dict(config), "seed": config.seed, "environment": environment(),
+                "processes": {"world_size": world, "backend": _backend()},
+            })
+    dist_utils.barrier()  # stale checkpoints are gone before any rank looks for one
     info = dataset_info(config.dataset)
     train = create_loader(
-        config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed, limit=config.limit_train
+        config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+        limit=config.limit_train, rank=rank, world_size=world,
     )
-    test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test)
+    test = create_loader(
+        config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
+    )
+    device = dist_utils.device()
 
     def build() -> torch.nn.Module:
         return create_model(
@@ -50,16 +96,17 @@ def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: 
     dense: dict[str, Any] | None = None
     if config.compare_dense:
         log.info("training the dense network")
-        dense_model = seeded_model(build, config.seed)
-        dense_history = _train(dense_model, config, train, test, [], show_progress)
+        dense_model = seeded_model(build, config.seed).to(device)
+        dense_history = _train(dense_model, config, train, test, None, out / DENSE_CHECKPOINT, resume, show_progress)
         dense = {
             "test_accuracy": dense_history[-1]["test_accuracy"],
             "train_seconds": sum(r["seconds"] for r in dense_history),
             "history": dense_history,
         }
+        del dense_model
 
     log.info("training with synaptic pruning")
-    model = seeded_model(build, config.seed)
+    model = seeded_model(build, config.seed).to(device)
     pruner = SynapticPruner(
         model,
         criterion=config.criterion,
@@ -72,10 +119,13 @@ def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: 
         max_fraction_per_check=config.max_fraction_per_check,
         target_sparsity=config.target_sparsity,
     )
-    history = _train(model, config, train, test, [pruner, Checkpointer(out / "checkpoint.pt", pruner)], show_progress)
+    history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
     pruner.remove_hooks()
+    masks_identical = _masks_identical_across_ranks(pruner)
+    if not dist_utils.is_main_process():
+        return {}
 
-    model.eval()
+    model = model.cpu().eval()
     small = pruner.compact().eval()
     example = next(iter(test))[0]
     with torch.inference_mode():
@@ -100,7 +150,8 @@ def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: 
         "macs_compact": count_macs(small, example[:1]),
         "compact_max_abs_diff": compact_error,
         "train_seconds": sum(r["seconds"] for r in history),
-        "latency_ms": _latency(dense_arch, small, example),
+        "latency_ms": _latency(dense_arch, small, example) if config.measure_latency else None,
+        "processes": {"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
         "history": history,
         "checks": pruner.history,
         "pruner": {
@@ -122,19 +173,61 @@ def run_synaptic(config: SynapticConfig, out_dir: str | Path, *, show_progress: 
     return result
 
 
-def _train(model, config: SynapticConfig, train, test, callbacks, show_progress: bool) -> list[dict[str, Any]]:
+def _train(
+    model: torch.nn.Module,
+    config: SynapticConfig,
+    train: Any,
+    test: Any,
+    pruner: SynapticPruner | None,
+    checkpoint: Path,
+    resume: bool,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    """Train ``model`` (with ``pruner`` as a callback, if any), checkpointing every epoch."""
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
-    callbacks = [*callbacks, *lr_schedule_callbacks(optimizer, config.lr_schedule, config.epochs)]
+    schedule = lr_schedule_callbacks(optimizer, config.lr_schedule, config.epochs)
+    states = {f"lr_schedule_{index}": callback for index, callback in enumerate(schedule)}
+    # The checkpointer goes last, so it saves the state after the epoch's pruning and LR step.
+    callbacks = [*([pruner] if pruner is not None else []), *schedule, Checkpointer(checkpoint, pruner, states=states)]
+    trainer = None
+    if resume and checkpoint.is_file():
+        trainer = resume_training(checkpoint, model, optimizer, pruner=pruner, states=states)
+        log.info("resuming %s at epoch %d of %d", checkpoint.name, trainer.epoch + 1, config.epochs)
     return fit(
         model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test, callbacks=callbacks,
-        show_progress=show_progress,
+        show_progress=show_progress, trainer=trainer,
     )
+
+
+def _remove_stale_checkpoints(out: Path) -> None:
+    """A fresh run must never resume from an older run's checkpoints left in the same folder."""
+    for name in (CHECKPOINT, DENSE_CHECKPOINT):
+        if (out / name).exists():
+            log.warning("removing %s from an earlier run in %s", name, out)
+            (out / name).unlink()
+
+
+def _masks_identical_across_ranks(pruner: SynapticPruner) -> bool:
+    """Compare a digest of every rank's masks (True when there is one process)."""
+    digest = hashlib.sha256()
+    for name in pruner.layers:
+        digest.update(pruner.mask(name).to(torch.uint8).cpu().numpy().tobytes())
+    digests = dist_utils.gather_objects(digest.hexdigest())
+    if len(set(digests)) != 1:
+        raise NeuropruneError(f"the processes ended with different masks (digests {digests}); please report this")
+    return True
+
+
+def _backend() -> str | None:
+    return torch.distributed.get_backend() if dist_utils.is_distributed() else None
 
 
 def _per_layer(pruner: SynapticPruner, small: torch.nn.Module) -> list[dict[str, Any]]:
     """Pruned connections per layer, and units the compaction removed."""
     compact_widths = {
-        name: module.weight.shape[0] for name, module in small.named_children() if hasattr(module, "weight")
+        name: module.weight.shape[0]
+        for name, module in small.named_children()
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))
     }
     rows = []
     for row in pruner.layer_summary():

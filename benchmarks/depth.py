@@ -1,0 +1,212 @@
+"""Depth-pruning benchmark on Fashion-MNIST (padded to 32x32): base vs depth cut vs peers.
+
+For each model: train a base network; search depth cuts (short translator-only recovery
+each, scored with tau * accuracy + (1 - tau) * (1 - latency / latency_base)); fully recover
+the best cut that is at least ``--speedup`` times faster at batch 1 (translator, then
+fine-tuning with distillation); compare with
+  * nn.Identity replacing the largest span whose shapes already match, same recovery;
+  * Torch-Pruning channel pruning of the base model at the depth cut's MACs, same fine-tuning;
+  * a milder depth cut followed by channel pruning to the same MACs, same fine-tuning.
+Latency: CPU, median of repeated runs after warm-up, batch 1 and 64, all models timed
+one after another in the same process at the end.
+
+Usage:
+    PYTHONPATH=src python benchmarks/depth.py --out benchmarks/results
+Needs: `neuroprune data fetch fashion-mnist`, `pip install torch==2.13.0 torch-pruning`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuroprune.data import create_loader
+from neuroprune.depth import (
+    Budgets,
+    DepthPruner,
+    TrainConfig,
+    boundaries,
+    fine_tune,
+    prune_channels_to_macs,
+    recover,
+    search_cuts,
+)
+from neuroprune.depth.graph_spec import save_graph_model
+from neuroprune.depth.init import init_translator
+from neuroprune.engine import evaluate
+from neuroprune.metrics import count_macs, count_params, measure_latency
+from neuroprune.runs._common import environment
+from neuroprune.runs.train import run_train
+
+DATASET = "fashion-mnist"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="vgg16:0.25,resnet56:0.25", help="name:width, comma separated")
+    parser.add_argument("--limit-train", type=int, default=4000)
+    parser.add_argument("--limit-test", type=int, default=2000)
+    parser.add_argument("--search-train", type=int, default=1000, help="samples for each candidate's short recovery")
+    parser.add_argument("--epochs", type=int, default=6, help="base training epochs")
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--max-evaluated", type=int, default=8)
+    parser.add_argument("--speedup", type=float, default=2.0, help="required batch-1 latency ratio of the depth cut")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads when timing the final models")
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads for training and the search (one thread suffers least on a busy machine)")
+    parser.add_argument("--reuse-base", action="store_true", help="load a base model trained by an earlier run")
+    parser.add_argument("--boundary-stride", type=int, default=1,
+                        help="search only cuts whose origin and destination are every k-th boundary (fewer candidates)")
+    parser.add_argument("--translator-init", choices=["lstsq", "random"], default="random",
+                        help="start of every translator: random (authors) or least-squares fit to the base model")
+    parser.add_argument("--name", default="depth", help="stem of the result files")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only combine these result JSON files into --name")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/neuroprune_bench_depth"))
+    args = parser.parse_args()
+    if args.merge:
+        merged: dict[str, Any] = {"dataset": DATASET, "runs": [], "models": {}}
+        for path in args.merge:
+            part = json.loads(path.read_text())
+            merged["runs"].append({"file": path.name, "settings": part["settings"], "environment": part["environment"]})
+            for key, model in part["models"].items():
+                merged["models"][f"{key} ({model.get('translator_init', 'random')} init)"] = model
+        merged["settings"] = {"merged": [p.name for p in args.merge]}
+        write(merged, args.out, args.name)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.train_threads)
+    results: dict[str, Any] = {"dataset": DATASET, "settings": {k: str(v) for k, v in vars(args).items()},
+                               "environment": environment(), "models": {}}
+    for item in args.models.split(","):
+        name, width = item.split(":")
+        started = time.perf_counter()
+        results["models"][item] = bench_model(name, float(width), args)
+        results["models"][item]["wall_seconds"] = time.perf_counter() - started
+        write(results, args.out, args.name)  # after every model, so a partial run still leaves results
+
+
+def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, Any]:
+    log = logging.getLogger("bench")
+    torch.manual_seed(0)
+    config = TrainConfig(model=name, dataset=DATASET, width=width, pad_to=32, epochs=args.epochs, lr=0.05,
+                         limit_train=args.limit_train, limit_test=args.limit_test)
+    folder = args.work / f"{name}_{width}"
+    if args.reuse_base and (folder / "result.json").is_file():
+        trained = json.loads((folder / "result.json").read_text())
+        log.info("reusing the base model in %s", folder)
+    else:
+        trained = run_train(config, folder)
+    from neuroprune.runs.train import load_trained, model_options
+
+    base, _ = load_trained(name, args.work / f"{name}_{width}", model_options(DATASET, width, 32))
+    train = create_loader(DATASET, "train", 128, seed=0, limit=args.limit_train, pad_to=32)
+    short = create_loader(DATASET, "train", 128, seed=1, limit=args.search_train, pad_to=32)
+    test = create_loader(DATASET, "test", 1000, limit=args.limit_test, pad_to=32)
+    x = next(iter(test))[0][:1]
+    pruner = DepthPruner(base, example_inputs=x)
+    base_b1 = measure_latency(base, x, repeats=args.repeats).median_ms  # at --train-threads, as the search times
+    # Budget 0.75x: the evaluated spread covers cuts above the 2x target too (for the composite).
+    started = time.perf_counter()
+    names = [u.name for u in pruner.units]
+    kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+    kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+    spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
+    found = search_cuts(pruner, short, test, budgets=Budgets(max_latency_ms=0.75 * base_b1), efficiency="latency",
+                        translator_epochs=1, max_evaluated=args.max_evaluated, latency_repeats=10, spans=spans,
+                        translator_init=args.translator_init)
+    search_seconds = time.perf_counter() - started
+    evaluated = [r for r in found.rows if r["accuracy"] is not None]
+    fast = [r for r in evaluated if r["latency_ms"] <= found.base["latency_ms"] / args.speedup] or evaluated
+    mild = [r for r in evaluated if r not in fast] or evaluated
+    depth_row, mild_row = fast[0], mild[0]  # rows are sorted by score
+    log.info("%s: depth cut %s, mild cut %s", name, depth_row["cut"], mild_row["cut"])
+
+    ft = args.finetune_epochs
+    variants: dict[str, dict[str, Any]] = {}
+
+    def finish(label: str, model: torch.nn.Module, phases: list[Any], extra: dict[str, Any]) -> None:
+        variants[label] = {"model": model, "accuracy": evaluate(model, test)["accuracy"], "params": count_params(model),
+                           "macs": count_macs(model, x), "recovery": [p.to_dict() for p in phases], **extra}
+        log.info("%s %s: accuracy %.4f", name, label, variants[label]["accuracy"])
+
+    teacher = copy.deepcopy(base).eval()
+    variants["base"] = {"model": base, "accuracy": evaluate(base, test)["accuracy"], "params": count_params(base),
+                        "macs": count_macs(base, x), "recovery": [], "train_seconds": trained["train_seconds"]}
+    def cut(row: dict[str, Any]) -> torch.nn.Module:
+        model = pruner.plan(row["cut"]).apply()
+        if args.translator_init == "lstsq":
+            init_translator(model, base, pruner.span(row["cut"]), train)
+        return model
+
+    small = cut(depth_row)
+    phases = recover(small, train, translator_epochs=1, finetune_epochs=ft, teacher=teacher, eval_loader=test)
+    finish("depth (search)", small, phases, {"cut": depth_row["cut"], "translator": depth_row["translator"],
+                                             "accuracy_after_search": depth_row["accuracy"]})
+
+    identity = [s for s in pruner.candidates() if s.is_identity_possible]
+    if identity:
+        span = max(identity, key=lambda s: s.macs_removed)
+        small = pruner.plan(span.cut, bridge="identity").apply()
+        finish("identity", small, [fine_tune(small, train, epochs=ft, teacher=teacher, eval_loader=test)],
+               {"cut": span.cut})
+
+    target = variants["depth (search)"]["macs"]
+    narrow, ratio = prune_channels_to_macs(base, x, target)
+    finish("torch-pruning (same MACs)", narrow, [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
+           {"channel_ratio": ratio})
+
+    mild_model = cut(mild_row)
+    phases = recover(mild_model, train, translator_epochs=1, finetune_epochs=0)
+    composite, ratio = prune_channels_to_macs(mild_model, x, target)
+    phases.append(fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test))
+    finish("depth + channels (same MACs)", composite, phases, {"cut": mild_row["cut"], "channel_ratio": ratio})
+
+    # Time every variant in turn, twice, keeping the lower median: other load on the machine only adds time.
+    for _ in range(2):
+        for entry in variants.values():
+            for batch in (1, 64):
+                ms = measure_latency(entry["model"], x.repeat(batch, 1, 1, 1), repeats=args.repeats,
+                                     threads=args.threads).median_ms
+                key = f"latency_ms_b{batch}"
+                entry[key] = min(ms, entry.get(key, float("inf")))
+    for label, entry in variants.items():  # kept so latency can be timed again on a quiet machine
+        save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=label.split(" ")[0])
+    rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
+    return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, "search_seconds": search_seconds,
+            "search_candidates": len(found.rows), "search_evaluated": len(evaluated),
+            "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
+                            for r in evaluated]}
+
+
+def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["# Depth pruning on Fashion-MNIST (32x32)", "",
+             f"Settings: {json.dumps(results['settings'])}", ""]
+    for key, model in results["models"].items():
+        variants = model["variants"]
+        base = variants["base"]
+        lines += [f"## {key} (wall {model.get('wall_seconds', 0) / 60:.1f} min)", "",
+                  "| variant | accuracy | params | MACs | latency b1 (ms) | speedup b1 | latency b64 (ms) | speedup b64 | detail |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, row in variants.items():
+            detail = ", ".join(f"{k}={row[k]}" for k in ("cut", "translator", "channel_ratio") if k in row)
+            lines.append(
+                f"| {label} | {100 * row['accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
+                f"{row['latency_ms_b1']:.2f} | {base['latency_ms_b1'] / row['latency_ms_b1']:.2f}x | "
+                f"{row['latency_ms_b64']:.1f} | {base['latency_ms_b64'] / row['latency_ms_b64']:.2f}x | {detail} |")
+        lines.append("")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

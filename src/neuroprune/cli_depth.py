@@ -1,0 +1,191 @@
+"""The ``neuroprune train`` and ``neuroprune depth`` commands (registered on the main CLI group).
+
+``neuroprune depth --cut A:B ...`` / ``--search`` runs depth pruning; ``neuroprune depth
+candidates`` lists the cuts and ``neuroprune depth search`` is the same run as ``--search``.
+Every command accepts ``--config FILE.yaml``; flags override the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_config
+from .depth.config import DepthConfig, TrainConfig
+from .errors import NeuropruneError
+
+console = Console(stderr=True)
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print NeuropruneError as one line and exit with status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NeuropruneError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(function: Any) -> Any:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+_MODEL_OPTIONS = _options(
+    click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options."),
+    click.option("--model", type=str, help="Registered model (see `neuroprune models`)."),
+    click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: fashion-mnist]."),
+    click.option("--width", type=float, help="Channel width multiplier [default: 1]."),
+    click.option("--pad-to", type=int, help="Pad images to this size, e.g. 32 for 28-pixel sets."),
+    click.option("--seed", type=int, help="Seed [default: 0]."),
+    click.option("--data-root", type=str, help="Folder of a data set that is not in the cache."),
+    click.option("--limit-train", type=int, help="Use only the first N training samples."),
+    click.option("--limit-test", type=int, help="Use only the first N test samples."),
+    click.option("--batch-size", type=int, help="Training batch size [default: 128]."),
+)
+
+_DEPTH_OPTIONS = _options(
+    _MODEL_OPTIONS,
+    click.option("--checkpoint", type=str, help="Trained weights: model.safetensors or the folder of `neuroprune train`."),
+    click.option("--cut", type=str, help="ORIGIN:DESTINATION, e.g. features.13:features.34."),
+    click.option("--bridge", type=click.Choice(["translator", "identity"]), help="What replaces the span [translator]."),
+    click.option("--kernel-size", type=click.Choice(["1", "3"]), help="Translator conv kernel [1]."),
+    click.option("--translator-init", type=click.Choice(["lstsq", "random"]),
+                 help="Translator start: least-squares fit to the intact model [lstsq], or random (authors)."),
+    click.option("--batchnorm/--no-batchnorm", "use_batchnorm", default=None, help="Batch norm in the translator [no]."),
+    click.option("--tau", type=float, help="Search: weight of accuracy in the score [0.8]."),
+    click.option("--efficiency", type=click.Choice(["params", "macs", "latency"]), help="Search: cost in the score [params]."),
+    click.option("--max-params", type=int, help="Search budget: parameters."),
+    click.option("--max-macs", type=int, help="Search budget: MACs per sample."),
+    click.option("--max-latency-ms", type=float, help="Search budget: median CPU latency (ms)."),
+    click.option("--latency-batch", type=int, help="Batch size of the latency budget [1]."),
+    click.option("--max-evaluated", type=int, help="Search: recover at most N candidates, spread over cost [all]."),
+    click.option("--search-epochs", type=int, help="Search: translator epochs per candidate [1]."),
+    click.option("--search-limit-train", type=int, help="Search: training samples per candidate [5000]."),
+    click.option("--translator-epochs", type=int, help="Recovery: translator-only epochs [5]."),
+    click.option("--translator-lr", type=float, help="Recovery: translator learning rate [1e-3]."),
+    click.option("--finetune-epochs", type=int, help="Recovery: full fine-tuning epochs [0]."),
+    click.option("--finetune-lr", type=float, help="Recovery: fine-tuning learning rate [0.01]."),
+    click.option("--distill/--no-distill", default=None, help="Fine-tune with distillation from the intact model."),
+    click.option("--distill-weight", type=float, help="Share of the distillation term [0.5]."),
+    click.option("--temperature", type=float, help="Distillation temperature [4]."),
+    click.option("--then-channels", type=float, help="Then prune this share of channels (Torch-Pruning)."),
+    click.option("--channels-epochs", type=int, help="Fine-tuning epochs after channel pruning [0]."),
+    click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
+)
+
+
+@click.command("train")
+@_MODEL_OPTIONS
+@click.option("--weights", type=str, help="ImageNet models: torchvision state_dict file to start from.")
+@click.option("--epochs", type=int, help="Epochs [default: 10].")
+@click.option("--lr", type=float, help="Peak learning rate, cosine decay [default: 0.05].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd].")
+@click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
+@click.option("--weight-decay", type=float, help="Weight decay [default: 5e-4].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the model.")
+@_friendly_errors
+def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
+    """Train a base model; writes OUT/model.safetensors, OUT/model.json and OUT/result.json."""
+    from .runs.train import run_train
+
+    result = run_train(load_config(TrainConfig, config_path, options), out, show_progress=sys.stderr.isatty())
+    click.echo(f"{result['model']} on {result['dataset']}: test accuracy {100 * result['test_accuracy']:.2f}% "
+               f"after {result['epochs']} epochs; weights in {out}/model.safetensors")
+
+
+@click.group("depth", invoke_without_command=True)
+@_DEPTH_OPTIONS
+@click.option("--search/--no-search", "search", default=None, help="Choose the cut by search instead of --cut.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
+@click.pass_context
+@_friendly_errors
+def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, **options: Any) -> None:
+    """Neuroplasticity-based depth pruning: cut a span of layers, bridge it with a translator, recover.
+
+    \b
+    neuroprune depth --model vgg16 --checkpoint base/ --dataset fashion-mnist --pad-to 32 \\
+        --cut features.13:features.34 --out run/
+    neuroprune depth candidates --model vgg16 --checkpoint base/
+    neuroprune depth search --model vgg16 --checkpoint base/ --max-latency-ms 5 --out run/
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise NeuropruneError("--out is required: the folder for result.json and the pruned model")
+    _run(config_path, out, options)
+
+
+@depth_group.command("search")
+@_DEPTH_OPTIONS
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the results.")
+@_friendly_errors
+def search_command(config_path: Path | None, out: Path, **options: Any) -> None:
+    """Score candidate cuts (short recovery each), recover the winner, save the candidate table."""
+    _run(config_path, out, {**options, "search": True, "cut": None})
+
+
+@depth_group.command("candidates")
+@_MODEL_OPTIONS
+@click.option("--checkpoint", type=str, help="Trained weights (only their model options matter here).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_friendly_errors
+def candidates_command(config_path: Path | None, as_json: bool, **options: Any) -> None:
+    """List every valid cut with shapes, removed parameters and MACs, and the translator it needs."""
+    import torch
+
+    from .data import dataset_info
+    from .depth.pruner import DepthPruner
+    from .runs.train import load_trained, model_options
+
+    config = load_config(DepthConfig, config_path, {**options, "search": True})
+    model_opts = model_options(config.dataset, config.width, config.pad_to)
+    model, used = load_trained(config.model, config.checkpoint, model_opts)
+    info = dataset_info(config.dataset)
+    example = torch.zeros(1, info.in_channels, used["image_size"], used["image_size"])
+    spans = DepthPruner(model, example_inputs=example).candidates()
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in spans], indent=2))
+        return
+    table = Table(title=f"{len(spans)} cuts of {config.model}")
+    for column in ("cut", "removed", "origin out", "destination in", "params removed", "MACs removed", "translator"):
+        table.add_column(column, justify="right" if "removed" in column and column != "removed" else "left")
+    for span in spans:
+        table.add_row(span.cut, str(len(span.removed)), "x".join(map(str, span.in_shape)),
+                      "x".join(map(str, span.out_shape)), f"{span.params_removed:,}", f"{span.macs_removed:,}",
+                      span.translator)
+    Console(width=200).print(table)
+
+
+def _run(config_path: Path | None, out: Path, options: dict[str, Any]) -> None:
+    from .runs.depth import run_depth
+
+    if options.get("kernel_size") is not None:
+        options["kernel_size"] = int(options["kernel_size"])
+    result = run_depth(load_config(DepthConfig, config_path, options), out)
+    b1_base, b1 = result["latency_ms_base"]["batch_1"], result["latency_ms_pruned"]["batch_1"]
+    click.echo(
+        f"cut {result['cut']['origin']}:{result['cut']['destination']} ({len(result['cut']['removed'])} units): "
+        f"accuracy {100 * result['accuracy_base']:.2f}% -> {100 * result['accuracy_pruned']:.2f}%, "
+        f"params {result['params_base']:,} -> {result['params_pruned']:,}, "
+        f"MACs {result['macs_base']:,} -> {result['macs_pruned']:,}, "
+        f"latency b1 {b1_base:.2f} -> {b1:.2f} ms; results in {out}/result.json"
+    )

@@ -1,0 +1,84 @@
+"""The ``neuroprune report`` and ``neuroprune reproduce`` commands.
+
+Both write a folder holding ``index.html`` (open it in a browser), ``report.md`` and
+``figures/``. Library errors are printed as one line and exit with status 2, as in
+every other command.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import NeuropruneError
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn NeuropruneError into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NeuropruneError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("report"), show_default=True,
+              help="Folder for index.html, report.md and figures/.")
+@click.option("--title", help="Page title [default: names the number of runs].")
+@_friendly_errors
+def report_command(run_dirs: tuple[Path, ...], out: Path, title: str | None) -> None:
+    """Write an HTML page and Markdown with figures and tables on one or more RUN_DIRS.
+
+    Each RUN_DIR is a folder written by `neuroprune synaptic` or `neuroprune depth`
+    (it holds result.json).
+    """
+    from .report import build_report
+
+    files = build_report(list(run_dirs), out, title=title)
+    click.echo(f"report: {files.html} (Markdown: {files.markdown}, {len(files.figures)} figures)")
+
+
+@click.command("reproduce", context_settings={"ignore_unknown_options": True})
+@click.argument("paper", type=click.Choice(["zhao2021", "camacho2022"]))
+@click.argument("benchmark_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--quick", is_flag=True, help="Small settings that finish in minutes on two CPU cores.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the page and the benchmark's files [default: reproduce/PAPER].")
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="Build the page from this benchmark JSON instead of running the benchmark.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="Source checkout holding benchmarks/ [default: found from the package or the current folder].")
+@_friendly_errors
+def reproduce_command(paper: str, benchmark_args: tuple[str, ...], quick: bool, out: Path | None,
+                      results: Path | None, repo: Path | None) -> None:
+    """Run PAPER's benchmark suite and write a page of our numbers beside the paper's claims.
+
+    zhao2021 runs benchmarks/synaptic.py (synaptic vs dense, magnitude, random);
+    camacho2022 runs benchmarks/depth.py (depth pruning vs identity replacement and
+    Torch-Pruning). Arguments after `--` go to the benchmark script and override the
+    mode's, e.g. `neuroprune reproduce zhao2021 --quick -- --seeds 0 1`.
+    """
+    from .report.reproduce import RECIPES, reproduce
+
+    out = out or Path("reproduce") / paper
+    if results is None:
+        recipe = RECIPES[paper]
+        mode = recipe.quick if quick else recipe.full
+        click.echo(f"running {recipe.script} {' '.join([*mode, *benchmark_args])}", err=True)
+    elif benchmark_args or quick:
+        raise NeuropruneError("--results builds the page from an existing file: it takes no --quick or benchmark "
+                              "arguments")
+    files = reproduce(paper, out, quick=quick, extra_args=benchmark_args, results=results, repo=repo)
+    click.echo(f"reproduction page: {files.html} (Markdown: {files.markdown}; results: {files.results})")

@@ -1,0 +1,55 @@
+"""Neuroplasticity-based depth pruning (after Camacho et al., 2022).
+
+Whole layers or blocks between an origin and a destination are cut out in one go and a
+small translator (pooling + 1x1 conv + ReLU) bridges the gap; the network then recovers.
+
+Example:
+    >>> from neuroprune.depth import DepthPruner, recover
+    >>> pruner = DepthPruner(model, example_inputs=x)
+    >>> small = pruner.plan(cut=("features.13", "features.34")).apply()   # model is untouched
+    >>> phases = recover(small, train_loader, translator_epochs=5, finetune_epochs=5, teacher=model)
+"""
+
+from .blocks import BlockSpan, Unit, boundaries, chain, find_spans, probe
+from .channels import prune_channels, prune_channels_to_macs
+from .config import DepthConfig, TrainConfig
+from .graph_spec import from_graph, load_graph_model, save_graph_model, to_graph
+from .init import init_translator
+from .pruner import DepthPlan, DepthPruner
+from .recovery import PhaseResult, fine_tune, recover, train_translators, translator_modules
+from .search import Budgets, SearchResult, score, search_cuts
+from .surgery import cut_model
+from .translator import Translator, describe_translator, pooling_for
+
+__all__ = [
+    "BlockSpan",
+    "Budgets",
+    "DepthConfig",
+    "DepthPlan",
+    "DepthPruner",
+    "PhaseResult",
+    "SearchResult",
+    "TrainConfig",
+    "Translator",
+    "Unit",
+    "boundaries",
+    "chain",
+    "cut_model",
+    "describe_translator",
+    "find_spans",
+    "fine_tune",
+    "from_graph",
+    "init_translator",
+    "load_graph_model",
+    "pooling_for",
+    "probe",
+    "prune_channels",
+    "prune_channels_to_macs",
+    "recover",
+    "save_graph_model",
+    "score",
+    "search_cuts",
+    "to_graph",
+    "train_translators",
+    "translator_modules",
+]

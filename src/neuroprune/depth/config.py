@@ -1,0 +1,120 @@
+"""Configurations of ``neuroprune train`` and ``neuroprune depth``: defaults < YAML < CLI flags.
+
+Load them with :func:`neuroprune.config.load_config`, which rejects unknown keys and wrong types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``neuroprune train`` needs; field names are the CLI option names."""
+
+    model: str = "vgg16"
+    dataset: str = "fashion-mnist"
+    width: float = 1.0
+    weights: str | None = None
+    pad_to: int | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    data_root: str | None = None
+    limit_train: int | None = None
+    limit_test: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+
+
+@dataclass
+class DepthConfig:
+    """Everything ``neuroprune depth`` needs; field names are the CLI option names.
+
+    Either ``cut`` (``ORIGIN:DESTINATION``) or ``search`` chooses the cut.
+    """
+
+    model: str = "vgg16"
+    checkpoint: str | None = None
+    dataset: str = "fashion-mnist"
+    width: float = 1.0
+    pad_to: int | None = None
+    cut: str | None = None
+    search: bool = False
+    bridge: str = "translator"
+    kernel_size: int = 1
+    use_batchnorm: bool = False
+    translator_init: str = "lstsq"
+    # search
+    tau: float = 0.8
+    efficiency: str = "params"
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    latency_batch: int = 1
+    max_evaluated: int | None = None
+    search_epochs: int = 1
+    search_limit_train: int | None = 5000
+    # recovery
+    translator_epochs: int = 5
+    translator_lr: float = 1e-3
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.01
+    distill: bool = False
+    distill_weight: float = 0.5
+    temperature: float = 4.0
+    then_channels: float | None = None
+    channels_epochs: int = 0
+    # data and timing
+    batch_size: int = 128
+    seed: int = 0
+    data_root: str | None = None
+    limit_train: int | None = None
+    limit_test: int | None = None
+    latency_repeats: int = 30
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if (self.cut is None) == (not self.search):
+            raise ConfigError("choose the cut with exactly one of cut (ORIGIN:DESTINATION) or search")
+        if self.bridge not in ("translator", "identity"):
+            raise ConfigError(f"bridge must be 'translator' or 'identity', got {self.bridge!r}")
+        if self.translator_init not in ("lstsq", "random"):
+            raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {self.translator_init!r}")
+        if self.kernel_size not in (1, 3):
+            raise ConfigError(f"kernel_size must be 1 or 3, got {self.kernel_size}")
+        if not 0 <= self.tau <= 1:
+            raise ConfigError(f"tau must be in [0, 1], got {self.tau}")
+        if self.efficiency not in ("params", "macs", "latency"):
+            raise ConfigError(f"efficiency must be params, macs or latency, got {self.efficiency!r}")
+        for name in ("translator_epochs", "finetune_epochs", "search_epochs", "channels_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.then_channels is not None and not 0 < self.then_channels < 1:
+            raise ConfigError(f"then_channels must be in (0, 1), got {self.then_channels}")
+        if self.latency_batch < 1 or self.latency_repeats < 1:
+            raise ConfigError("latency_batch and latency_repeats must be >= 1")
+
+
+def _check_common(config: TrainConfig | DepthConfig) -> None:
+    if config.width <= 0:
+        raise ConfigError(f"width must be > 0, got {config.width}")
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name, 1) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("limit_train", "limit_test", "pad_to"):
+        if getattr(config, name) is not None and getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")

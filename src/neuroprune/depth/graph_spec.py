@@ -1,0 +1,122 @@
+"""A JSON graph spec of nested stages and blocks, and the generic builder that turns it back into modules.
+
+A depth-pruned model has a shape no factory knows (a span gone, a translator in its place,
+maybe narrower layers after channel pruning). It is saved as safetensors weights plus this
+spec; :func:`from_graph` rebuilds it from the spec alone, without the original model's
+factory. Node types:
+
+- ``Sequential``: ``children``, a list of named nodes run in order;
+- ``Residual``: ``children`` plus ``body`` (names run in order, repeats allowed),
+  ``shortcut`` and ``post`` (names or null), see :class:`~neuroprune.models.resnet.Residual`;
+- ``Translator``: its constructor ``args``;
+- ``Layer``: one standard layer in the :mod:`neuroprune.models.spec` layer format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from .._io import atomic_write_bytes, load_matching_state, write_json
+from ..errors import ModelError
+from ..models.resnet import Residual
+from ..models.spec import from_spec, to_spec
+from .translator import Translator
+
+FORMAT = "neuroprune.graph/1"
+_LAYER_FORMAT = "neuroprune.sequential/1"
+
+
+def to_graph(model: nn.Module) -> dict[str, Any]:
+    """Describe a model of Sequentials, Residual blocks, Translators and standard layers.
+
+    Raises:
+        ModelError: a module of another type is found (its path is named).
+    """
+    return {"format": FORMAT, "root": _node(model, "")}
+
+
+def from_graph(spec: dict[str, Any]) -> nn.Module:
+    """Build the (untrained) model a graph spec describes; load the weights separately.
+
+    Raises:
+        ModelError: the spec is malformed.
+    """
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise ModelError(f"not a neuroprune graph spec (expected format {FORMAT!r})")
+    return _build(spec["root"], "")
+
+
+def save_graph_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
+                     stem: str = "model") -> None:
+    """Save ``stem.safetensors`` (weights) and ``stem.json`` (graph spec and metadata) atomically."""
+    folder = Path(folder)
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    atomic_write_bytes(folder / f"{stem}.safetensors", save_safetensors_bytes(tensors))
+    write_json(folder / f"{stem}.json", {"architecture": to_graph(model), "metadata": metadata or {}})
+
+
+def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_graph_model` from its two files. Returns ``(model, metadata)``.
+
+    Raises:
+        ModelError: a file is missing or malformed, or the weights do not fit (keys and shapes named).
+    """
+    folder = Path(folder)
+    spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
+    for path in (spec_path, weights_path):
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
+    try:
+        saved = json.loads(spec_path.read_text())
+        model = from_graph(saved["architecture"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
+    try:
+        tensors = load_safetensors_bytes(weights_path.read_bytes())
+    except SafetensorError as exc:
+        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
+    load_matching_state(model, tensors, source=str(weights_path))
+    return model.eval(), saved.get("metadata", {})
+
+
+def _node(module: nn.Module, path: str) -> dict[str, Any]:
+    children = [{"name": name, **_node(child, f"{path}.{name}".lstrip("."))} for name, child in module.named_children()]
+    if type(module) is nn.Sequential:
+        return {"type": "Sequential", "children": children}
+    if isinstance(module, Residual):
+        return {"type": "Residual", "children": children, "body": list(module.body),
+                "shortcut": module.shortcut, "post": module.post}
+    if isinstance(module, Translator):
+        return {"type": "Translator", "args": module.config()}
+    try:
+        layer = to_spec(nn.Sequential(module))["layers"][0]
+    except ModelError as exc:
+        raise ModelError(f"module {path or '<root>'} cannot be saved as a graph spec: {exc}") from None
+    return {"type": "Layer", "layer": {"type": layer["type"], "args": layer["args"]}}
+
+
+def _build(node: dict[str, Any], path: str) -> nn.Module:
+    kind = node.get("type")
+    if kind == "Sequential":
+        return nn.Sequential(OrderedDict((c["name"], _build(c, f"{path}.{c['name']}")) for c in node["children"]))
+    if kind == "Residual":
+        modules = {c["name"]: _build(c, f"{path}.{c['name']}") for c in node["children"]}
+        try:
+            return Residual(modules, node["body"], node.get("shortcut"), node.get("post"))
+        except ValueError as exc:
+            raise ModelError(f"graph spec node {path or '<root>'}: {exc}") from None
+    if kind == "Translator":
+        args = node["args"]
+        return Translator(tuple(args["in_shape"]), tuple(args["out_shape"]), args["kernel_size"], args["use_batchnorm"])
+    if kind == "Layer":
+        layer = {"name": "0", **node["layer"]}
+        return from_spec({"format": _LAYER_FORMAT, "layers": [layer]})[0]
+    raise ModelError(f"graph spec node {path or '<root>'} has unknown type {kind!r}")

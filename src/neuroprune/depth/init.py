@@ -1,0 +1,96 @@
+"""Least-squares initialisation of a translator from the intact model's own activations.
+
+The authors start the translator from random weights and train it. Here it can start
+where training would head: the 1x1 conv that best maps the (pooled) origin activations
+to the activations the intact model feeds the destination, in the least-squares sense.
+One pass over a few batches and one small linear solve; recovery then starts close to the
+intact network instead of from a random remapping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .blocks import BlockSpan
+from .recovery import translator_modules
+
+log = logging.getLogger(__name__)
+
+
+def init_translator(
+    pruned: nn.Module, intact: nn.Module, span: BlockSpan, loader: Iterable, *, batches: int = 8, ridge: float = 1e-3
+) -> float:
+    """Set the translator's 1x1 conv to the least-squares map from origin to destination activations.
+
+    Args:
+        pruned: the cut model (with one Translator), changed in place.
+        intact: the model before the cut (not changed).
+        span: the cut.
+        loader: batches ``(x, y)``; only ``x`` is used.
+        batches: how many batches to collect activations from.
+        ridge: Tikhonov regulariser, relative to the mean diagonal of X^T X.
+
+    Returns:
+        The relative residual ||XW - Y|| / ||Y|| of the fit (0 is a perfect remapping).
+
+    Raises:
+        ConfigError: the pruned model has no Translator, or its conv is not 1x1.
+    """
+    translators = translator_modules(pruned)
+    if len(translators) != 1 or translators[0].kernel_size != 1:
+        raise ConfigError("least-squares initialisation needs exactly one translator with a 1x1 conv")
+    translator = translators[0]
+    sources, targets = _activations(intact, span, loader, batches)
+    pool = getattr(translator, "pool", None)
+    with torch.no_grad():
+        if pool is not None:
+            sources = pool(sources)
+        x = sources.permute(0, 2, 3, 1).reshape(-1, sources.shape[1])  # (N*H*W, C_A)
+        y = targets.permute(0, 2, 3, 1).reshape(-1, targets.shape[1])  # (N*H*W, C_B)
+        x = torch.cat([x, torch.ones(len(x), 1)], dim=1).double()  # last column: the bias
+        gram = x.T @ x
+        gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        solution = torch.linalg.solve(gram, x.T @ y.double())  # (C_A + 1, C_B)
+        residual = float((x @ solution - y.double()).norm() / y.double().norm().clamp_min(1e-12))
+        conv = translator.conv
+        assert isinstance(conv, nn.Conv2d)
+        conv.weight.copy_(solution[:-1].T.reshape(conv.weight.shape).to(conv.weight.dtype))
+        if conv.bias is not None:
+            conv.bias.copy_(solution[-1].to(conv.bias.dtype))
+    log.info("translator for %s initialised by least squares (relative residual %.3f)", span.cut, residual)
+    return residual
+
+
+def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Origin outputs (N, C_A, H_A, W_A) and destination inputs (N, C_B, H_B, W_B) of the intact model."""
+    sources: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+
+    def keep_output(_: nn.Module, __: Any, out: torch.Tensor) -> None:
+        sources.append(out.detach().clone())  # clone: a later in-place op could change it
+
+    def keep_input(_: nn.Module, args: tuple[Any, ...]) -> None:
+        targets.append(args[0].detach().clone())
+
+    handles = [model.get_submodule(span.origin).register_forward_hook(keep_output),
+               model.get_submodule(span.destination).register_forward_pre_hook(keep_input)]
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            for index, (x, _) in enumerate(loader):
+                if index >= batches:
+                    break
+                model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, flag in flags:
+            module.training = flag
+    return torch.cat(sources), torch.cat(targets)

@@ -1,0 +1,194 @@
+"""Choosing the cut: short recovery of each candidate, scored as in Camacho et al. (2025).
+
+score = tau * accuracy + (1 - tau) * (1 - cost / cost_base), tau = 0.8 by default, where the
+cost is the parameter count (the authors' choice), the MACs, or the measured latency.
+Budgets (max params, MACs, latency) are checked before any training, on the untrained
+pruned model, so only candidates that fit are recovered and scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..engine import evaluate
+from ..errors import ConfigError, NeuropruneError
+from ..metrics import count_macs, count_params, measure_latency
+from .blocks import BlockSpan
+from .init import init_translator
+from .pruner import DepthPruner
+from .recovery import train_translators
+
+log = logging.getLogger(__name__)
+EFFICIENCY = ("params", "macs", "latency")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Upper limits a pruned model must meet; ``None`` means no limit.
+
+    Attributes:
+        max_params: parameters.
+        max_macs: MACs per sample.
+        max_latency_ms: median CPU latency at ``latency_batch``, in milliseconds.
+        latency_batch: batch size of the latency measurement.
+    """
+
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    latency_batch: int = 1
+
+    def excess(self, row: dict[str, Any]) -> float:
+        """Largest ratio value / limit over the set budgets (<= 1 means the row fits)."""
+        ratios = [1.0]
+        for limit, key in ((self.max_params, "params"), (self.max_macs, "macs"), (self.max_latency_ms, "latency_ms")):
+            if limit is not None:
+                ratios.append(row[key] / limit)
+        return max(ratios)
+
+
+@dataclass
+class SearchResult:
+    """Every candidate's row (measurements, budget check, accuracy, score) and the winner.
+
+    Attributes:
+        rows: one dict per candidate, best score first; unevaluated ones have ``accuracy`` None.
+        best: the winning cut.
+        base: the intact model's ``params``, ``macs``, ``latency_ms`` and ``accuracy``.
+    """
+
+    rows: list[dict[str, Any]]
+    best: BlockSpan
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+def score(accuracy: float, cost: float, cost_base: float, tau: float = 0.8) -> float:
+    """``tau * accuracy + (1 - tau) * (1 - cost / cost_base)``.
+
+    Example:
+        >>> round(score(0.9, 50, 100, tau=0.8), 3)
+        0.82
+    """
+    return tau * accuracy + (1 - tau) * (1 - cost / cost_base)
+
+
+def search_cuts(
+    pruner: DepthPruner,
+    train_loader: Iterable,
+    eval_loader: Iterable,
+    *,
+    tau: float = 0.8,
+    budgets: Budgets = Budgets(),
+    efficiency: str = "params",
+    translator_epochs: int = 1,
+    translator_lr: float = 1e-3,
+    max_evaluated: int | None = None,
+    kernel_size: int = 1,
+    use_batchnorm: bool = False,
+    latency_repeats: int = 10,
+    spans: Sequence[BlockSpan] | None = None,
+    translator_init: str = "lstsq",
+) -> SearchResult:
+    """Score candidate cuts with a short translator-only recovery each.
+
+    Args:
+        pruner: a DepthPruner over the trained model.
+        train_loader: data for the short recovery.
+        eval_loader: data the accuracy is measured on.
+        tau: weight of accuracy in the score.
+        budgets: limits checked before training.
+        efficiency: cost in the score: ``params`` (authors), ``macs`` or ``latency``.
+        translator_epochs: epochs of translator-only training per candidate.
+        translator_lr: its learning rate.
+        max_evaluated: recover at most this many candidates that fit the budgets; they are
+            spread evenly over the range of cost (``None``: all).
+        kernel_size, use_batchnorm: translator options.
+        latency_repeats: timed runs per latency measurement.
+        spans: the candidates to consider (default: all of ``pruner.candidates()``).
+        translator_init: ``lstsq`` (fit to the intact model's activations, see
+            :func:`~.init.init_translator`) or ``random`` (the authors' start).
+
+    Raises:
+        ConfigError: an option is out of range.
+        NeuropruneError: no candidate meets the budgets (the closest are listed).
+    """
+    if not 0 <= tau <= 1:
+        raise ConfigError(f"tau must be in [0, 1], got {tau}")
+    if translator_init not in ("lstsq", "random"):
+        raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {translator_init!r}")
+    if efficiency not in EFFICIENCY:
+        raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
+    x = pruner.example_inputs[:1]
+    timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
+    is_timed = budgets.max_latency_ms is not None or efficiency == "latency"
+
+    def latency(model: torch.nn.Module) -> float | None:
+        return measure_latency(model, timed, repeats=latency_repeats).median_ms if is_timed else None
+
+    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
+                            "latency_ms": latency(pruner.model)}
+    base["accuracy"] = evaluate(pruner.model, eval_loader)["accuracy"]
+    cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
+    rows = []
+    for span in pruner.candidates() if spans is None else spans:
+        # Params and MACs follow from the span's own counts; only latency needs the pruned model.
+        bridge_params, bridge_macs = _bridge_cost(span, kernel_size, use_batchnorm)
+        row = {**span.to_dict(), "params": base["params"] - span.params_removed + bridge_params,
+               "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None, "score": None}
+        if is_timed:
+            row["latency_ms"] = latency(pruner.plan(span.cut, kernel_size=kernel_size, use_batchnorm=use_batchnorm).apply())
+        row["meets_budget"] = budgets.excess(row) <= 1.0
+        rows.append(row)
+    fitting = [r for r in rows if r["meets_budget"]]
+    if not fitting:
+        closest = sorted(rows, key=budgets.excess)[:5]
+        shown = "; ".join(f"{r['cut']} (params {r['params']:,}, MACs {r['macs']:,}"
+                          + (f", latency {r['latency_ms']:.2f} ms" if r["latency_ms"] is not None else "") + ")"
+                          for r in closest)
+        raise NeuropruneError(f"no candidate meets the budgets {_describe(budgets)}; closest: {shown}")
+    chosen = _spread(sorted(fitting, key=lambda r: r[cost_key]), max_evaluated)
+    log.info("search: %d candidates, %d fit the budgets, recovering %d", len(rows), len(fitting), len(chosen))
+    for index, row in enumerate(chosen, start=1):
+        plan = pruner.plan(row["cut"], kernel_size=kernel_size, use_batchnorm=use_batchnorm)
+        small = plan.apply()
+        if translator_init == "lstsq" and kernel_size == 1:
+            init_translator(small, pruner.model, plan.span, train_loader)
+        if translator_epochs > 0:
+            train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr)
+        row["accuracy"] = evaluate(small, eval_loader)["accuracy"]
+        row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau)
+        log.info("search %d/%d %s: accuracy %.4f score %.4f", index, len(chosen), row["cut"], row["accuracy"], row["score"])
+    rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0)))
+    best = pruner.span(rows[0]["cut"])
+    return SearchResult(rows, best, base)
+
+
+def _bridge_cost(span: BlockSpan, kernel_size: int, use_batchnorm: bool) -> tuple[int, int]:
+    """Parameters and MACs per sample of the translator that would bridge ``span``."""
+    c_a, (c_b, h_b, w_b) = span.in_shape[0], span.out_shape
+    weights = c_a * c_b * kernel_size * kernel_size
+    return weights + (2 * c_b if use_batchnorm else c_b), weights * h_b * w_b
+
+
+def _spread(rows: list[dict[str, Any]], count: int | None) -> list[dict[str, Any]]:
+    """``count`` rows evenly spaced over ``rows`` (all of them when count is None or larger)."""
+    if count is None or count >= len(rows):
+        return rows
+    if count < 1:
+        raise ConfigError(f"max_evaluated must be >= 1, got {count}")
+    if count == 1:
+        return [rows[len(rows) // 2]]
+    return [rows[round(i * (len(rows) - 1) / (count - 1))] for i in range(count)]
+
+
+def _describe(budgets: Budgets) -> str:
+    parts = [f"max_params={budgets.max_params:,}" if budgets.max_params is not None else "",
+             f"max_macs={budgets.max_macs:,}" if budgets.max_macs is not None else "",
+             f"max_latency_ms={budgets.max_latency_ms} (batch {budgets.latency_batch})"
+             if budgets.max_latency_ms is not None else ""]
+    return "(" + ", ".join(p for p in parts if p) + ")"

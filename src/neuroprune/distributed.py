@@ -1,0 +1,122 @@
+"""Data-parallel training across processes with ``torch.distributed``: who am I, and talking to the others.
+
+A run started by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR`` and ``MASTER_PORT``) joins the process group with :func:`init_from_env`:
+NCCL when CUDA is available, Gloo on CPU. Every helper here is a no-op, or answers as a
+single process would, when no process group is running, so library code calls them freely.
+
+Example:
+    >>> started = init_from_env()      # False outside torchrun
+    >>> rank(), world_size(), is_main_process()
+    (0, 1, True)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def is_distributed() -> bool:
+    """True when a process group with more than one process is running."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 without a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, the process that writes files and prints."""
+    return rank() == 0
+
+
+def init_from_env(backend: str | None = None) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Args:
+        backend: ``"gloo"`` or ``"nccl"``; default NCCL when CUDA is available, else Gloo.
+
+    Returns:
+        True when this call started a process group (close it with :func:`shutdown`);
+        False when the environment names no group of more than one process, or one is
+        already running.
+
+    Raises:
+        ConfigError: the environment is incomplete or the backend cannot be used here.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return False
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return False
+    if not dist.is_available():
+        raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise ConfigError(f"WORLD_SIZE={size} but {', '.join(missing)} is not set; start the run with torchrun")
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        if not torch.cuda.is_available():
+            raise ConfigError("the nccl backend needs CUDA; use gloo on CPU")
+        # one GPU per process, picked by its rank on this node
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    log.info("joined process group: rank %d of %d (%s)", rank(), world_size(), backend)
+    return True
+
+
+def shutdown() -> None:
+    """Leave the process group, if one is running (idempotent)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def device() -> torch.device:
+    """Where this process computes: its own GPU under NCCL, otherwise the CPU."""
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` in place over all processes and return it (unchanged when alone)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def broadcast_(tensor: torch.Tensor, source: int = 0) -> torch.Tensor:
+    """Overwrite ``tensor`` in place with rank ``source``'s copy and return it."""
+    if is_distributed():
+        dist.broadcast(tensor, src=source)
+    return tensor
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every process's ``obj``, in rank order (``[obj]`` when alone). A collective: all ranks call it."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier() -> None:
+    """Wait until every process gets here."""
+    if is_distributed():
+        dist.barrier()

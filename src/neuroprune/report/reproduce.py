@@ -1,0 +1,210 @@
+"""``reproduce``: run a paper's benchmark suite, then write a page of our numbers beside its claims.
+
+The suites are the scripts in the repository's ``benchmarks/`` folder. They are not part of
+the installed package, so they run as subprocesses of a source checkout: the checkout
+holding the imported ``neuroprune`` (``src/`` layout), or the current folder or one of its
+parents, or ``repo``. The subprocess imports the same ``neuroprune`` as the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import NeuropruneError
+from ._provenance import Provenance
+from .depth_page import camacho2022_page
+from .html import write_page
+from .synaptic_page import zhao2021_page
+
+log = logging.getLogger(__name__)
+BENCHMARK_DIR = "benchmark"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to reproduce one paper.
+
+    Attributes:
+        paper: the key used on the command line.
+        script: the benchmark script, relative to the repository root.
+        results_name: the JSON file the script writes into its ``--out`` folder.
+        quick: arguments of the quick mode (minutes on two CPU cores).
+        full: arguments of the full mode.
+        out_args: arguments that send the script's files into the output folder, with
+            ``{out}`` standing for that folder.
+    """
+
+    paper: str
+    script: str
+    results_name: str
+    quick: tuple[str, ...]
+    full: tuple[str, ...]
+    out_args: tuple[str, ...] = ("--out", "{out}")
+
+
+RECIPES: dict[str, Recipe] = {
+    # Quick: the full MNIST training set, because with fewer samples 3 epochs end before the
+    # config's warm-up (200 steps) plus three checks of patience (3 x 200 steps) prune anything.
+    "zhao2021": Recipe(
+        "zhao2021", "benchmarks/synaptic.py", "synaptic.json",
+        quick=("--datasets", "mnist", "--models", "mlp", "--seeds", "0", "--epochs", "3"),
+        full=("--datasets", "mnist", "fashion-mnist", "--models", "mlp", "lenet5", "--seeds", "0", "1", "2"),
+        out_args=("--out", "{out}", "--name", "synaptic"),
+    ),
+    # Full: the script's own defaults (VGG-16 and ResNet-56 at width 0.25 on Fashion-MNIST).
+    "camacho2022": Recipe(
+        "camacho2022", "benchmarks/depth.py", "depth.json",
+        quick=("--models", "resnet20:0.25", "--limit-train", "2000", "--limit-test", "1000", "--search-train", "500",
+               "--epochs", "2", "--finetune-epochs", "1", "--max-evaluated", "4", "--repeats", "10"),
+        full=(),
+        out_args=("--out", "{out}", "--work", "{out}/work"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ReproductionFiles:
+    """What :func:`reproduce` wrote.
+
+    Attributes:
+        html: the page (``index.html``).
+        markdown: the same page as Markdown (``report.md``).
+        results: the benchmark's JSON the page was built from.
+    """
+
+    html: Path
+    markdown: Path
+    results: Path
+
+
+def reproduce(
+    paper: str,
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    extra_args: Sequence[str] = (),
+    results: str | Path | None = None,
+    repo: str | Path | None = None,
+) -> ReproductionFiles:
+    """Run ``paper``'s benchmark suite and write its results page into ``out_dir``.
+
+    Args:
+        paper: ``zhao2021`` or ``camacho2022`` (see :data:`RECIPES`).
+        out_dir: folder for ``index.html``, ``report.md``, ``figures/`` and the
+            benchmark's own files (in ``benchmark/``).
+        quick: run the quick mode (minutes on two CPU cores) instead of the full one.
+        extra_args: more arguments for the benchmark script; they come last, so they
+            override the mode's (e.g. ``["--seeds", "0", "1"]``).
+        results: build the page from this existing benchmark JSON instead of running.
+        repo: the source checkout that holds ``benchmarks/`` (found automatically when
+            neuroprune runs from a checkout).
+
+    Returns:
+        The paths written.
+
+    Raises:
+        NeuropruneError: unknown paper, no checkout with the script, the script failed,
+            or its results file is missing or unreadable.
+
+    Example:
+        >>> reproduce("zhao2021", "repro/zhao2021", quick=True)  # doctest: +SKIP
+    """
+    if paper not in RECIPES:
+        raise NeuropruneError(f"unknown paper {paper!r}; choose one of: {', '.join(RECIPES)}")
+    recipe = RECIPES[paper]
+    out = Path(out_dir)
+    command = None
+    if results is None:
+        args = [*(recipe.quick if quick else recipe.full), *extra_args]
+        results, command = run_benchmark(recipe, args, out / BENCHMARK_DIR, repo)
+        mode = "quick" if quick else "full"
+    else:
+        mode = "from an existing results file"
+    payload = read_results(results)
+    provenance = Provenance(mode, command, Path(results), out)
+    page = zhao2021_page(payload, provenance) if paper == "zhao2021" else camacho2022_page(payload, provenance)
+    html_path, markdown_path = write_page(page, out)
+    return ReproductionFiles(html_path, markdown_path, Path(results))
+
+
+def find_repo(script: str, repo: str | Path | None = None) -> Path:
+    """The source checkout that holds ``script`` (e.g. ``benchmarks/synaptic.py``).
+
+    Raises:
+        NeuropruneError: no such checkout; the message says how to get one.
+    """
+    if repo is not None:
+        candidates = [Path(repo)]
+    else:
+        package = Path(__file__).resolve().parents[1]  # .../src/neuroprune
+        candidates = [package.parents[1], Path.cwd(), *Path.cwd().parents]
+    for folder in candidates:
+        if (folder / script).is_file():
+            return folder.resolve()
+    where = f"in {repo}" if repo is not None else "next to the imported neuroprune package or in the current folder"
+    raise NeuropruneError(
+        f"{script} not found {where}. `neuroprune reproduce` runs the benchmark scripts of a source checkout, "
+        "which an installed package does not ship: clone the neuroprune repository and run from inside it (or pass "
+        "--repo PATH). To build the page from a results file you already have, pass --results FILE."
+    )
+
+
+def run_benchmark(recipe: Recipe, args: Sequence[str], out_dir: Path,
+                  repo: str | Path | None = None) -> tuple[Path, str]:
+    """Run ``recipe.script`` with ``args``, writing into ``out_dir``.
+
+    The script's output goes straight to this process's stdout and stderr, so long runs
+    show their progress.
+
+    Returns:
+        The results JSON and the command as run (relative to the checkout).
+    """
+    root = find_repo(recipe.script, repo)
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tail = [a.replace("{out}", str(out_dir)) for a in recipe.out_args]
+    command = [sys.executable, str(root / recipe.script), *args, *tail]
+    env = dict(os.environ)
+    # the benchmark must import the neuroprune this process runs, installed or not
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    log.info("running %s", " ".join(command))
+    try:
+        completed = subprocess.run(command, cwd=root, env=env, check=False)
+    except OSError as exc:
+        raise NeuropruneError(f"could not start {recipe.script}: {exc}") from None
+    if completed.returncode != 0:
+        raise NeuropruneError(
+            f"{recipe.script} failed with exit status {completed.returncode} (its output is above); "
+            f"command: {' '.join(command)}"
+        )
+    path = out_dir / recipe.results_name
+    if not path.is_file():
+        raise NeuropruneError(f"{recipe.script} finished but wrote no {path}")
+    return path, " ".join(["python", recipe.script, *args, *tail])
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """A benchmark's JSON results file, checked to be a JSON object.
+
+    Raises:
+        NeuropruneError: the file is missing, not JSON, or not an object.
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NeuropruneError(f"results file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NeuropruneError(f"results file {path} cannot be read as JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise NeuropruneError(f"{path} is not a benchmark results file: it holds a JSON {type(payload).__name__}")
+    return payload

@@ -1,0 +1,160 @@
+"""``neuroprune depth``: cut a trained model (given cut or search), recover it, measure, save.
+
+Files in the output folder: ``result.json``, ``model.safetensors`` + ``model.json`` (the
+pruned model as a graph spec), ``config.json`` (resolved config and environment), and for
+a search ``candidates.json`` / ``candidates.csv`` (every candidate with its measurements).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import atomic_write_bytes, write_json
+from ..config import to_dict
+from ..data import create_loader
+from ..depth.blocks import BlockSpan
+from ..depth.channels import prune_channels
+from ..depth.config import DepthConfig
+from ..depth.graph_spec import save_graph_model
+from ..depth.init import init_translator
+from ..depth.pruner import DepthPruner
+from ..depth.recovery import fine_tune, recover
+from ..depth.search import Budgets, search_cuts
+from ..engine import evaluate
+from ..metrics import count_macs, count_params, measure_latency
+from ._common import environment
+from .train import load_trained, model_options
+
+log = logging.getLogger(__name__)
+EVAL_BATCH = 1000
+LATENCY_BATCHES = (1, 64)
+
+
+def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
+    """Load the trained model and the data; returns ``(model, pruner, train loader, test loader)``."""
+    options = model_options(config.dataset, config.width, config.pad_to)
+    model, _ = load_trained(config.model, config.checkpoint, options)
+    train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+                          limit=config.limit_train, pad_to=config.pad_to)
+    test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
+                         pad_to=config.pad_to)
+    example = next(iter(test))[0][:1]
+    return model, DepthPruner(model, example_inputs=example), train, test
+
+
+def latencies(model: nn.Module, example: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median CPU latency in ms at batch 1 and 64 (after warm-up), keyed ``batch_1``, ``batch_64``."""
+    return {f"batch_{b}": measure_latency(model, example[:1].repeat(b, 1, 1, 1), repeats=repeats).median_ms
+            for b in LATENCY_BATCHES}
+
+
+def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Run one depth-pruning experiment and write its files into ``out_dir``.
+
+    Returns:
+        The contents of ``result.json``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"config": to_dict(config), "environment": environment()})
+    torch.manual_seed(config.seed)
+    model, pruner, train, test = prepare(config)
+    example = pruner.example_inputs
+    accuracy_base = evaluate(model, test)["accuracy"]
+    search_info = None
+    if config.search:
+        span, search_info = _search(config, pruner, test, out)
+    else:
+        span = pruner.span(config.cut)  # type: ignore[arg-type]
+    plan = pruner.plan(span.cut, bridge=config.bridge, kernel_size=config.kernel_size,
+                       use_batchnorm=config.use_batchnorm)
+    log.info("%s", plan)
+    small = plan.apply()
+    if config.bridge == "translator" and config.translator_init == "lstsq" and config.kernel_size == 1:
+        init_translator(small, model, span, train)
+    teacher = copy.deepcopy(model).eval() if config.distill else None
+    phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
+                     finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
+                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test)
+    channels = None
+    if config.then_channels is not None:
+        small = prune_channels(small, example, config.then_channels)
+        if config.channels_epochs > 0:
+            phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
+                                    distill_weight=config.distill_weight, temperature=config.temperature,
+                                    eval_loader=test))
+        channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
+    accuracy_pruned = evaluate(small, test)["accuracy"]
+    save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
+                                  "input_shape": list(example.shape[1:]), "cut": span.cut})
+    result = {
+        "method": "depth",
+        "model": config.model,
+        "dataset": config.dataset,
+        "cut": cut_record(span, small, config.bridge),
+        "accuracy_base": accuracy_base,
+        "accuracy_pruned": accuracy_pruned,
+        "params_base": count_params(model),
+        "params_pruned": count_params(small),
+        "macs_base": count_macs(model, example),
+        "macs_pruned": count_macs(small, example),
+        "latency_ms_base": latencies(model, example, config.latency_repeats),
+        "latency_ms_pruned": latencies(small, example, config.latency_repeats),
+        "latency_threads": torch.get_num_threads(),
+        "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
+                     "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
+                     "translator_init": config.translator_init},
+        "channels": channels,
+        "search": search_info,
+    }
+    write_json(out / "result.json", result)
+    return result
+
+
+def cut_record(span: BlockSpan, small: nn.Module, bridge: str) -> dict[str, Any]:
+    """The ``cut`` entry of result.json: origin, destination, removed units, translator shape."""
+    from ..depth.recovery import translator_modules
+
+    translators: list[Any] = translator_modules(small)
+    return {
+        "origin": span.origin, "destination": span.destination, "removed": list(span.removed), "bridge": bridge,
+        "translator": translators[0].config() | {"description": translators[0].describe()} if translators else None,
+        "params_removed": span.params_removed, "macs_removed": span.macs_removed,
+    }
+
+
+def _search(config: DepthConfig, pruner: DepthPruner, test: Any, out: Path) -> tuple[BlockSpan, dict[str, Any]]:
+    """Score the candidates and save the table; returns the winner and a summary."""
+    short = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+                          limit=config.search_limit_train or config.limit_train, pad_to=config.pad_to)
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch)
+    started = time.perf_counter()
+    found = search_cuts(pruner, short, test, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
+                        translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
+                        max_evaluated=config.max_evaluated, kernel_size=config.kernel_size,
+                        use_batchnorm=config.use_batchnorm, translator_init=config.translator_init)
+    write_candidates(out, found.rows)
+    return found.best, {"seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
+                        "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),
+                        "table": "candidates.json"}
+
+
+def write_candidates(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``candidates.json`` and ``candidates.csv``: one row per candidate cut."""
+    write_json(out / "candidates.json", rows)
+    columns = ["cut", "origin", "destination", "in_shape", "out_shape", "params_removed", "macs_removed",
+               "translator", "params", "macs", "latency_ms", "meets_budget", "accuracy", "score"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "candidates.csv", buffer.getvalue().encode())

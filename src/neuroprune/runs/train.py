@@ -1,0 +1,126 @@
+"""``neuroprune train``: train a base model and save it (safetensors weights + architecture JSON).
+
+Also home of :func:`load_trained`, which rebuilds such a base model for later commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import load_matching_state, write_json
+from ..config import to_dict
+from ..data import create_loader, dataset_info
+from ..depth.config import TrainConfig
+from ..depth.graph_spec import save_graph_model
+from ..engine import fit
+from ..errors import ModelError
+from ..models import create_model
+from ._common import environment, make_optimizer, seeded_model, write_history_csv
+
+log = logging.getLogger(__name__)
+EVAL_BATCH = 1000
+
+
+def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None) -> dict[str, Any]:
+    """The keyword arguments ``create_model`` needs for ``dataset`` (images padded to ``pad_to``)."""
+    info = dataset_info(dataset)
+    options: dict[str, Any] = {"in_channels": info.in_channels, "image_size": pad_to or info.image_size,
+                               "num_classes": info.num_classes}
+    if width != 1.0:
+        options["width"] = width
+    if weights is not None:
+        options["weights"] = weights
+    return options
+
+
+def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool = False) -> dict[str, Any]:
+    """Train ``config.model`` on ``config.dataset`` and write its files into ``out_dir``.
+
+    Files: ``model.safetensors`` + ``model.json`` (graph spec, registry name and options),
+    ``result.json``, ``history.csv``, ``config.json`` (resolved config and environment).
+
+    Returns:
+        The contents of ``result.json``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"config": to_dict(config), "environment": environment()})
+    options = model_options(config.dataset, config.width, config.pad_to, config.weights)
+    train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+                          limit=config.limit_train, pad_to=config.pad_to)
+    test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
+                         pad_to=config.pad_to)
+    model = seeded_model(lambda: create_model(config.model, **options), config.seed)
+    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    log.info("training %s on %s for %d epochs", config.model, config.dataset, config.epochs)
+    history = fit(model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test,
+                  callbacks=[_EpochScheduler(schedule)], show_progress=show_progress)
+    metadata = {"model": config.model, "model_options": {k: v for k, v in options.items() if k != "weights"},
+                "dataset": config.dataset, "pad_to": config.pad_to, "input_shape": list(next(iter(test))[0].shape[1:])}
+    save_graph_model(model, out, metadata)
+    result = {"method": "train", "model": config.model, "dataset": config.dataset, "epochs": config.epochs,
+              "test_accuracy": history[-1]["test_accuracy"], "train_seconds": sum(r["seconds"] for r in history),
+              "checkpoint": str(out / "model.safetensors"), "history": history}
+    write_history_csv(out / "history.csv", {"train": history})
+    write_json(out / "result.json", result)
+    return result
+
+
+def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """Build registry model ``model`` and load ``checkpoint`` into it.
+
+    ``checkpoint`` is a ``.safetensors`` file or a folder holding ``model.safetensors``;
+    when a ``model.json`` written by :func:`run_train` sits beside it, its model options
+    (width, input size) are used, so the checkpoint fits without repeating them.
+
+    Returns:
+        ``(model, options used)``.
+
+    Raises:
+        ModelError: the checkpoint belongs to another model, or its tensors do not fit
+            (the message names the mismatched keys and shapes).
+    """
+    if checkpoint is None:
+        return create_model(model, **options), options
+    path = Path(checkpoint)
+    weights = path / "model.safetensors" if path.is_dir() else path
+    if not weights.is_file():
+        raise ModelError(f"checkpoint {weights} does not exist; pass the model.safetensors written by `neuroprune train`")
+    described = weights.with_suffix(".json")
+    if described.is_file():
+        saved = json.loads(described.read_text()).get("metadata", {})
+        if saved.get("model") not in (None, model):
+            raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; pass --model {saved['model']}")
+        options = {**options, **saved.get("model_options", {})}
+    net = create_model(model, **options)
+    if weights.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"{weights} is not a valid safetensors file: {exc}") from None
+    else:
+        from .._io import load_torch
+
+        tensors = load_torch(weights)
+    load_matching_state(net, tensors, source=str(weights))
+    return net.eval(), options
+
+
+class _EpochScheduler:
+    """fit() callback stepping an epoch-wise learning-rate scheduler."""
+
+    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_epoch_end(self, trainer: Any) -> None:
+        self.scheduler.step()

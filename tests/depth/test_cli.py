@@ -1,0 +1,86 @@
+"""``neuroprune train`` and ``neuroprune depth`` end to end on digits with a tiny ResNet."""
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+
+from neuroprune.cli_depth import depth_group, train_command
+from neuroprune.depth import load_graph_model
+
+TINY = ["--model", "resnet20", "--dataset", "digits", "--width", "0.125", "--pad-to", "16",
+        "--limit-train", "128", "--limit-test", "64", "--batch-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def cli() -> click.Group:
+    group = click.Group("neuroprune")
+    group.add_command(train_command)
+    group.add_command(depth_group)
+    return group
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, cli: click.Group) -> Path:
+    out = tmp_path_factory.mktemp("base")
+    result = CliRunner().invoke(cli, ["train", *TINY, "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_weights_and_architecture(base: Path) -> None:
+    assert (base / "model.safetensors").is_file()
+    saved = json.loads((base / "model.json").read_text())
+    assert saved["metadata"]["model"] == "resnet20" and saved["metadata"]["model_options"]["width"] == 0.125
+    assert saved["architecture"]["format"] == "neuroprune.graph/1"
+
+
+def test_candidates_lists_cuts(cli: click.Group, base: Path) -> None:
+    result = CliRunner().invoke(cli, ["depth", "candidates", *TINY[:8], "--checkpoint", str(base), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert any(r["cut"] == "layer1.2:layer3.0" and r["crosses_stages"] for r in rows)
+
+
+def test_depth_cut_writes_result_and_model(cli: click.Group, base: Path, tmp_path: Path) -> None:
+    args = ["depth", *TINY, "--checkpoint", str(base), "--cut", "layer1.0:layer3.1", "--translator-epochs", "1",
+            "--finetune-epochs", "1", "--distill", "--latency-repeats", "3", "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "result.json").read_text())
+    for key in ("method", "model", "dataset", "cut", "accuracy_base", "accuracy_pruned", "params_base", "params_pruned",
+                "macs_base", "macs_pruned", "latency_ms_base", "latency_ms_pruned", "recovery"):
+        assert key in saved, key
+    assert saved["cut"]["translator"]["in_shape"] == [2, 16, 16] and saved["params_pruned"] < saved["params_base"]
+    assert set(saved["latency_ms_pruned"]) == {"batch_1", "batch_64"}
+    assert [p["name"] for p in saved["recovery"]["phases"]] == ["translator", "finetune"]
+    model, _ = load_graph_model(tmp_path)
+    assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+
+
+def test_search_with_config_file(cli: click.Group, base: Path, tmp_path: Path) -> None:
+    config = tmp_path / "search.yaml"
+    config.write_text("max_evaluated: 2\nsearch_epochs: 1\nsearch_limit_train: 64\ntranslator_epochs: 1\nlatency_repeats: 3\n")
+    result = CliRunner().invoke(cli, ["depth", "search", "-c", str(config), *TINY, "--checkpoint", str(base),
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "run" / "candidates.json").read_text())
+    assert sum(r["accuracy"] is not None for r in rows) == 2
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["search"]["evaluated"] == 2
+
+
+def test_errors_are_one_line(cli: click.Group, base: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--checkpoint", str(base), "--cut", "layer3.0:layer1.1",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "does not come after" in result.output and "valid cuts" in result.output
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--checkpoint", str(base), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "exactly one of cut" in result.output
+    lone = tmp_path / "lone"  # weights without the model.json that records their width
+    lone.mkdir()
+    (lone / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes())
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--width", "0.25", "--checkpoint", str(lone),
+                                      "--cut", "relu:layer3.0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "conv1.weight: file (2, 1, 3, 3) vs model (4, 1, 3, 3)" in result.output

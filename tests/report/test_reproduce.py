@@ -1,0 +1,141 @@
+"""reproduce: the benchmark runs as a subprocess of a checkout; the page sets ours beside the claims."""
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from neuroprune.cli_report import reproduce_command
+from neuroprune.errors import NeuropruneError
+from neuroprune.report.check import page_problems
+from neuroprune.report.claims import PAPERS, UNKNOWN
+from neuroprune.report.reproduce import RECIPES, find_repo, reproduce
+
+
+def _method(accuracy, pruned=None, curve=None, **extra):
+    row = {"test_accuracy": accuracy, "accuracy_per_epoch": curve or [accuracy - 0.01, accuracy], "train_seconds": 1.0,
+           "params": 1000, "macs": 900, **extra}
+    if pruned is not None:
+        row["pruned_fraction"] = pruned
+    return row
+
+
+def _synaptic_payload():
+    run = {
+        "dataset": "mnist", "model": "mlp", "seed": 0, "epochs": 2, "retrain_epochs": 1,
+        "dense": _method(0.9800, epochs_to_dense_final_accuracy=2),
+        "synaptic": _method(0.9812, 0.75, per_layer_pruned={"fc1": 0.8}, checks=5, epochs_to_dense_final_accuracy=1),
+        "magnitude": _method(0.9790, 0.75, accuracy_before_retrain=0.95),
+        "random": _method(0.9600, 0.75, accuracy_before_retrain=0.50),
+        "overhead": {"plain_ms_per_step": 1.0, "pruner_ms_per_step": 1.2, "overhead": 0.2},
+    }
+    return {"command": "python benchmarks/synaptic.py --quick", "environment": {"processor": "x86_64"}, "runs": [run]}
+
+
+def test_zhao2021_page_puts_our_numbers_beside_the_claims(tmp_path):
+    results = tmp_path / "synaptic.json"
+    results.write_text(json.dumps(_synaptic_payload()))
+    files = reproduce("zhao2021", tmp_path / "page", results=results)
+
+    assert page_problems(files.html) == []
+    markdown = files.markdown.read_text()
+    assert "59–90%" in markdown and "75.0%" in markdown and "within the range" in markdown
+    assert "98.12% vs 98.00% (+0.12 pt)" in markdown
+    assert "92%; 1.64% → 1.59%" in markdown and "92%; 0.80% → 0.77%" in markdown
+    assert "not run (not in the benchmark's --models: lenet5)" in markdown
+    assert UNKNOWN in markdown  # per-data-set accuracies of the paper
+    for method in ("dense", "synaptic", "magnitude", "random"):
+        assert f"| {method} |" in markdown
+
+
+def test_camacho2022_page_says_the_papers_numbers_are_unknown(tmp_path):
+    results = tmp_path / "depth.json"
+    results.write_text(json.dumps({"command": "python benchmarks/depth.py --quick", "runs": [{
+        "model": "resnet20", "dataset": "cifar10",
+        "base": {"accuracy": 0.90, "params": 270000, "macs": 41000000, "latency_ms": 2.0},
+        "depth": {"accuracy": 0.88, "params": 200000, "macs": 30000000, "latency_ms": 1.5, "cut": "layer2.0:layer3.0"},
+        "identity": {"accuracy": 0.86, "params": 210000, "macs": 32000000, "latency_ms": 1.6},
+    }]}))
+    files = reproduce("camacho2022", tmp_path / "page", results=results)
+
+    assert page_problems(files.html) == []
+    markdown = files.markdown.read_text()
+    assert markdown.count(UNKNOWN) >= 4
+    assert "93.53% → 93.64%; 2.57x" in markdown  # Torch-Pruning's ResNet-56
+    assert "88.00%" in markdown and "-2.00 pt" in markdown and "1.37x" in markdown
+    assert len(list((tmp_path / "page" / "figures").glob("*.png"))) == 2
+
+
+def test_reproduce_runs_the_benchmark_script_of_the_checkout(tmp_path):
+    payload = json.dumps(_synaptic_payload())
+    script = tmp_path / "repo" / "benchmarks" / "synaptic.py"
+    script.parent.mkdir(parents=True)
+    # a stand-in benchmark: records its arguments, writes the results where it is told
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from pathlib import Path
+        args = sys.argv[1:]
+        out, name = Path(args[args.index("--out") + 1]), args[args.index("--name") + 1]
+        payload = json.loads({payload!r})
+        payload["command"] = " ".join(args)
+        (out / (name + ".json")).write_text(json.dumps(payload))
+    """))
+    files = reproduce("zhao2021", tmp_path / "page", quick=True, extra_args=["--seeds", "0", "1"],
+                      repo=tmp_path / "repo")
+
+    command = json.loads(files.results.read_text())["command"]
+    assert command.startswith(" ".join(RECIPES["zhao2021"].quick)) and "--seeds 0 1 --out" in command
+    assert files.results.parent == tmp_path / "page" / "benchmark"
+    assert page_problems(files.html) == []
+
+    script.write_text("import sys; sys.exit(3)")
+    with pytest.raises(NeuropruneError, match="exit status 3"):
+        reproduce("zhao2021", tmp_path / "page2", quick=True, repo=tmp_path / "repo")
+
+
+def test_without_a_checkout_the_error_says_what_to_do(tmp_path):
+    with pytest.raises(NeuropruneError, match="benchmarks/depth.py not found.*--results"):
+        find_repo("benchmarks/depth.py", repo=tmp_path)
+    result = CliRunner().invoke(reproduce_command, ["zhao2021", "--quick", "--repo", str(tmp_path),
+                                                    "--out", str(tmp_path / "page")])
+    assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
+
+
+def test_claims_mark_unknown_figures_as_unknown():
+    assert all(claim.value is None for claim in PAPERS["camacho2022"].claims)
+    assert all(claim.shown == UNKNOWN for claim in PAPERS["camacho2022"].claims)
+    han = PAPERS["han2015"].claims
+    assert han[0].numbers == {"pruned": 0.92, "error_dense": 0.0164, "error_pruned": 0.0159}
+    assert han[1].numbers["error_pruned"] == 0.0077
+
+
+def test_camacho2022_page_reads_the_depth_benchmarks_models_and_variants(tmp_path):
+    def variant(accuracy, params, macs, b1, b64, **extra):
+        return {"accuracy": accuracy, "params": params, "macs": macs, "recovery": [], "latency_ms_b1": b1,
+                "latency_ms_b64": b64, **extra}
+
+    payload = {"dataset": "fashion-mnist", "settings": {"models": "vgg16:0.25"}, "environment": {"processor": "x86_64"},
+               "models": {"vgg16:0.25": {
+                   "model": "vgg16", "width": 0.25,
+                   "variants": {
+                       "base": variant(0.91, 930000, 20000000, 1.0, 30.0, train_seconds=100.0),
+                       "depth (search)": variant(0.89, 300000, 8000000, 0.4, 12.0, cut="features.9:features.23",
+                                                 translator="conv1x1 32->128 -> relu", accuracy_after_search=0.7),
+                       "identity": variant(0.88, 800000, 15000000, 0.8, 25.0, cut="features.30:features.40"),
+                       "torch-pruning (same MACs)": variant(0.90, 350000, 8000000, 0.7, 14.0, channel_ratio=0.4),
+                   },
+                   "search_rows": [{"cut": "features.9:features.23", "params": 300000, "macs": 8000000,
+                                    "latency_ms": 0.4, "accuracy": 0.7, "score": 0.8}],
+               }}}
+    results = tmp_path / "depth.json"
+    results.write_text(json.dumps(payload))
+    files = reproduce("camacho2022", tmp_path / "page", results=results)
+
+    assert page_problems(files.html) == []
+    markdown = files.markdown.read_text()
+    assert "vgg16 (width 0.25) on fashion-mnist, depth (search): 89.00% vs 91.00%" in markdown
+    assert "| torch-pruning (same MACs) |" in markdown and "channel ratio 0.4" in markdown
+    assert "2.50x" in markdown  # MACs 20M / 8M and batch-1 latency 1.0 / 0.4
+    assert "Candidates scored by the search: vgg16 (width 0.25) on fashion-mnist" in markdown
+    assert "settings models=vgg16:0.25" in markdown  # no command in the file: its settings stand in
