@@ -47,9 +47,14 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (small models often run fastest on 1).")
 @click.version_option(package_name="neuroprune")
-def main(verbose: bool) -> None:
+def main(verbose: bool, threads: int | None) -> None:
     """Brain-inspired pruning for PyTorch networks."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     is_main = os.environ.get("RANK", "0") == "0"  # torchrun's other processes log warnings only
     logging.basicConfig(
         level=logging.INFO if verbose and is_main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -148,7 +153,7 @@ def _model_names() -> list[str]:
 @click.option("--warmup-steps", type=int, help="Steps before activity counts [default: 0].")
 @click.option("--stop-step", type=int, help="No checks after this step [default: none].")
 @click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
-@click.option("--max-fraction-per-check", type=float, help="Most of a layer pruned at one check [default: 0.5].")
+@click.option("--max-fraction-per-check", type=float, help="Most of a layer pruned at one check [default: 0.1].")
 @click.option("--target-sparsity", type=float, help="Stop pruning at this share pruned [default: none].")
 @click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
@@ -215,8 +220,11 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
 def _register_commands() -> None:
     """Commands defined in their own modules (one concept each)."""
     from .cli_export import export_command
+    from .cli_report import report_command, reproduce_command
 
     main.add_command(export_command)
+    main.add_command(report_command)
+    main.add_command(reproduce_command)
 
 
 _register_commands()

@@ -47,7 +47,7 @@ class SynapticConfig:
     warmup_steps: int = 0
     stop_step: int | None = None
     min_fan_in: int = 1
-    max_fraction_per_check: float = 0.5
+    max_fraction_per_check: float = 0.1
     target_sparsity: float | None = None
     compare_dense: bool = False
     data_root: str | None = None

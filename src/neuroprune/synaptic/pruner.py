@@ -69,7 +69,7 @@ class SynapticPruner:
         warmup_steps: int = 0,
         stop_step: int | None = None,
         min_fan_in: int = 1,
-        max_fraction_per_check: float = 0.5,
+        max_fraction_per_check: float = 0.1,
         target_sparsity: float | None = None,
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,

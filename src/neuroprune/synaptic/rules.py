@@ -32,7 +32,7 @@ class LowActivityRule:
     alpha: float = 0.5
     patience: int = 3
     min_fan_in: int = 1
-    max_fraction_per_check: float = 0.5
+    max_fraction_per_check: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
