@@ -92,7 +92,7 @@ def _build(config: dict[str, Any], seed: int) -> nn.Module:
 
 def _pruner(model: nn.Module, config: dict[str, Any]) -> npr.SynapticPruner:
     keys = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
-            "max_fraction_per_check", "target_sparsity")
+            "max_fraction_per_check", "target_sparsity", "sample_every")
     return npr.SynapticPruner(model, **{k: config[k] for k in keys})
 
 
@@ -132,10 +132,13 @@ def _one_seed(config: dict[str, Any], seed: int, retrain_epochs: int) -> dict[st
     for method, make_masks in (("magnitude", npr.magnitude_masks), ("random", npr.random_masks)):
         pruned = copy.deepcopy(dense)
         masks = make_masks(pruned, sparsity) if method == "magnitude" else make_masks(pruned, sparsity, seed=seed)
-        npr.apply_masks(pruned, masks)
+        held = npr.apply_masks(pruned, masks)  # as a callback it masks the retraining optimizer's steps
         before = npr.evaluate(pruned, test)["accuracy"]
         # Han et al. retrain at a lower learning rate than the original training
-        retrain = _fit(pruned, train, test, config, retrain_epochs, lr=config["lr"] * 0.1)
+        retrain = _fit(pruned, train, test, config, retrain_epochs, lr=config["lr"] * 0.1, callbacks=[held])
+        live = sum(int((pruned.get_submodule(name).weight != 0).sum()) for name in masks)
+        if live > sum(int(m.sum()) for m in masks.values()):
+            raise RuntimeError(f"{method}: pruned weights grew back during retraining")
         pruned.eval()
         result[method] = {**_summary(retrain, npr.compact_sequential(pruned), example),
                           "accuracy_before_retrain": before,

@@ -155,6 +155,7 @@ def _model_names() -> list[str]:
 @click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
 @click.option("--max-fraction-per-check", type=float, help="Most of a layer pruned at one check [default: 0.1].")
 @click.option("--target-sparsity", type=float, help="Stop pruning at this share pruned [default: none].")
+@click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
 @click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
 @click.option("--limit-train", type=int, help="Use only the first N training samples.")

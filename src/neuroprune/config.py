@@ -49,6 +49,7 @@ class SynapticConfig:
     min_fan_in: int = 1
     max_fraction_per_check: float = 0.1
     target_sparsity: float | None = None
+    sample_every: int = 1
     compare_dense: bool = False
     data_root: str | None = None
     limit_train: int | None = None
@@ -61,7 +62,7 @@ class SynapticConfig:
         _check_choice(self, "optimizer", ("sgd", "adam"))
         _check_choice(self, "lr_schedule", ("constant", "cosine"))
         _check_choice(self, "criterion", CRITERIA)
-        _check_positive(self, "epochs", "batch_size", "patience", "check_every")
+        _check_positive(self, "epochs", "batch_size", "patience", "check_every", "sample_every")
         _check_positive(self, "limit_train", "limit_test")
         _check_range(self, "lr", low=0.0, is_low_open=True)
         _check_range(self, "momentum", low=0.0, high=1.0, is_high_open=True)

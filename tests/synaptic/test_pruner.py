@@ -144,3 +144,16 @@ def test_finalize_keeps_pruned_weights_zero_in_the_same_parameters():
         assert module.weight is stored[name]
         assert torch.equal((module.weight != 0).float() * masks[name], (module.weight != 0).float())
     assert pruner.sparsity() > 0
+
+
+def test_sample_every_gathers_activity_on_every_nth_step_only():
+    model = create_model("mlp", image_size=8, hidden=(8,))
+    pruner = SynapticPruner(model, check_every=100, sample_every=3)
+    active = []
+    for _ in range(9):
+        active.append(pruner.tracker.is_active)
+        pruner.step()
+    # step n (1-based) is tracked when n % 3 == 0
+    assert active == [False, False, True, False, False, True, False, False, True]
+    with pytest.raises(Exception, match="sample_every"):
+        SynapticPruner(create_model("mlp", image_size=8), sample_every=0)

@@ -118,6 +118,7 @@ def run_synaptic(
         min_fan_in=config.min_fan_in,
         max_fraction_per_check=config.max_fraction_per_check,
         target_sparsity=config.target_sparsity,
+        sample_every=config.sample_every,
     )
     history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
     pruner.remove_hooks()
@@ -164,6 +165,7 @@ def run_synaptic(
             "min_fan_in": config.min_fan_in,
             "max_fraction_per_check": config.max_fraction_per_check,
             "target_sparsity": config.target_sparsity,
+            "sample_every": config.sample_every,
         },
     }
     if dense is not None:

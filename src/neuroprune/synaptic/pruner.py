@@ -50,6 +50,8 @@ class SynapticPruner:
         min_fan_in: every unit keeps at least this many live inputs.
         max_fraction_per_check: at most this share of a layer's live connections per check.
         target_sparsity: stop pruning once this share of all tracked connections is gone.
+        sample_every: gather activity on every n-th training step only (1: every step).
+            The activity between checks is then a sample mean; the tracking cost drops n-fold.
         layers: names of the Linear/Conv2d modules to prune (default: all of them).
         optimizer: whose state is zeroed at pruned positions; may be set later.
 
@@ -71,6 +73,7 @@ class SynapticPruner:
         min_fan_in: int = 1,
         max_fraction_per_check: float = 0.1,
         target_sparsity: float | None = None,
+        sample_every: int = 1,
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
@@ -80,8 +83,11 @@ class SynapticPruner:
             raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
         self.rule = LowActivityRule(alpha, patience, min_fan_in, max_fraction_per_check)
         self.schedule = CheckSchedule(check_every, warmup_steps, stop_step)
+        if not isinstance(sample_every, int) or sample_every < 1:
+            raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
         self.criterion = criterion
         self.target_sparsity = target_sparsity
+        self.sample_every = sample_every
         self.model = model
         self.layers = _select_layers(model, layers)
         self.masks = MaskedWeights(self.layers, optimizer)
@@ -91,7 +97,7 @@ class SynapticPruner:
         self.tracker = ActivityTracker(self.layers, criterion)
         self.step_count = 0
         self.history: list[dict[str, Any]] = []
-        self.tracker.is_active = self.schedule.collects(1)
+        self._update_tracking()
 
     # ---- the training-time API ------------------------------------------------------------
 
@@ -113,8 +119,15 @@ class SynapticPruner:
         if self.schedule.is_check(self.step_count) and not self.is_target_reached:
             self._check()
             checked = True
-        self.tracker.is_active = self.schedule.collects(self.step_count + 1) and not self.is_target_reached
+        self._update_tracking()
         return checked
+
+    def _update_tracking(self) -> None:
+        """Switch the activity hooks on only for steps whose activity can still count."""
+        upcoming = self.step_count + 1
+        self.tracker.is_active = (
+            self.schedule.collects(upcoming) and upcoming % self.sample_every == 0 and not self.is_target_reached
+        )
 
     @torch.no_grad()
     def _check(self) -> None:
@@ -331,7 +344,7 @@ class SynapticPruner:
                 raise ModelError(f"pruner state activity does not match the model's prunable layers ({exc})") from None
         if "history" in state:
             self.history = [dict(record) for record in state["history"]]
-        self.tracker.is_active = self.schedule.collects(self.step_count + 1) and not self.is_target_reached
+        self._update_tracking()
 
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
 
