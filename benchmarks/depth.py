@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def main() -> None:
     parser.add_argument("--max-evaluated", type=int, default=8)
     parser.add_argument("--speedup", type=float, default=2.0, help="required batch-1 latency ratio of the depth cut")
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads when timing the final models")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads when timing the final models")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--train-threads", type=int, default=1,
                         help="torch threads for training and the search (one thread suffers least on a busy machine)")
     parser.add_argument("--reuse-base", action="store_true", help="load a base model trained by an earlier run")
@@ -69,6 +71,7 @@ def main() -> None:
                         help="start of every translator: random (authors) or least-squares fit to the base model")
     parser.add_argument("--name", default="depth", help="stem of the result files")
     parser.add_argument("--merge", type=Path, nargs="+", help="only combine these result JSON files into --name")
+    parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/neuroprune_bench_depth"))
     args = parser.parse_args()
@@ -80,6 +83,7 @@ def main() -> None:
             for key, model in part["models"].items():
                 merged["models"][f"{key} ({model.get('translator_init', 'random')} init)"] = model
         merged["settings"] = {"merged": [p.name for p in args.merge]}
+        merged["notes"] = args.note
         write(merged, args.out, args.name)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -170,16 +174,11 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
     phases.append(fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test))
     finish("depth + channels (same MACs)", composite, phases, {"cut": mild_row["cut"], "channel_ratio": ratio})
 
-    # Time every variant in turn, twice, keeping the lower median: other load on the machine only adds time.
-    for _ in range(2):
-        for entry in variants.values():
-            for batch in (1, 64):
-                ms = measure_latency(entry["model"], x.repeat(batch, 1, 1, 1), repeats=args.repeats,
-                                     threads=args.threads).median_ms
-                key = f"latency_ms_b{batch}"
-                entry[key] = min(ms, entry.get(key, float("inf")))
-    for label, entry in variants.items():  # kept so latency can be timed again on a quiet machine
-        save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=label.split(" ")[0])
+    timing = interleaved_latency({label: e["model"] for label, e in variants.items()}, x, args)
+    for label, entry in variants.items():
+        entry.update(timing[label])
+        # kept so latency can be timed again on a quiet machine
+        save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=_slug(label))
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
     return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, "search_seconds": search_seconds,
             "search_candidates": len(found.rows), "search_evaluated": len(evaluated),
@@ -187,25 +186,61 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
                             for r in evaluated]}
 
 
+def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor, args: argparse.Namespace) -> dict[str, dict]:
+    """Median latency per model and its speed-up over ``base``, from interleaved rounds.
+
+    Every round times each model in turn (``--repeats`` calls after warm-up, median), so load
+    from other processes hits all models alike; the speed-up is the median over rounds of the
+    per-round ratio base / model, the latency the median over rounds.
+    """
+    per_round: dict[str, dict[int, list[float]]] = {label: {1: [], 64: []} for label in models}
+    for _ in range(args.rounds):
+        for batch in (1, 64):
+            for label, model in models.items():
+                ms = measure_latency(model, x.repeat(batch, 1, 1, 1), repeats=args.repeats, warmup=3,
+                                     threads=args.threads, max_seconds=None).median_ms
+                per_round[label][batch].append(ms)
+    result: dict[str, dict] = {}
+    for label, times in per_round.items():
+        result[label] = {"latency_threads": args.threads, "latency_rounds": args.rounds}
+        for batch, values in times.items():
+            ratios = [b / v for b, v in zip(per_round["base"][batch], values)]
+            result[label][f"latency_ms_b{batch}"] = statistics.median(values)
+            result[label][f"speedup_b{batch}"] = statistics.median(ratios)
+    return result
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_")
+
+
 def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# Depth pruning on Fashion-MNIST (32x32)", "",
              f"Settings: {json.dumps(results['settings'])}", ""]
+    lines += [f"- {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
+    for run in results.get("runs", []):
+        lines.append(f"- {run['file']}: {json.dumps(run['settings'])}")
     for key, model in results["models"].items():
         variants = model["variants"]
         base = variants["base"]
-        lines += [f"## {key} (wall {model.get('wall_seconds', 0) / 60:.1f} min)", "",
+        lines += ["", f"## {key} (wall {model.get('wall_seconds', 0) / 60:.1f} min)", "",
                   "| variant | accuracy | params | MACs | latency b1 (ms) | speedup b1 | latency b64 (ms) | speedup b64 | detail |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for label, row in variants.items():
             detail = ", ".join(f"{k}={row[k]}" for k in ("cut", "translator", "channel_ratio") if k in row)
             lines.append(
                 f"| {label} | {100 * row['accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
-                f"{row['latency_ms_b1']:.2f} | {base['latency_ms_b1'] / row['latency_ms_b1']:.2f}x | "
-                f"{row['latency_ms_b64']:.1f} | {base['latency_ms_b64'] / row['latency_ms_b64']:.2f}x | {detail} |")
+                f"{row['latency_ms_b1']:.2f} | {_speedup(row, base, 1):.2f}x | "
+                f"{row['latency_ms_b64']:.1f} | {_speedup(row, base, 64):.2f}x | {detail} |")
         lines.append("")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def _speedup(row: dict[str, Any], base: dict[str, Any], batch: int) -> float:
+    """Median per-round speed-up when measured that way, else the ratio of the latencies."""
+    return row.get(f"speedup_b{batch}", base[f"latency_ms_b{batch}"] / row[f"latency_ms_b{batch}"])
 
 
 if __name__ == "__main__":

@@ -44,11 +44,16 @@ def main() -> None:
     parser.add_argument("--limit-train", type=int, help="use only the first N training samples (quick runs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default="synaptic", help="stem of the output files")
+    parser.add_argument("--sample-every", type=int, nargs="+",
+                        help="time the pruner's overhead at these sample_every values instead of training")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training and timing; small models train fastest on one [default: 1]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args.sample_every:
+        _overhead_table(args)
+        return
     runs = []
     for dataset in args.datasets:
         for model in args.models:
@@ -193,6 +198,28 @@ def _overhead(config: dict[str, Any], repeats: int = 5) -> dict[str, Any]:
     return {"plain_ms_per_step": 1e3 * plain, "pruner_ms_per_step": 1e3 * pruned, "overhead": pruned / plain - 1,
             "steps": steps, "repeats": repeats, "batch_size": config["batch_size"],
             "check_every": config["check_every"], "clock": "process CPU time"}
+
+
+def _overhead_table(args: argparse.Namespace) -> None:
+    """Only the training-step overhead, for each sample_every value (no training runs)."""
+    rows = []
+    for dataset in args.datasets:
+        for model in args.models:
+            config = _config(dataset, model, args)
+            for every in args.sample_every:
+                rows.append({"dataset": dataset, "model": model, "sample_every": every,
+                             **_overhead({**config, "sample_every": every})})
+                print(json.dumps(rows[-1]), flush=True)
+    lines = ["# Pruner overhead by sample_every", "", f"Command: `python benchmarks/synaptic.py {' '.join(sys.argv[1:])}`",
+             "", "Process CPU time per training step over two check intervals, interleaved with plain training, "
+             "median of 5.", "", "| data set | model | sample_every | plain ms/step | with pruner ms/step | overhead |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['model']} | {r['sample_every']} | {r['plain_ms_per_step']:.2f} | "
+              f"{r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% |" for r in rows]
+    args.out.mkdir(parents=True, exist_ok=True)
+    npr._io.write_json(args.out / f"{args.name}.json", {"command": " ".join(sys.argv), "rows": rows,
+                                                        "environment": environment()})
+    npr._io.atomic_write_bytes(args.out / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
 
 
 def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:

@@ -8,7 +8,6 @@ then only rank 0 prints and writes files.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -22,27 +21,11 @@ from rich.table import Table
 
 from . import distributed as dist_utils
 from .config import SynapticConfig, load_config, load_run_config
+from ._cli_errors import friendly_errors
 from .errors import ConfigError, NeuropruneError
 
 console = Console(stderr=True)
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
-
-
-def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn NeuropruneError into a one-line message and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except NeuropruneError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            console.print("interrupted; files written so far are complete (each is written atomically)")
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +65,7 @@ def data() -> None:
 @data.command("fetch")
 @click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "cifar10", "all"]), default="all")
 @click.option("--source", type=click.Path(exists=True, path_type=Path), help="Local file or folder to read from.")
-@_friendly_errors
+@friendly_errors
 def data_fetch(name: str, source: Path | None) -> None:
     """Put a real data set into neuroprune's cache (digits need no fetch).
 
@@ -99,7 +82,7 @@ def data_fetch(name: str, source: Path | None) -> None:
 
 
 @data.command("list")
-@_friendly_errors
+@friendly_errors
 def data_list() -> None:
     """List the data sets neuroprune knows and their shapes."""
     from .data import dataset_info
@@ -164,7 +147,7 @@ def _model_names() -> list[str]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue the interrupted run in this folder, as configured in its config.json.")
-@_friendly_errors
+@friendly_errors
 def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Path | None, **options: Any) -> None:
     """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json.
 

@@ -5,12 +5,12 @@ Register on the main group with ``main.add_command(export_command)``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from .errors import ConfigError, NeuropruneError
+from ._cli_errors import friendly_errors
+from .errors import ConfigError
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
@@ -36,6 +36,7 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
 @click.option("--repeats", type=int, default=20, show_default=True, help="Timed calls per round.")
 @click.option("--rounds", type=int, default=5, show_default=True, help="Interleaved timing rounds per layer.")
 @click.option("--input-shape", help="One sample's shape, e.g. 1,28,28 [default: the run's metadata].")
+@friendly_errors
 def export_command(
     run_dir: Path,
     fmt: str,
@@ -50,21 +51,17 @@ def export_command(
     """Export the pruned model of RUN_DIR (a `neuroprune synaptic` or `depth` output folder)."""
     from .export import export_run
 
-    try:
-        result = export_run(
-            run_dir,
-            out,
-            format=fmt,
-            batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
-            use_sparse=not is_dense,
-            input_shape=_int_list(input_shape, "--input-shape") if input_shape else None,
-            rounds=rounds,
-            repeats=repeats,
-            threads=threads,
-        )
-    except NeuropruneError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    result = export_run(
+        run_dir,
+        out,
+        format=fmt,
+        batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+        use_sparse=not is_dense,
+        input_shape=_int_list(input_shape, "--input-shape") if input_shape else None,
+        rounds=rounds,
+        repeats=repeats,
+        threads=threads,
+    )
     for name, choice in result.choices.items():
         timings = ", ".join(
             f"batch {b}: dense {choice.dense_ms[b]:.4f} ms, csr {choice.csr_ms[b]:.4f} ms" for b in choice.dense_ms

@@ -7,29 +7,12 @@ every other command.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from ._cli_errors import friendly_errors
 from .errors import NeuropruneError
-
-
-def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn NeuropruneError into a one-line message and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except NeuropruneError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.command("report")
@@ -37,7 +20,7 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("report"), show_default=True,
               help="Folder for index.html, report.md and figures/.")
 @click.option("--title", help="Page title [default: names the number of runs].")
-@_friendly_errors
+@friendly_errors
 def report_command(run_dirs: tuple[Path, ...], out: Path, title: str | None) -> None:
     """Write an HTML page and Markdown with figures and tables on one or more RUN_DIRS.
 
@@ -60,7 +43,7 @@ def report_command(run_dirs: tuple[Path, ...], out: Path, title: str | None) -> 
               help="Build the page from this benchmark JSON instead of running the benchmark.")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="Source checkout holding benchmarks/ [default: found from the package or the current folder].")
-@_friendly_errors
+@friendly_errors
 def reproduce_command(paper: str, benchmark_args: tuple[str, ...], quick: bool, out: Path | None,
                       results: Path | None, repo: Path | None) -> None:
     """Run PAPER's benchmark suite and write a page of our numbers beside the paper's claims.
