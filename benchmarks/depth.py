@@ -70,6 +70,10 @@ def main() -> None:
     parser.add_argument("--translator-init", choices=["lstsq", "random"], default="random",
                         help="start of every translator: random (authors) or least-squares fit to the base model")
     parser.add_argument("--name", default="depth", help="stem of the result files")
+    parser.add_argument("--tau", type=float, default=0.8, help="score weight of accuracy (1.0: rank by accuracy only)")
+    parser.add_argument("--search-epochs", type=int, default=1, help="translator-only epochs per searched candidate")
+    parser.add_argument("--deeper", type=float, default=None,
+                        help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
     parser.add_argument("--merge", type=Path, nargs="+", help="only combine these result JSON files into --name")
     parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -125,7 +129,7 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
     kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
     spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
     found = search_cuts(pruner, short, test, budgets=Budgets(max_latency_ms=0.75 * base_b1), efficiency="latency",
-                        translator_epochs=1, max_evaluated=args.max_evaluated, latency_repeats=10, spans=spans,
+                        tau=args.tau, translator_epochs=args.search_epochs, max_evaluated=args.max_evaluated, latency_repeats=10, spans=spans,
                         translator_init=args.translator_init)
     search_seconds = time.perf_counter() - started
     evaluated = [r for r in found.rows if r["accuracy"] is not None]
@@ -173,6 +177,17 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
     composite, ratio = prune_channels_to_macs(mild_model, x, target)
     phases.append(fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test))
     finish("depth + channels (same MACs)", composite, phases, {"cut": mild_row["cut"], "channel_ratio": ratio})
+
+    if args.deeper is not None:
+        # Compose: the searched cut, then channel pruning of what remains, against channels alone.
+        lower = int(target * args.deeper)
+        composite, ratio = prune_channels_to_macs(variants["depth (search)"]["model"], x, lower)
+        finish(f"depth + channels ({args.deeper:g}x cut MACs)", composite,
+               [fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test)],
+               {"cut": depth_row["cut"], "channel_ratio": ratio})
+        narrow, ratio = prune_channels_to_macs(base, x, lower)
+        finish(f"torch-pruning ({args.deeper:g}x cut MACs)", narrow,
+               [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)], {"channel_ratio": ratio})
 
     timing = interleaved_latency({label: e["model"] for label, e in variants.items()}, x, args)
     for label, entry in variants.items():

@@ -7,7 +7,6 @@ Every command accepts ``--config FILE.yaml``; flags override the file.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -18,26 +17,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ._cli_errors import friendly_errors
 from .config import load_config
 from .depth.config import DepthConfig, TrainConfig
 from .errors import NeuropruneError
 
-console = Console(stderr=True)
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
-
-
-def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print NeuropruneError as one line and exit with status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except NeuropruneError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -102,7 +87,7 @@ _DEPTH_OPTIONS = _options(
 @click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [default: 5e-4].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the model.")
-@_friendly_errors
+@friendly_errors
 def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
     """Train a base model; writes OUT/model.safetensors, OUT/model.json and OUT/result.json."""
     from .runs.train import run_train
@@ -117,7 +102,7 @@ def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
 @click.option("--search/--no-search", "search", default=None, help="Choose the cut by search instead of --cut.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, **options: Any) -> None:
     """Neuroplasticity-based depth pruning: cut a span of layers, bridge it with a translator, recover.
 
@@ -137,7 +122,7 @@ def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, 
 @depth_group.command("search")
 @_DEPTH_OPTIONS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the results.")
-@_friendly_errors
+@friendly_errors
 def search_command(config_path: Path | None, out: Path, **options: Any) -> None:
     """Score candidate cuts (short recovery each), recover the winner, save the candidate table."""
     _run(config_path, out, {**options, "search": True, "cut": None})
@@ -147,7 +132,7 @@ def search_command(config_path: Path | None, out: Path, **options: Any) -> None:
 @_MODEL_OPTIONS
 @click.option("--checkpoint", type=str, help="Trained weights (only their model options matter here).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_friendly_errors
+@friendly_errors
 def candidates_command(config_path: Path | None, as_json: bool, **options: Any) -> None:
     """List every valid cut with shapes, removed parameters and MACs, and the translator it needs."""
     import torch

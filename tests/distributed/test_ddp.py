@@ -126,7 +126,7 @@ def test_torchrun_cli_trains_data_parallel_and_rank_zero_writes(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
         "--master-addr", "127.0.0.1", "--master-port", str(port),
         "-m", "neuroprune", "synaptic", "--dataset", "digits", "--epochs", "2", "--limit-train", "256",
-        "--batch-size", "32", "--check-every", "4", "--warmup-steps", "2", "--no-measure-latency", "--out", str(out),
+        "--batch-size", "32", "--check-every", "4", "--max-fraction-per-check", "0.5", "--warmup-steps", "2", "--no-measure-latency", "--out", str(out),
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
