@@ -11,14 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import NeuropruneError
 
-try:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import EngFormatter, MaxNLocator
-except ImportError:  # matplotlib is the optional 'report' extra
-    Figure = None  # type: ignore[assignment,misc]
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 _SIZE = (5.6, 3.5)  # inches; at 100 dpi 560 x 350 pixels, so two fit side by side on the page
 _DPI = 100
@@ -129,8 +125,6 @@ def tradeoff_chart(path: Path, series: list[Series], title: str, xlabel: str, yl
 
 
 def _figure(title: str, xlabel: str, ylabel: str):
-    if Figure is None:
-        raise NeuropruneError("reports need matplotlib: pip install 'neuroprune[report]' (or pip install matplotlib)")
     figure = Figure(figsize=_SIZE, dpi=_DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
