@@ -85,7 +85,7 @@ def main() -> None:
             part = json.loads(path.read_text())
             merged["runs"].append({"file": path.name, "settings": part["settings"], "environment": part["environment"]})
             for key, model in part["models"].items():
-                merged["models"][f"{key} ({model.get('translator_init', 'random')} init)"] = model
+                merged["models"][f"{key}, {model.get('translator_init', 'random')} init [{path.stem}]"] = model
         merged["settings"] = {"merged": [p.name for p in args.merge]}
         merged["notes"] = args.note
         write(merged, args.out, args.name)

@@ -203,9 +203,12 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
 
 def _register_commands() -> None:
     """Commands defined in their own modules (one concept each)."""
+    from .cli_depth import depth_group, train_command
     from .cli_export import export_command
     from .cli_report import report_command, reproduce_command
 
+    main.add_command(train_command)
+    main.add_command(depth_group)
     main.add_command(export_command)
     main.add_command(report_command)
     main.add_command(reproduce_command)
