@@ -74,11 +74,17 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=1, help="translator-only epochs per searched candidate")
     parser.add_argument("--deeper", type=float, default=None,
                         help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
+    parser.add_argument("--retime", type=Path, nargs="+",
+                        help="only time again the variants saved by these result JSON files (in a fresh process)")
     parser.add_argument("--merge", type=Path, nargs="+", help="only combine these result JSON files into --name")
     parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/neuroprune_bench_depth"))
     args = parser.parse_args()
+    if args.retime:
+        for path in args.retime:
+            retime(path, args)
+        return
     if args.merge:
         merged: dict[str, Any] = {"dataset": DATASET, "runs": [], "models": {}}
         for path in args.merge:
@@ -223,6 +229,24 @@ def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor, arg
             result[label][f"latency_ms_b{batch}"] = statistics.median(values)
             result[label][f"speedup_b{batch}"] = statistics.median(ratios)
     return result
+
+
+def retime(path: Path, args: argparse.Namespace) -> None:
+    """Replace the latency columns of a result file by a fresh interleaved timing of its saved variants."""
+    from neuroprune.depth import load_graph_model
+
+    results = json.loads(path.read_text())
+    work = Path(results["settings"]["work"])
+    torch.set_num_threads(args.threads)
+    for model in results["models"].values():
+        folder = work / f"{model['model']}_{model['width']}" / "variants"
+        loaded = {label: load_graph_model(folder, stem=_slug(label))[0].eval() for label in model["variants"]}
+        x = torch.zeros(1, *json.loads((folder / "base.json").read_text())["metadata"].get("input_shape", [1, 32, 32]))
+        x = torch.randn_like(x)
+        for label, timing in interleaved_latency(loaded, x, args).items():
+            model["variants"][label].update(timing, latency_protocol="retimed in a fresh process")
+    results["settings"]["retimed"] = f"threads={args.threads} rounds={args.rounds} repeats={args.repeats}"
+    write(results, path.parent, path.stem)
 
 
 def _slug(label: str) -> str:

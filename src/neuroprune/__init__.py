@@ -9,8 +9,10 @@ Example:
 from ._io import load_model, save_model
 from .baselines import apply_masks, magnitude_masks, random_masks
 from .data import create_loader, dataset_info, fetch
+from .depth import DepthPlan, DepthPruner, Translator, recover, search_cuts
 from .engine import Checkpointer, TrainingDiverged, evaluate, fit
 from .errors import ConfigError, DatasetError, ModelError, NeuropruneError
+from .export import export_run, sparsify
 from .metrics import Metrics, count_macs, count_params, measure
 from .models import create_model, list_models, register_model
 from .synaptic import ActivityTracker, CheckSchedule, LowActivityRule, SynapticPruner, compact_sequential
@@ -23,11 +25,14 @@ __all__ = [
     "Checkpointer",
     "ConfigError",
     "DatasetError",
+    "DepthPlan",
+    "DepthPruner",
     "LowActivityRule",
     "Metrics",
     "ModelError",
     "NeuropruneError",
     "SynapticPruner",
+    "Translator",
     "TrainingDiverged",
     "apply_masks",
     "compact_sequential",
@@ -37,6 +42,7 @@ __all__ = [
     "create_model",
     "dataset_info",
     "evaluate",
+    "export_run",
     "fetch",
     "fit",
     "list_models",
@@ -44,6 +50,9 @@ __all__ = [
     "magnitude_masks",
     "measure",
     "random_masks",
+    "recover",
     "register_model",
     "save_model",
+    "search_cuts",
+    "sparsify",
 ]

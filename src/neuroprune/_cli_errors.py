@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from .errors import NeuropruneError
 
@@ -22,7 +23,8 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except NeuropruneError as exc:
-            _console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+            # Text, not markup: messages list names in [brackets] that rich would eat as tags
+            _console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
             sys.exit(2)
         except KeyboardInterrupt:
             _console.print("interrupted; files written so far are complete (each is written atomically)")

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -75,20 +76,49 @@ def save_model(model: nn.Sequential, folder: str | Path, metadata: dict[str, Any
     The JSON holds the architecture spec (enough to rebuild the model without any
     neuroprune model code) and ``metadata`` (data set, input shape, ...).
     """
+    save_model_files(model, to_spec(model), folder, metadata, stem)
+
+
+def save_model_files(
+    model: nn.Module, architecture: dict[str, Any], folder: str | Path, metadata: dict[str, Any] | None, stem: str
+) -> None:
+    """Write ``model``'s weights (safetensors) and ``{architecture, metadata}`` (JSON), atomically."""
     folder = Path(folder)
-    spec = to_spec(model)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     atomic_write_bytes(folder / f"{stem}.safetensors", save_safetensors_bytes(tensors))
-    write_json(folder / f"{stem}.json", {"architecture": spec, "metadata": metadata or {}})
+    write_json(folder / f"{stem}.json", {"architecture": architecture, "metadata": metadata or {}})
 
 
-def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Sequential, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`. Returns ``(model, metadata)``.
+def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild any model neuroprune saved (compacted, sparse-exported or depth-pruned).
+
+    The architecture's ``format`` picks the builder: ``neuroprune.sequential/1`` (plain
+    layers), ``neuroprune.sparse/1`` (with CSR layers), ``neuroprune.graph/1`` (blocks,
+    residuals and translators). Returns ``(model in eval mode, metadata)``.
 
     Raises:
-        ModelError: a file is missing, or the weights do not fit the architecture (the
-            message names the mismatched keys and shapes).
+        ModelError: a file is missing or malformed, the format is unknown, or the weights
+            do not fit the architecture (the message names the mismatched keys and shapes).
     """
+    def build(architecture: dict[str, Any]) -> nn.Module:
+        kind = architecture.get("format") if isinstance(architecture, dict) else None
+        if kind == "neuroprune.sparse/1":
+            from .export.sparse_spec import from_sparse_spec
+
+            return from_sparse_spec(architecture)
+        if kind == "neuroprune.graph/1":
+            from .depth.graph_spec import from_graph
+
+            return from_graph(architecture)
+        return from_spec(architecture)  # explains an unknown format itself
+
+    return load_model_files(folder, stem, build)
+
+
+def load_model_files(
+    folder: str | Path, stem: str, build: Callable[[dict[str, Any]], nn.Module]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Read ``stem.json`` and ``stem.safetensors``, ``build`` the architecture, load the weights."""
     folder = Path(folder)
     spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
     for path in (spec_path, weights_path):
@@ -96,7 +126,7 @@ def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Sequential, 
             raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
     try:
         saved = json.loads(spec_path.read_text())
-        model = from_spec(saved["architecture"])
+        model = build(saved["architecture"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
     try:
@@ -104,7 +134,7 @@ def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Sequential, 
     except SafetensorError as exc:
         raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
     load_matching_state(model, tensors, source=str(weights_path))
-    return model, saved.get("metadata", {})
+    return model.eval(), saved.get("metadata", {})
 
 
 def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -14,17 +14,13 @@ factory. Node types:
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .._io import atomic_write_bytes, load_matching_state, write_json
+from .._io import load_model_files, save_model_files
 from ..errors import ModelError
 from ..models.resnet import Residual
 from ..models.spec import from_spec, to_spec
@@ -57,10 +53,7 @@ def from_graph(spec: dict[str, Any]) -> nn.Module:
 def save_graph_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
                      stem: str = "model") -> None:
     """Save ``stem.safetensors`` (weights) and ``stem.json`` (graph spec and metadata) atomically."""
-    folder = Path(folder)
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / f"{stem}.safetensors", save_safetensors_bytes(tensors))
-    write_json(folder / f"{stem}.json", {"architecture": to_graph(model), "metadata": metadata or {}})
+    save_model_files(model, to_graph(model), folder, metadata, stem)
 
 
 def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:
@@ -69,22 +62,7 @@ def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module
     Raises:
         ModelError: a file is missing or malformed, or the weights do not fit (keys and shapes named).
     """
-    folder = Path(folder)
-    spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
-    for path in (spec_path, weights_path):
-        if not path.is_file():
-            raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
-    try:
-        saved = json.loads(spec_path.read_text())
-        model = from_graph(saved["architecture"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
-    try:
-        tensors = load_safetensors_bytes(weights_path.read_bytes())
-    except SafetensorError as exc:
-        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
-    load_matching_state(model, tensors, source=str(weights_path))
-    return model.eval(), saved.get("metadata", {})
+    return load_model_files(folder, stem, from_graph)
 
 
 def _node(module: nn.Module, path: str) -> dict[str, Any]:

@@ -16,18 +16,14 @@ shape, as for any saved model.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .._io import atomic_write_bytes, load_matching_state, write_json
+from .._io import load_model_files, save_model_files
 from ..errors import ModelError
 from ..models.spec import from_spec, to_spec
 from .chain import InferenceChain
@@ -91,11 +87,7 @@ def from_sparse_spec(spec: dict[str, Any]) -> InferenceChain:
 def save_sparse_model(model: nn.Sequential, folder: str | Path, metadata: dict[str, Any] | None = None,
                       stem: str = "model") -> None:
     """Write ``stem.safetensors`` (dense tensors only) and ``stem.json`` (spec + metadata) atomically."""
-    folder = Path(folder)
-    spec = to_sparse_spec(model)
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / f"{stem}.safetensors", save_safetensors_bytes(tensors))
-    write_json(folder / f"{stem}.json", {"architecture": spec, "metadata": metadata or {}})
+    save_model_files(model, to_sparse_spec(model), folder, metadata, stem)
 
 
 def load_sparse_model(folder: str | Path, stem: str = "model") -> tuple[InferenceChain, dict[str, Any]]:
@@ -105,19 +97,4 @@ def load_sparse_model(folder: str | Path, stem: str = "model") -> tuple[Inferenc
         ModelError: a file is missing or malformed, or the weights do not fit the spec
             (the message names the mismatched keys and shapes).
     """
-    folder = Path(folder)
-    spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
-    for path in (spec_path, weights_path):
-        if not path.is_file():
-            raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
-    try:
-        saved = json.loads(spec_path.read_text())
-        model = from_sparse_spec(saved["architecture"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
-    try:
-        tensors = load_safetensors_bytes(weights_path.read_bytes())
-    except SafetensorError as exc:
-        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
-    load_matching_state(model, tensors, source=str(weights_path))
-    return model.eval(), saved.get("metadata", {})
+    return load_model_files(folder, stem, from_sparse_spec)  # type: ignore[return-value]
