@@ -7,21 +7,44 @@ every other command.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ._cli_errors import friendly_errors
+from .config import load_config
 from .errors import NeuropruneError
+
+
+@dataclass
+class ReportConfig:
+    """Options of ``neuroprune report`` (also readable from a YAML file with --config)."""
+
+    out: str = "report"
+    title: str | None = None
+
+
+@dataclass
+class ReproduceConfig:
+    """Options of ``neuroprune reproduce`` (also readable from a YAML file with --config)."""
+
+    quick: bool = False
+    out: str | None = None
+    results: str | None = None
+    repo: str | None = None
 
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("report"), show_default=True,
-              help="Folder for index.html, report.md and figures/.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML file with any of the options below (flags override it).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for index.html, report.md and figures/ "
+                                                               "[default: report].")
 @click.option("--title", help="Page title [default: names the number of runs].")
 @friendly_errors
-def report_command(run_dirs: tuple[Path, ...], out: Path, title: str | None) -> None:
+def report_command(run_dirs: tuple[Path, ...], config_path: Path | None, **options: Any) -> None:
     """Write an HTML page and Markdown with figures and tables on one or more RUN_DIRS.
 
     Each RUN_DIR is a folder written by `neuroprune synaptic` or `neuroprune depth`
@@ -29,23 +52,26 @@ def report_command(run_dirs: tuple[Path, ...], out: Path, title: str | None) -> 
     """
     from .report import build_report
 
-    files = build_report(list(run_dirs), out, title=title)
+    config = load_config(ReportConfig, config_path, options)
+    files = build_report(list(run_dirs), Path(config.out), title=config.title)
     click.echo(f"report: {files.html} (Markdown: {files.markdown}, {len(files.figures)} figures)")
 
 
 @click.command("reproduce", context_settings={"ignore_unknown_options": True})
 @click.argument("paper", type=click.Choice(["zhao2021", "camacho2022"]))
 @click.argument("benchmark_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--quick", is_flag=True, help="Small settings that finish in minutes on two CPU cores.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML file with any of the options below (flags override it).")
+@click.option("--quick/--full", default=None, help="Small settings that finish in minutes on two CPU cores "
+                                                   "[default: --full].")
+@click.option("--out", type=click.Path(file_okay=False),
               help="Folder for the page and the benchmark's files [default: reproduce/PAPER].")
-@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--results", type=click.Path(dir_okay=False),
               help="Build the page from this benchmark JSON instead of running the benchmark.")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--repo", type=click.Path(file_okay=False),
               help="Source checkout holding benchmarks/ [default: found from the package or the current folder].")
 @friendly_errors
-def reproduce_command(paper: str, benchmark_args: tuple[str, ...], quick: bool, out: Path | None,
-                      results: Path | None, repo: Path | None) -> None:
+def reproduce_command(paper: str, benchmark_args: tuple[str, ...], config_path: Path | None, **options: Any) -> None:
     """Run PAPER's benchmark suite and write a page of our numbers beside the paper's claims.
 
     zhao2021 runs benchmarks/synaptic.py (synaptic vs dense, magnitude, random);
@@ -55,7 +81,11 @@ def reproduce_command(paper: str, benchmark_args: tuple[str, ...], quick: bool, 
     """
     from .report.reproduce import RECIPES, reproduce
 
-    out = out or Path("reproduce") / paper
+    config = load_config(ReproduceConfig, config_path, options)
+    quick = config.quick
+    out = Path(config.out) if config.out else Path("reproduce") / paper
+    results = Path(config.results) if config.results else None
+    repo = Path(config.repo) if config.repo else None
     if results is None:
         recipe = RECIPES[paper]
         mode = recipe.quick if quick else recipe.full
