@@ -3,6 +3,9 @@
 ``neuroprune depth --cut A:B ...`` / ``--search`` runs depth pruning; ``neuroprune depth
 candidates`` lists the cuts and ``neuroprune depth search`` is the same run as ``--search``.
 Every command accepts ``--config FILE.yaml``; flags override the file.
+
+``train`` and ``depth --cut`` run data-parallel under ``torchrun`` (only rank 0 prints and
+writes files); the search runs in one process.
 """
 
 from __future__ import annotations
@@ -90,9 +93,14 @@ _DEPTH_OPTIONS = _options(
 @friendly_errors
 def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
     """Train a base model; writes OUT/model.safetensors, OUT/model.json and OUT/result.json."""
+    # imported here, not at the top: cli imports this module
+    from .cli import _run_in_process_group
     from .runs.train import run_train
 
-    result = run_train(load_config(TrainConfig, config_path, options), out, show_progress=sys.stderr.isatty())
+    config = load_config(TrainConfig, config_path, options)
+    result, is_main = _run_in_process_group(lambda: run_train(config, out, show_progress=sys.stderr.isatty()))
+    if not is_main:
+        return
     click.echo(f"{result['model']} on {result['dataset']}: test accuracy {100 * result['test_accuracy']:.2f}% "
                f"after {result['epochs']} epochs; weights in {out}/model.safetensors")
 
@@ -161,11 +169,16 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
 
 
 def _run(config_path: Path | None, out: Path, options: dict[str, Any]) -> None:
+    # imported here, not at the top: cli imports this module
+    from .cli import _run_in_process_group
     from .runs.depth import run_depth
 
     if options.get("kernel_size") is not None:
         options["kernel_size"] = int(options["kernel_size"])
-    result = run_depth(load_config(DepthConfig, config_path, options), out)
+    config = load_config(DepthConfig, config_path, options)
+    result, is_main = _run_in_process_group(lambda: run_depth(config, out))
+    if not is_main:
+        return
     b1_base, b1 = result["latency_ms_base"]["batch_1"], result["latency_ms_pruned"]["batch_1"]
     click.echo(
         f"cut {result['cut']['origin']}:{result['cut']['destination']} ({len(result['cut']['removed'])} units): "

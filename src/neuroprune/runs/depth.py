@@ -3,6 +3,11 @@
 Files in the output folder: ``result.json``, ``model.safetensors`` + ``model.json`` (the
 pruned model as a graph spec), ``config.json`` (resolved config and environment), and for
 a search ``candidates.json`` / ``candidates.csv`` (every candidate with its measurements).
+
+A given cut runs data-parallel under ``torchrun`` (see ``docs/distributed.md``): ``batch_size``
+is the global batch the processes share, accuracies are summed over all of them (the whole
+test split), and rank 0 alone measures parameters, MACs and latency and writes the files. The
+search runs in one process.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import distributed as dist_utils
 from .._io import atomic_write_bytes, write_json
 from ..config import to_dict
 from ..data import create_loader
@@ -30,6 +36,7 @@ from ..depth.pruner import DepthPruner
 from ..depth.recovery import fine_tune, recover
 from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
+from ..errors import ConfigError
 from ..metrics import count_macs, count_params, measure_latency
 from ._common import environment
 from .train import load_trained, model_options
@@ -40,13 +47,18 @@ LATENCY_BATCHES = (1, 64)
 
 
 def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
-    """Load the trained model and the data; returns ``(model, pruner, train loader, test loader)``."""
+    """Load the trained model and the data; returns ``(model, pruner, train loader, test loader)``.
+
+    Under a process group the loaders are this rank's shards (the train batches of the
+    global ``batch_size``, and its share of the test split).
+    """
+    rank, world = dist_utils.rank(), dist_utils.world_size()
     options = model_options(config.dataset, config.width, config.pad_to)
     model, _ = load_trained(config.model, config.checkpoint, options)
     train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
-                          limit=config.limit_train, pad_to=config.pad_to)
+                          limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
-                         pad_to=config.pad_to)
+                         pad_to=config.pad_to, rank=rank, world_size=world)
     example = next(iter(test))[0][:1]
     return model, DepthPruner(model, example_inputs=example), train, test
 
@@ -61,15 +73,28 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run one depth-pruning experiment and write its files into ``out_dir``.
 
     Returns:
-        The contents of ``result.json``.
+        The contents of ``result.json`` on rank 0; an empty dict on the other ranks.
+
+    Raises:
+        ConfigError: a search under more than one process, or ``batch_size`` does not
+            divide among the processes.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"config": to_dict(config), "environment": environment()})
+    world = dist_utils.world_size()
+    if config.search and world > 1:
+        raise ConfigError(f"the cut search runs in one process, not {world}: start it without torchrun "
+                          "(a given --cut runs data-parallel)")
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
+    if dist_utils.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
+                                         "processes": {"world_size": world}})
     torch.manual_seed(config.seed)
     model, pruner, train, test = prepare(config)
     example = pruner.example_inputs
-    accuracy_base = evaluate(model, test)["accuracy"]
+    sharded = dist_utils.is_distributed()
+    accuracy_base = evaluate(model, test, distributed=sharded)["accuracy"]
     search_info = None
     if config.search:
         span, search_info = _search(config, pruner, test, out)
@@ -81,6 +106,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     small = plan.apply()
     if config.bridge == "translator" and config.translator_init == "lstsq" and config.kernel_size == 1:
         init_translator(small, model, span, train)
+    _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
     teacher = copy.deepcopy(model).eval() if config.distill else None
     phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
                      finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
@@ -93,7 +119,9 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
                                     distill_weight=config.distill_weight, temperature=config.temperature,
                                     eval_loader=test))
         channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
-    accuracy_pruned = evaluate(small, test)["accuracy"]
+    accuracy_pruned = evaluate(small, test, distributed=sharded)["accuracy"]
+    if not dist_utils.is_main_process():
+        return {}
     save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
                                   "input_shape": list(example.shape[1:]), "cut": span.cut})
     result = {
@@ -118,6 +146,15 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     }
     write_json(out / "result.json", result)
     return result
+
+
+def _share_rank_zero_state(model: nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers (nothing to do in one process)."""
+    if not dist_utils.is_distributed():
+        return
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            dist_utils.broadcast_(tensor)
 
 
 def cut_record(span: BlockSpan, small: nn.Module, bridge: str) -> dict[str, Any]:

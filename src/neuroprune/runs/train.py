@@ -13,13 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import distributed as dist_utils
 from .._io import load_matching_state, write_json
 from ..config import to_dict
 from ..data import create_loader, dataset_info
 from ..depth.config import TrainConfig
 from ..depth.graph_spec import save_graph_model
-from ..engine import fit
-from ..errors import ModelError
+from ..engine import EpochLRScheduler, fit
+from ..errors import ConfigError, ModelError
 from ..models import create_model
 from ._common import environment, make_optimizer, seeded_model, write_history_csv
 
@@ -45,29 +46,45 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
     Files: ``model.safetensors`` + ``model.json`` (graph spec, registry name and options),
     ``result.json``, ``history.csv``, ``config.json`` (resolved config and environment).
 
+    Runs data-parallel under ``torchrun`` (see ``docs/distributed.md``): ``batch_size`` is the
+    global batch the processes share, the test accuracy is summed over all of them, and only
+    rank 0 writes files.
+
     Returns:
-        The contents of ``result.json``.
+        The contents of ``result.json`` on rank 0; an empty dict on the other ranks.
+
+    Raises:
+        ConfigError: ``batch_size`` does not divide among the processes.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"config": to_dict(config), "environment": environment()})
+    rank, world = dist_utils.rank(), dist_utils.world_size()
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
+    if dist_utils.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
+                                         "processes": {"world_size": world}})
     options = model_options(config.dataset, config.width, config.pad_to, config.weights)
     train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
-                          limit=config.limit_train, pad_to=config.pad_to)
+                          limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
-                         pad_to=config.pad_to)
-    model = seeded_model(lambda: create_model(config.model, **options), config.seed)
+                         pad_to=config.pad_to, rank=rank, world_size=world)
+    model = seeded_model(lambda: create_model(config.model, **options), config.seed).to(dist_utils.device())
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     log.info("training %s on %s for %d epochs", config.model, config.dataset, config.epochs)
     history = fit(model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test,
-                  callbacks=[_EpochScheduler(schedule)], show_progress=show_progress)
+                  callbacks=[EpochLRScheduler(schedule)], show_progress=show_progress)
+    if not dist_utils.is_main_process():
+        return {}
+    model = model.cpu()
     metadata = {"model": config.model, "model_options": {k: v for k, v in options.items() if k != "weights"},
                 "dataset": config.dataset, "pad_to": config.pad_to, "input_shape": list(next(iter(test))[0].shape[1:])}
     save_graph_model(model, out, metadata)
     result = {"method": "train", "model": config.model, "dataset": config.dataset, "epochs": config.epochs,
               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": sum(r["seconds"] for r in history),
-              "checkpoint": str(out / "model.safetensors"), "history": history}
+              "checkpoint": str(out / "model.safetensors"), "history": history,
+              "processes": {"world_size": world}}
     write_history_csv(out / "history.csv", {"train": history})
     write_json(out / "result.json", result)
     return result
@@ -115,12 +132,3 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
     load_matching_state(net, tensors, source=str(weights))
     return net.eval(), options
 
-
-class _EpochScheduler:
-    """fit() callback stepping an epoch-wise learning-rate scheduler."""
-
-    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
-        self.scheduler = scheduler
-
-    def on_epoch_end(self, trainer: Any) -> None:
-        self.scheduler.step()
