@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, ModelError
-from .synaptic.masks import MaskedWeights
+from .synaptic.masks import MaskedWeights, Prunable
 
 
 def magnitude_masks(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str, torch.Tensor]:
@@ -77,9 +77,9 @@ def _keep_top(scores: torch.Tensor, share_pruned: float) -> torch.Tensor:
     return mask.view_as(scores)
 
 
-def _layers(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str, nn.Module]:
+def _layers(model: nn.Module, sparsity: Mapping[str, object]) -> dict[str, Prunable]:
     modules = dict(model.named_modules())
     missing = [name for name in sparsity if not isinstance(modules.get(name), (nn.Linear, nn.Conv2d))]
     if missing:
         raise ModelError(f"no Linear or Conv2d layer named {missing} in the model")
-    return {name: modules[name] for name in sparsity}
+    return {name: modules[name] for name in sparsity}  # type: ignore[misc]  # checked above

@@ -41,7 +41,7 @@ def lr_schedule_callbacks(optimizer: torch.optim.Optimizer, schedule: str, epoch
 
 def environment() -> dict[str, Any]:
     """Versions, platform, thread count and git revision, saved beside every result."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("neuroprune", "torch", "numpy", "scikit-learn", "safetensors"):
         try:
             versions[package] = metadata.version(package)

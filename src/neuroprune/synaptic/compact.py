@@ -51,8 +51,9 @@ def compact_sequential(model: nn.Module) -> nn.Sequential:
     layers = [i for i, (_, m) in enumerate(chain) if isinstance(m, _PRUNABLE)]
     if not layers:
         raise ModelError("the model has no Linear or Conv2d layer to compact")
-    weights = [chain[i][1].weight.detach().clone() for i in layers]
-    biases = [_bias_of(chain[i][1]) for i in layers]
+    prunable: list[nn.Linear | nn.Conv2d] = [chain[i][1] for i in layers]  # type: ignore[misc]
+    weights = [layer.weight.detach().clone() for layer in prunable]
+    biases = [_bias_of(layer) for layer in prunable]
     alive = [torch.ones(w.shape[0], dtype=torch.bool) for w in weights]
 
     changed = True
@@ -104,7 +105,7 @@ def _flatten(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     return chain
 
 
-def _bias_of(layer: nn.Module) -> torch.Tensor:
+def _bias_of(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
     if layer.bias is None:
         return torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype)
     return layer.bias.detach().clone()
@@ -132,7 +133,7 @@ def _constant_outputs(bias: torch.Tensor, between: list[nn.Module]) -> torch.Ten
             with torch.no_grad():
                 value = module(value)
         elif isinstance(module, _BATCHNORM):
-            if module.running_mean is None:
+            if module.running_mean is None or module.running_var is None:
                 return None  # batch statistics only: the output depends on the batch
             scale = torch.rsqrt(module.running_var + module.eps)
             value = (value - module.running_mean) * scale
@@ -174,23 +175,24 @@ def _rebuild(
             modules.append((name, _dense_like(module, weight, biases[k][kept_out])))
             kept_in = kept_out
         elif isinstance(module, _BATCHNORM) and kept_in is not None:
-            modules.append((name, _sliced_batchnorm(module, kept_in)))
+            modules.append((name, _sliced_batchnorm(module, kept_in)))  # type: ignore[arg-type]
         else:
             modules.append((name, copy.deepcopy(module)))
     return nn.Sequential(OrderedDict(modules))
 
 
-def _dense_like(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
+def _dense_like(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear | nn.Conv2d:
     """A new layer of ``layer``'s kind holding exactly ``weight`` and ``bias``."""
     has_bias = layer.bias is not None or bool((bias != 0).any())
+    new: nn.Linear | nn.Conv2d
     if isinstance(layer, nn.Conv2d):
-        new: nn.Module = nn.Conv2d(
+        new = nn.Conv2d(
             weight.shape[1],
             weight.shape[0],
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
+            layer.kernel_size,  # type: ignore[arg-type]  # (kh, kw), typed as tuple[int, ...]
+            stride=layer.stride,  # type: ignore[arg-type]
+            padding=layer.padding,  # type: ignore[arg-type]
+            dilation=layer.dilation,  # type: ignore[arg-type]
             bias=has_bias,
             padding_mode=layer.padding_mode,
         )
@@ -199,12 +201,12 @@ def _dense_like(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> n
     new = new.to(weight.dtype)
     with torch.no_grad():
         new.weight.copy_(weight)
-        if has_bias:
+        if new.bias is not None:
             new.bias.copy_(bias)
     return new
 
 
-def _sliced_batchnorm(bn: nn.Module, kept: torch.Tensor) -> nn.Module:
+def _sliced_batchnorm(bn: nn.BatchNorm1d | nn.BatchNorm2d, kept: torch.Tensor) -> nn.Module:
     new = copy.deepcopy(bn)
     new.num_features = len(kept)
     with torch.no_grad():

@@ -22,6 +22,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+Prunable = nn.Linear | nn.Conv2d  # layers whose ``weight`` holds connections
+
 
 class MaskedWeights:
     """0/1 masks over the weights of named layers, enforced through an optimizer's steps.
@@ -32,7 +34,7 @@ class MaskedWeights:
             :meth:`attach_optimizer`. Without one only :meth:`enforce` keeps masks.
     """
 
-    def __init__(self, layers: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, layers: Mapping[str, Prunable], optimizer: torch.optim.Optimizer | None = None) -> None:
         self.layers = dict(layers)
         self._masks: dict[str, torch.Tensor] = {}  # only layers with at least one pruned connection
         self._handles: list[Any] = []

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from .compact import compact_sequential
-from .masks import MaskedWeights
+from .masks import MaskedWeights, Prunable
 from .rules import LowActivityRule
 from .schedule import CheckSchedule
 from .tracker import CRITERIA, ActivityTracker
@@ -142,12 +142,13 @@ class SynapticPruner:
             new_counters[name], new_masks[name] = self.rule(activity[name].to(mask.device), self.counters[name], mask)
         if self.target_sparsity is not None:
             self._cap_at_target(activity, new_masks)
-        record = {"step": self.step_count, "layers": {}}
+        per_layer: dict[str, dict[str, int]] = {}
+        record: dict[str, Any] = {"step": self.step_count, "layers": per_layer}
         for name, mask in new_masks.items():
             pruned_now = int((self.mask(name) - mask).sum())
             self.counters[name] = new_counters[name]
             self._set_mask(name, mask)
-            record["layers"][name] = {
+            per_layer[name] = {
                 "live": int(mask.sum()),
                 "pruned_now": pruned_now,
                 "dead_units": int((mask.flatten(1).sum(dim=1) == 0).sum()),
@@ -204,6 +205,7 @@ class SynapticPruner:
 
     def _cap_at_target(self, activity: dict[str, torch.Tensor], new_masks: dict[str, torch.Tensor]) -> None:
         """Revive the strongest of this check's prunings that would overshoot ``target_sparsity``."""
+        assert self.target_sparsity is not None  # only called when a target is set
         total = self.num_connections
         budget = max(int(self.target_sparsity * total) - (total - self.num_live), 0)
         newly = {name: self.mask(name).bool() & ~mask.bool() for name, mask in new_masks.items()}
@@ -359,8 +361,8 @@ class SynapticPruner:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
 
 
-def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, nn.Module]:
-    candidates = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, Prunable]:
+    candidates: dict[str, Prunable] = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
     if names is None:
         if not candidates:
             raise ModelError(

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .masks import Prunable
+
 CRITERIA = ("contribution", "presynaptic", "hebbian", "magnitude")
 
 
@@ -36,7 +38,7 @@ class ActivityTracker:
         criterion: one of :data:`CRITERIA`.
     """
 
-    def __init__(self, layers: Mapping[str, nn.Module], criterion: str = "contribution") -> None:
+    def __init__(self, layers: Mapping[str, Prunable], criterion: str = "contribution") -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
         self.criterion = criterion
@@ -55,7 +57,7 @@ class ActivityTracker:
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if not (self.is_active and module.training):
                 return
-            stat = self._batch_statistic(module, args[0].detach(), output.detach())
+            stat = self._batch_statistic(self.layers[name], args[0].detach(), output.detach())
             total = self._sums.get(name)
             if total is None:
                 self._sums[name] = stat
@@ -66,7 +68,7 @@ class ActivityTracker:
 
         return hook
 
-    def _batch_statistic(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _batch_statistic(self, module: Prunable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         is_conv = isinstance(module, nn.Conv2d)
         if self.criterion != "hebbian":
             # mean |x| per input feature (channel for Conv2d); abs().sum() is ~10x faster
@@ -142,7 +144,7 @@ class ActivityTracker:
         return len(self._handles)
 
 
-def _expand(module: nn.Module, stat: torch.Tensor, is_pairwise: bool) -> torch.Tensor:
+def _expand(module: Prunable, stat: torch.Tensor, is_pairwise: bool) -> torch.Tensor:
     """Broadcast a per-input (in,) or per-pair (out, in) statistic to the weight's shape."""
     weight = module.weight
     if isinstance(module, nn.Conv2d):
