@@ -48,10 +48,14 @@ def _run_in_process_group(job: Callable[[], Any]) -> tuple[Any, bool]:
     """Run ``job`` inside the process group torchrun describes (if any); return (its result, is rank 0)."""
     started = dist_utils.init_from_env()
     try:
-        return job(), dist_utils.is_main_process()
-    finally:
+        result, is_main = job(), dist_utils.is_main_process()
+    except BaseException:
         if started:
-            dist_utils.shutdown()
+            dist_utils.shutdown(wait=False)
+        raise
+    if started:
+        dist_utils.shutdown()
+    return result, is_main
 
 
 # ---- data ---------------------------------------------------------------------------------

@@ -80,9 +80,18 @@ def init_from_env(backend: str | None = None) -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Leave the process group, if one is running (idempotent)."""
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group, if one is running (idempotent).
+
+    Args:
+        wait: first wait for every rank (after a normal finish); False after an error,
+            when other ranks may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            # a process that tears down its connections while a peer is still finishing
+            # (rank 0 writes the results after the others are done) can make the peer abort
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -14,8 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import atomic_write_bytes
+from .. import distributed as dist_utils
+from .._io import atomic_write_bytes, write_json
+from ..config import to_dict
 from ..engine import EpochLRScheduler
+from ..errors import ConfigError
 
 
 def seeded_model(factory: Any, seed: int) -> nn.Module:
@@ -37,6 +40,20 @@ def lr_schedule_callbacks(optimizer: torch.optim.Optimizer, schedule: str, epoch
     if schedule == "constant":
         return []
     return [EpochLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs))]
+
+
+def check_global_batch(batch_size: int, world: int) -> None:
+    """Every process takes an equal share of each global batch, so it must divide evenly."""
+    if batch_size % world:
+        raise ConfigError(f"batch_size ({batch_size}, the global batch) must be divisible by the {world} processes")
+
+
+def start_run_folder(out: Path, config: Any, world: int) -> None:
+    """On rank 0: create the run folder and save the resolved config beside the results."""
+    if dist_utils.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
+                                         "processes": {"world_size": world}})
 
 
 def environment() -> dict[str, Any]:

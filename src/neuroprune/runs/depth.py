@@ -25,7 +25,6 @@ from torch import nn
 
 from .. import distributed as dist_utils
 from .._io import atomic_write_bytes, write_json
-from ..config import to_dict
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
 from ..depth.channels import prune_channels
@@ -38,7 +37,7 @@ from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
 from ..errors import ConfigError
 from ..metrics import count_macs, count_params, measure_latency
-from ._common import environment
+from ._common import check_global_batch, start_run_folder
 from .train import load_trained, model_options
 
 log = logging.getLogger(__name__)
@@ -84,12 +83,8 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     if config.search and world > 1:
         raise ConfigError(f"the cut search runs in one process, not {world}: start it without torchrun "
                           "(a given --cut runs data-parallel)")
-    if config.batch_size % world:
-        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
-    if dist_utils.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
-                                         "processes": {"world_size": world}})
+    check_global_batch(config.batch_size, world)
+    start_run_folder(out, config, world)
     torch.manual_seed(config.seed)
     model, pruner, train, test = prepare(config)
     example = pruner.example_inputs

@@ -22,11 +22,12 @@ from ..config import SynapticConfig, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
-from ..errors import ConfigError, NeuropruneError
+from ..errors import NeuropruneError
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
 from ..synaptic import SynapticPruner
 from ._common import (
+    check_global_batch,
     environment,
     lr_schedule_callbacks,
     make_optimizer,
@@ -67,8 +68,7 @@ def run_synaptic(
     """
     out = Path(out_dir)
     rank, world = dist_utils.rank(), dist_utils.world_size()
-    if config.batch_size % world:
-        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
+    check_global_batch(config.batch_size, world)
     if dist_utils.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         if not resume:

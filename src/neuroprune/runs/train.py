@@ -15,14 +15,13 @@ from torch import nn
 
 from .. import distributed as dist_utils
 from .._io import load_matching_state, write_json
-from ..config import to_dict
 from ..data import create_loader, dataset_info
 from ..depth.config import TrainConfig
 from ..depth.graph_spec import save_graph_model
 from ..engine import EpochLRScheduler, fit
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 from ..models import create_model
-from ._common import environment, make_optimizer, seeded_model, write_history_csv
+from ._common import check_global_batch, make_optimizer, seeded_model, start_run_folder, write_history_csv
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -58,12 +57,8 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
     """
     out = Path(out_dir)
     rank, world = dist_utils.rank(), dist_utils.world_size()
-    if config.batch_size % world:
-        raise ConfigError(f"batch_size ({config.batch_size}, the global batch) must be divisible by the {world} processes")
-    if dist_utils.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
-                                         "processes": {"world_size": world}})
+    check_global_batch(config.batch_size, world)
+    start_run_folder(out, config, world)
     options = model_options(config.dataset, config.width, config.pad_to, config.weights)
     train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
