@@ -19,10 +19,6 @@ comparison that decides.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -36,19 +32,6 @@ from neuroprune.engine import load_checkpoint
 
 GLOBAL_BATCH, LIMIT, EPOCHS = 32, 512, 4
 ALPHA = 0.5
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _loopback_env() -> dict[str, str]:
-    """Keep Gloo on the loopback interface."""
-    names = {name for _, name in socket.if_nameindex()} if hasattr(socket, "if_nameindex") else set()
-    return {"GLOO_SOCKET_IFNAME": "lo"} if "lo" in names else {}
 
 
 class _MarginRecorder:
@@ -95,10 +78,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_gloo_ranks_prune_exactly_like_one_process_on_the_global_batch(tmp_path, monkeypatch):
-    for key, value in _loopback_env().items():
-        monkeypatch.setenv(key, value)
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+def test_two_gloo_ranks_prune_exactly_like_one_process_on_the_global_batch(tmp_path, gloo_loopback):
+    mp.spawn(_worker, args=(2, gloo_loopback, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
 
     threads = torch.get_num_threads()
@@ -118,17 +99,13 @@ def test_two_gloo_ranks_prune_exactly_like_one_process_on_the_global_batch(tmp_p
         assert [r["layers"] for r in state["history"]] == [r["layers"] for r in history]
 
 
-def test_torchrun_cli_trains_data_parallel_and_rank_zero_writes(tmp_path):
+def test_torchrun_cli_trains_data_parallel_and_rank_zero_writes(tmp_path, torchrun):
     out = tmp_path / "run"
-    port = _free_port()
-    env = {**os.environ, **_loopback_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(port),
-        "-m", "neuroprune", "synaptic", "--dataset", "digits", "--epochs", "2", "--limit-train", "256",
-        "--batch-size", "32", "--check-every", "4", "--max-fraction-per-check", "0.5", "--warmup-steps", "2", "--no-measure-latency", "--out", str(out),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = torchrun(
+        "synaptic", "--dataset", "digits", "--epochs", "2", "--limit-train", "256", "--batch-size", "32",
+        "--check-every", "4", "--max-fraction-per-check", "0.5", "--warmup-steps", "2", "--no-measure-latency",
+        "--out", str(out),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("results in") == 1  # only rank 0 prints
 

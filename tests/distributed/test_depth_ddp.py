@@ -7,51 +7,24 @@ ranks); the search refuses to run in more than one process.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 from neuroprune import create_loader
 from neuroprune.engine import evaluate
 from neuroprune.runs.train import load_trained
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = ["--model", "resnet20", "--width", "0.25", "--dataset", "digits", "--pad-to", "16"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _loopback_env() -> dict[str, str]:
-    """Keep Gloo on the loopback interface (as tests/distributed/test_ddp.py does)."""
-    names = {name for _, name in socket.if_nameindex()} if hasattr(socket, "if_nameindex") else set()
-    return {"GLOO_SOCKET_IFNAME": "lo"} if "lo" in names else {}
-
-
-def _torchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **_loopback_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), "-m", "neuroprune", *args,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
-def test_torchrun_trains_and_depth_prunes_data_parallel_and_rank_zero_writes(tmp_path):
+def test_torchrun_trains_and_depth_prunes_data_parallel_and_rank_zero_writes(tmp_path, torchrun):
     base, pruned = tmp_path / "base", tmp_path / "pruned"
-    done = _torchrun("train", *MODEL, "--epochs", "1", "--batch-size", "32", "--out", str(base))
+    done = torchrun("train", *MODEL, "--epochs", "1", "--batch-size", "32", "--out", str(base))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("weights in") == 1  # only rank 0 prints
     trained = json.loads((base / "result.json").read_text())
     assert trained["processes"] == {"world_size": 2}
     assert 0 <= trained["test_accuracy"] <= 1 and "lr" in trained["history"][0]  # the engine's EpochLRScheduler
 
-    done = _torchrun("depth", *MODEL, "--checkpoint", str(base), "--cut", "layer1.2:layer3.0", "--translator-epochs",
+    done = torchrun("depth", *MODEL, "--checkpoint", str(base), "--cut", "layer1.2:layer3.0", "--translator-epochs",
                      "1", "--finetune-epochs", "1", "--batch-size", "32", "--latency-repeats", "3", "--out", str(pruned))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("results in") == 1
@@ -67,9 +40,9 @@ def test_torchrun_trains_and_depth_prunes_data_parallel_and_rank_zero_writes(tmp
     assert abs(result["accuracy_base"] - evaluate(model, whole)["accuracy"]) < 1e-9
 
 
-def test_depth_search_refuses_several_processes(tmp_path):
+def test_depth_search_refuses_several_processes(tmp_path, torchrun):
     # `depth search` goes through the same run_depth check as the flag
-    done = _torchrun("depth", "--search", *MODEL, "--out", str(tmp_path / "search"))
+    done = torchrun("depth", "--search", *MODEL, "--out", str(tmp_path / "search"))
     # each rank exits with status 2 and the message before loading anything; torchrun then
     # exits 1 itself and names the ranks' exit code in its report
     assert done.returncode != 0
