@@ -1,22 +1,37 @@
-"""Benchmark: synaptic pruning vs dense, magnitude (Han et al. 2015) and random pruning.
+"""Benchmark: synaptic pruning vs dense training and gradual magnitude pruning (GMP).
 
-For every (data set, model, seed):
-  dense      the network trained for E epochs without pruning
-  synaptic   the same network, seed and batch order, trained for E epochs with SynapticPruner
-  magnitude  the dense network pruned per layer to the synaptic run's sparsity by |W|, then
-             retrained for R epochs with the pruned weights held at zero (prune + retrain)
-  random     the same with uniformly random connections removed
-Plus the training-step overhead of the pruner (masks + activity hooks + checks) against
-plain training, timed in the same process with interleaved repeats.
+Two tables, each over data sets, models and seeds, with one recipe for every method
+(the model's ``configs/synaptic_<model>_<dataset>.yaml``: epochs, optimizer, learning-rate
+schedule, batch size, seed and batch order):
 
-Writes benchmarks/results/synaptic.json and synaptic.md. Example:
-    python benchmarks/synaptic.py --datasets mnist fashion-mnist --models mlp --seeds 0 1 2
+``--sparsities 0.9 0.95 0.98`` (accuracy at a given sparsity):
+  dense      the network trained without pruning
+  synaptic   the same run with ``SynapticPruner(target_sparsity=s)``: a cubic schedule from
+             5% to 60% of training sets how many connections are gone at each check, the
+             activity rule which
+  gmp        gradual magnitude pruning (Zhu & Gupta 2017, ``GradualMagnitudePruner``):
+             global |w|, the same cubic schedule, updates as often as synaptic checks
+
+``--units s`` (speed from removing whole units):
+  dense      as above
+  synaptic   ``SynapticPruner(granularity="unit", target_sparsity=s)``, then compacted
+  scratch    a network of the compacted model's final shape, trained from scratch with the
+             same recipe (the reason to prune at all is to beat it)
+  Latency of dense, compacted and the compacted model in the lean inference chain
+  (``neuroprune export``'s dense path), interleaved rounds in this process, median per-round
+  speed-up, at ``--threads`` threads.
+
+Plus (``--sample-every``) the pruner's training-step overhead: process CPU time per step
+with and without the pruner, interleaved, same process.
+
+Writes ``<out>/<name>.json`` and ``<name>.md``. Examples:
+    python benchmarks/synaptic.py --datasets mnist fashion-mnist --models mlp --sparsities 0.9 0.95 0.98
+    python benchmarks/synaptic.py --datasets mnist --models mlp lenet5 --units 0.8 --name synaptic_units
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -25,23 +40,34 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 import neuroprune as npr
-from neuroprune.config import from_dict
+from neuroprune._io import atomic_write_bytes, write_json
+from neuroprune.config import SynapticConfig, from_dict, to_dict
+from neuroprune.export import InferenceChain
+from neuroprune.metrics import measure_latency
 from neuroprune.runs._common import environment, lr_schedule_callbacks, make_optimizer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
+               "max_fraction_per_check", "sample_every", "fold_bias")
+LATENCY_BATCH = {"mlp": 256, "lenet5": 64, "cifar_cnn": 64}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
-    parser.add_argument("--models", nargs="+", default=["mlp", "lenet5"])
+    parser.add_argument("--models", nargs="+", default=["mlp"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, help="override the config's epochs")
-    parser.add_argument("--retrain-epochs", type=int, help="magnitude/random retraining epochs [default: epochs // 2]")
+    parser.add_argument("--sparsities", nargs="+", type=float, help="targets of the accuracy table")
+    parser.add_argument("--units", type=float, help="target sparsity of the unit-granularity speed table")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override synaptic options of the config for every run (e.g. criterion=contribution)")
+    parser.add_argument("--epochs", type=int, help="override the config's epochs (quick runs)")
     parser.add_argument("--limit-train", type=int, help="use only the first N training samples (quick runs)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds [default: 7]")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default="synaptic", help="stem of the output files")
     parser.add_argument("--sample-every", type=int, nargs="+",
@@ -50,142 +76,185 @@ def main() -> None:
                         help="torch threads for training and timing; small models train fastest on one [default: 1]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
     if args.sample_every:
         _overhead_table(args)
         return
-    runs = []
+    if not args.sparsities and args.units is None:
+        parser.error("give --sparsities, --units or --sample-every")
+    runs: list[dict[str, Any]] = []
     for dataset in args.datasets:
         for model in args.models:
             config = _config(dataset, model, args)
-            overhead = _overhead(config)
             for seed in args.seeds:
-                runs.append(_one_seed(config, seed, args.retrain_epochs or max(config["epochs"] // 2, 1)))
-                runs[-1]["overhead"] = overhead
+                if args.sparsities:
+                    runs.append(_sparsity_runs(config, seed, args.sparsities))
+                else:
+                    runs.append(_unit_runs(config, seed, args.units, args.rounds))
                 _save(args, runs)
                 print(json.dumps({k: runs[-1][k] for k in ("dataset", "model", "seed")}), "done", flush=True)
-    _save(args, runs)
 
 
 def _config(dataset: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     path = CONFIGS / f"synaptic_{model}_{dataset.replace('-', '_')}.yaml"
-    import yaml
-
-    config = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    config.update(dataset=dataset, model=model)
+    values = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    values.update(dataset=dataset, model=model)
+    for item in args.set:
+        key, _, text = item.partition("=")
+        values[key] = yaml.safe_load(text)
     if args.epochs:
-        config["epochs"] = args.epochs
+        values["epochs"] = args.epochs
     if args.limit_train:
-        config["limit_train"] = args.limit_train
-    config = npr.config.to_dict(from_dict(npr.config.SynapticConfig, config, source=str(path)))
+        values["limit_train"] = args.limit_train
+    config = to_dict(from_dict(SynapticConfig, values, source=str(path)))
     config["config_file"] = str(path.relative_to(CONFIGS.parent)) if path.is_file() else None
     return config
 
 
-def _data(config: dict[str, Any], seed: int):
+def _data(config: dict[str, Any], seed: int) -> tuple[Any, Any]:
     train = npr.create_loader(config["dataset"], "train", config["batch_size"], seed=seed, limit=config["limit_train"])
     test = npr.create_loader(config["dataset"], "test", 1000)
     return train, test
 
 
-def _build(config: dict[str, Any], seed: int) -> nn.Module:
+def _build(config: dict[str, Any], seed: int, **options: Any) -> nn.Module:
     info = npr.dataset_info(config["dataset"])
     torch.manual_seed(seed)
     return npr.create_model(config["model"], in_channels=info.in_channels, image_size=info.image_size,
-                            num_classes=info.num_classes)
+                            num_classes=info.num_classes, **options)
 
 
-def _pruner(model: nn.Module, config: dict[str, Any]) -> npr.SynapticPruner:
-    keys = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
-            "max_fraction_per_check", "target_sparsity", "sample_every")
-    return npr.SynapticPruner(model, **{k: config[k] for k in keys})
+def _fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any]) -> list[dict[str, Any]]:
+    optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"], config["weight_decay"])
+    schedule = lr_schedule_callbacks(optimizer, config["lr_schedule"], config["epochs"])
+    return npr.fit(model, train, epochs=config["epochs"], optimizer=optimizer, eval_loader=test,
+                   callbacks=[*callbacks, *schedule])
 
 
-def _optimizer(model: nn.Module, config: dict[str, Any], lr: float | None = None) -> torch.optim.Optimizer:
-    return make_optimizer(model, config["optimizer"], lr or config["lr"], config["momentum"], config["weight_decay"])
+def _synaptic(model: nn.Module, config: dict[str, Any], **options: Any) -> npr.SynapticPruner:
+    return npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, **options)
 
 
-def _fit(model: nn.Module, train, test, config: dict[str, Any], epochs: int, lr: float | None = None, callbacks=()):
-    optimizer = _optimizer(model, config, lr)
-    schedule = lr_schedule_callbacks(optimizer, config["lr_schedule"], epochs)
-    return npr.fit(model, train, epochs=epochs, optimizer=optimizer, eval_loader=test, callbacks=[*callbacks, *schedule])
+def _summary(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    return {"test_accuracy": history[-1]["test_accuracy"], "accuracy_per_epoch": [r["test_accuracy"] for r in history],
+            "seconds": seconds}
 
 
-def _one_seed(config: dict[str, Any], seed: int, retrain_epochs: int) -> dict[str, Any]:
+def _timed_fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    history = _fit(model, train, test, config, callbacks)
+    return _summary(history, time.perf_counter() - started)
+
+
+def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float]) -> dict[str, Any]:
     train, test = _data(config, seed)
-    example = next(iter(test))[0][:1]
-    epochs = config["epochs"]
-
-    dense = _build(config, seed)
-    dense_history = _fit(dense, train, test, config, epochs)
-
-    model = _build(config, seed)
-    pruner = _pruner(model, config)
-    history = _fit(model, train, test, config, epochs, callbacks=[pruner])
-    pruner.remove_hooks()
-    sparsity = {row["name"]: row["pruned"] / row["total"] for row in pruner.layer_summary()}
-    model.eval()
-    synaptic_small = pruner.compact()
-
-    result: dict[str, Any] = {
-        "dataset": config["dataset"], "model": config["model"], "seed": seed, "epochs": epochs,
-        "retrain_epochs": retrain_epochs,
-        "dense": _summary(dense_history, dense, example),
-        "synaptic": {**_summary(history, synaptic_small, example), "pruned_fraction": pruner.sparsity(),
-                     "per_layer_pruned": sparsity, "checks": len(pruner.history)},
-    }
-    for method, make_masks in (("magnitude", npr.magnitude_masks), ("random", npr.random_masks)):
-        pruned = copy.deepcopy(dense)
-        masks = make_masks(pruned, sparsity) if method == "magnitude" else make_masks(pruned, sparsity, seed=seed)
-        held = npr.apply_masks(pruned, masks)  # as a callback it masks the retraining optimizer's steps
-        before = npr.evaluate(pruned, test)["accuracy"]
-        # Han et al. retrain at a lower learning rate than the original training
-        retrain = _fit(pruned, train, test, config, retrain_epochs, lr=config["lr"] * 0.1, callbacks=[held])
-        live = sum(int((pruned.get_submodule(name).weight != 0).sum()) for name in masks)
-        if live > sum(int(m.sum()) for m in masks.values()):
-            raise RuntimeError(f"{method}: pruned weights grew back during retraining")
-        pruned.eval()
-        result[method] = {**_summary(retrain, npr.compact_sequential(pruned), example),
-                          "accuracy_before_retrain": before,
-                          "pruned_fraction": 1 - sum(int(m.sum()) for m in masks.values()) / pruner.num_connections}
-    dense_final = dense_history[-1]["test_accuracy"]
-    for method in ("dense", "synaptic"):
-        curve = [r["test_accuracy"] for r in (dense_history if method == "dense" else history)]
-        reached = [i + 1 for i, acc in enumerate(curve) if acc >= dense_final]
-        result[method]["epochs_to_dense_final_accuracy"] = reached[0] if reached else None
+    total_steps = config["epochs"] * len(train)
+    result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
+                              "epochs": config["epochs"], "config": config, "targets": {}}
+    result["dense"] = _timed_fit(_build(config, seed), train, test, config, [])
+    for target in targets:
+        model = _build(config, seed)
+        pruner = _synaptic(model, config, target_sparsity=target)
+        synaptic = _timed_fit(model, train, test, config, [pruner])
+        pruner.remove_hooks()
+        model.eval()
+        small = pruner.compact()
+        synaptic.update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(small),
+                        per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in pruner.layer_summary()})
+        model = _build(config, seed)
+        gmp_pruner = npr.GradualMagnitudePruner.for_training(
+            model, final_sparsity=target, total_steps=total_steps, update_every=pruner.schedule.check_every)
+        gmp = _timed_fit(model, train, test, config, [gmp_pruner])
+        model.eval()
+        gmp.update(pruned_fraction=gmp_pruner.sparsity(), params_compact=npr.count_params(npr.compact_sequential(model)),
+                   per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in gmp_pruner.layer_summary()})
+        result["targets"][str(target)] = {"synaptic": synaptic, "gmp": gmp}
     return result
 
 
-def _summary(history: list[dict[str, Any]], compact: nn.Module, example: torch.Tensor) -> dict[str, Any]:
-    return {
-        "test_accuracy": history[-1]["test_accuracy"],
-        "accuracy_per_epoch": [r["test_accuracy"] for r in history],
-        "train_seconds": sum(r["seconds"] for r in history),
-        "params": npr.count_params(compact),
-        "macs": npr.count_macs(compact, example),
+def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int) -> dict[str, Any]:
+    train, test = _data(config, seed)
+    result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
+                              "epochs": config["epochs"], "config": config, "target": target}
+    dense_model = _build(config, seed)
+    result["dense"] = _timed_fit(dense_model, train, test, config, [])
+    model = _build(config, seed)
+    pruner = _synaptic(model, config, target_sparsity=target, granularity="unit")
+    result["synaptic"] = _timed_fit(model, train, test, config, [pruner])
+    pruner.remove_hooks()
+    model.eval()
+    small = pruner.compact().eval()
+    example = next(iter(test))[0]
+    with torch.inference_mode():
+        error = float((model(example) - small(example)).abs().max())
+    shape = _widths(small)
+    result["synaptic"].update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(small),
+                              widths=shape, compact_max_abs_diff=error)
+    scratch = _build(config, seed, **_shape_options(config["model"], shape))
+    result["scratch"] = {**_timed_fit(scratch, train, test, config, []), "params": npr.count_params(scratch)}
+    dense_model.eval()
+    lean = InferenceChain.from_sequential(small)
+    result["latency"] = {
+        f"batch_{batch}": _interleaved({"dense": dense_model, "compact": small, "lean": lean},
+                                        _batch_of(example, batch), rounds)
+        for batch in (1, LATENCY_BATCH.get(config["model"], 64))
     }
+    result["latency"]["threads"] = torch.get_num_threads()
+    return result
 
 
-def _overhead(config: dict[str, Any], repeats: int = 5) -> dict[str, Any]:
+def _widths(model: nn.Module) -> list[int]:
+    """Output units of every Linear/Conv2d layer, in order."""
+    return [m.weight.shape[0] for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _shape_options(model: str, widths: list[int]) -> dict[str, Any]:
+    """create_model options that give a network of these layer widths."""
+    if model == "mlp":
+        return {"hidden": tuple(widths[:-1])}
+    if model == "lenet5":
+        return {"channels": tuple(widths[:2]), "hidden": widths[2]}
+    raise SystemExit(f"no same-shape baseline for model {model!r}")
+
+
+def _batch_of(example: torch.Tensor, size: int) -> torch.Tensor:
+    return example.repeat((size + len(example) - 1) // len(example), *([1] * (example.dim() - 1)))[:size]
+
+
+def _interleaved(variants: dict[str, nn.Module], x: torch.Tensor, rounds: int) -> dict[str, Any]:
+    """Median ms per variant, and median over rounds of dense_ms / variant_ms in the same round."""
+    per_round: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, model in variants.items():
+            per_round[name].append(measure_latency(model, x, warmup=3, repeats=30, max_seconds=3.0).median_ms)
+    return {"ms": {k: statistics.median(v) for k, v in per_round.items()}, "rounds": rounds,
+            "speedup": {k: statistics.median(d / m for d, m in zip(per_round["dense"], v)) for k, v in per_round.items()}}
+
+
+# ---- pruner overhead ------------------------------------------------------------------------
+
+
+def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 5) -> dict[str, Any]:
     """CPU seconds per training step with and without the pruner, interleaved, same process.
 
-    Each timed stretch covers two check intervals of the config's schedule (warm-up
-    skipped), so the checks are part of what is timed. CPU time of this process, not wall
-    time, so other jobs on a shared machine disturb the ratio less.
+    Each timed stretch covers two check intervals (no warm-up), so checks are part of what
+    is timed. Process CPU time, not wall time, so other jobs disturb the ratio less.
     """
-    steps = 2 * config["check_every"]
     train, _ = _data(config, 0)
-    batches = []
+    check_every = config["check_every"] if isinstance(config["check_every"], int) else max(1, len(train) * config["epochs"] // 100)
+    steps = 2 * check_every
+    batches: list[Any] = []
     while len(batches) < steps:
         batches += [b for _, b in zip(range(steps - len(batches)), train)]
     timings: dict[str, list[float]] = {"plain": [], "pruner": []}
     for _ in range(repeats):
         for mode in ("plain", "pruner"):
             model = _build(config, 0)
-            optimizer = _optimizer(model, config)
-            pruner = _pruner(model, {**config, "warmup_steps": 0, "stop_step": None}) if mode == "pruner" else None
-            if pruner is not None:
-                pruner.optimizer = optimizer
+            optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"], config["weight_decay"])
+            pruner = None
+            if mode == "pruner":
+                options = {**config, "check_every": check_every, "warmup_steps": 0, "stop_step": None,
+                           "sample_every": sample_every}
+                pruner = _synaptic(model, options, optimizer=optimizer)
             started = time.process_time()
             for x, y in batches:
                 optimizer.zero_grad()
@@ -196,76 +265,99 @@ def _overhead(config: dict[str, Any], repeats: int = 5) -> dict[str, Any]:
             timings[mode].append((time.process_time() - started) / len(batches))
     plain, pruned = statistics.median(timings["plain"]), statistics.median(timings["pruner"])
     return {"plain_ms_per_step": 1e3 * plain, "pruner_ms_per_step": 1e3 * pruned, "overhead": pruned / plain - 1,
-            "steps": steps, "repeats": repeats, "batch_size": config["batch_size"],
-            "check_every": config["check_every"], "clock": "process CPU time"}
+            "steps": steps, "repeats": repeats, "batch_size": config["batch_size"], "check_every": check_every,
+            "criterion": config["criterion"], "clock": "process CPU time"}
 
 
 def _overhead_table(args: argparse.Namespace) -> None:
-    """Only the training-step overhead, for each sample_every value (no training runs)."""
     rows = []
     for dataset in args.datasets:
         for model in args.models:
             config = _config(dataset, model, args)
             for every in args.sample_every:
-                rows.append({"dataset": dataset, "model": model, "sample_every": every,
-                             **_overhead({**config, "sample_every": every})})
+                rows.append({"dataset": dataset, "model": model, "sample_every": every, **_overhead(config, every)})
                 print(json.dumps(rows[-1]), flush=True)
     lines = ["# Pruner overhead by sample_every", "", f"Command: `python benchmarks/synaptic.py {' '.join(sys.argv[1:])}`",
-             "", "Process CPU time per training step over two check intervals, interleaved with plain training, "
-             "median of 5.", "", "| data set | model | sample_every | plain ms/step | with pruner ms/step | overhead |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['dataset']} | {r['model']} | {r['sample_every']} | {r['plain_ms_per_step']:.2f} | "
+             "", f"Process CPU time per training step over two check intervals, interleaved with plain training, "
+             f"median of 5; {torch.get_num_threads()} thread(s).", "",
+             "| data set | model | criterion | sample_every | plain ms/step | with pruner ms/step | overhead |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['model']} | {r['criterion']} | {r['sample_every']} | {r['plain_ms_per_step']:.2f} | "
               f"{r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% |" for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
-    npr._io.write_json(args.out / f"{args.name}.json", {"command": " ".join(sys.argv), "rows": rows,
-                                                        "environment": environment()})
-    npr._io.atomic_write_bytes(args.out / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
+    write_json(args.out / f"{args.name}.json", {"command": " ".join(sys.argv), "rows": rows, "environment": environment()})
+    atomic_write_bytes(args.out / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
+
+
+# ---- reports --------------------------------------------------------------------------------
 
 
 def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"command": "python benchmarks/synaptic.py " + " ".join(sys.argv[1:]), "environment": environment(),
                "runs": runs}
-    npr._io.write_json(args.out / f"{args.name}.json", payload)
-    npr._io.atomic_write_bytes(args.out / f"{args.name}.md", _markdown(payload).encode())
+    write_json(args.out / f"{args.name}.json", payload)
+    text = _sparsity_markdown(payload) if "targets" in runs[0] else _unit_markdown(payload)
+    atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
 
 
-def _markdown(payload: dict[str, Any]) -> str:
-    lines = [f"# Synaptic pruning benchmark\n\nCommand: `{payload['command']}`\n",
-             f"Machine: {payload['environment']['processor']}, torch {payload['environment']['versions']['torch']}, "
-             f"{payload['environment']['torch_threads']} threads.\n",
-             "Accuracy is test accuracy after the last epoch, mean ± std over seeds. Params and MACs are those of the "
-             "compacted model (dead units removed). Magnitude and random are pruned to the synaptic run's per-layer "
-             "sparsity, then retrained.\n",
-             "| data set | model | method | seeds | accuracy % | pruned % | params | MACs | epochs to dense final acc. |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def _groups(runs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run in payload["runs"]:
+    for run in runs:
         groups.setdefault((run["dataset"], run["model"]), []).append(run)
-    for (dataset, model), runs in groups.items():
-        for method in ("dense", "synaptic", "magnitude", "random"):
-            rows = [r[method] for r in runs]
-            acc = [100 * r["test_accuracy"] for r in rows]
-            pruned = [100 * r.get("pruned_fraction", 0.0) for r in rows]
-            reach = [r.get("epochs_to_dense_final_accuracy") for r in rows]
-            reach_text = "-" if method in ("magnitude", "random") else ", ".join("never" if e is None else str(e) for e in reach)
-            lines.append(f"| {dataset} | {model} | {method} | {len(rows)} | {_ms(acc)} | {_ms(pruned, 1)} | "
-                         f"{statistics.mean(r['params'] for r in rows):,.0f} | {statistics.mean(r['macs'] for r in rows):,.0f} | "
-                         f"{reach_text} |")
-    lines += ["", "Training-step overhead of the pruner (activity hooks, masks, checks on the config's schedule) vs "
-              "plain training: process CPU time over two check intervals, same process, interleaved repeats, median:", "",
-              "| data set | model | plain ms/step | with pruner ms/step | overhead |", "|---|---|---|---|---|"]
-    for (dataset, model), runs in groups.items():
-        o = runs[0]["overhead"]
-        lines.append(f"| {dataset} | {model} | {o['plain_ms_per_step']:.2f} | {o['pruner_ms_per_step']:.2f} | "
-                     f"{100 * o['overhead']:+.1f}% |")
+    return groups
+
+
+def _header(payload: dict[str, Any], title: str) -> list[str]:
+    env = payload["environment"]
+    return [f"# {title}\n", f"Command: `{payload['command']}`\n",
+            f"Machine: {env['processor']}, torch {env['versions']['torch']}, {env['torch_threads']} thread(s).\n"]
+
+
+def _sparsity_markdown(payload: dict[str, Any]) -> str:
+    lines = _header(payload, "Synaptic pruning vs gradual magnitude pruning")
+    lines += ["Test accuracy (%) after the last epoch, mean ± std over seeds; same model, recipe, epochs, seeds and "
+              "batch order for every column. Params: the compacted model (dead units removed).\n",
+              "| data set | model | seeds | pruned | dense | synaptic | GMP | synaptic - GMP | params synaptic / GMP |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, model), runs in _groups(payload["runs"]).items():
+        dense = [100 * r["dense"]["test_accuracy"] for r in runs]
+        for target in runs[0]["targets"]:
+            syn = [100 * r["targets"][target]["synaptic"]["test_accuracy"] for r in runs]
+            gmp = [100 * r["targets"][target]["gmp"]["test_accuracy"] for r in runs]
+            diff = [s - g for s, g in zip(syn, gmp)]
+            params = [statistics.mean(r["targets"][target][m]["params_compact"] for r in runs) for m in ("synaptic", "gmp")]
+            lines.append(f"| {dataset} | {model} | {len(runs)} | {100 * float(target):.0f}% | {_ms(dense)} | {_ms(syn)} | "
+                         f"{_ms(gmp)} | {_ms(diff, signed=True)} | {params[0]:,.0f} / {params[1]:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def _ms(values: list[float], digits: int = 2) -> str:
+def _unit_markdown(payload: dict[str, Any]) -> str:
+    lines = _header(payload, "Unit-granularity synaptic pruning: accuracy and speed")
+    lines += ["Test accuracy (%), mean ± std over seeds. *scratch*: the compacted model's final shape trained from "
+              "scratch with the same recipe. Speed-up over dense: median over interleaved rounds in one process; "
+              "*lean* is the compacted model in the export's inference chain.\n",
+              "| data set | model | seeds | pruned | widths (seed 0) | dense | synaptic (unit) | scratch, same shape | "
+              "speed-up compact | speed-up lean |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, model), runs in _groups(payload["runs"]).items():
+        acc = {m: [100 * r[m]["test_accuracy"] for r in runs] for m in ("dense", "synaptic", "scratch")}
+        pruned = [100 * r["synaptic"]["pruned_fraction"] for r in runs]
+        batches = [k for k in runs[0]["latency"] if k.startswith("batch_")]
+        speed = {v: " / ".join(f"{statistics.mean(r['latency'][b]['speedup'][v] for r in runs):.2f}x "
+                               f"(b{b.removeprefix('batch_')})" for b in batches)
+                 for v in ("compact", "lean")}
+        lines.append(f"| {dataset} | {model} | {len(runs)} | {_ms(pruned, 1)}% | {runs[0]['synaptic']['widths']} | "
+                     f"{_ms(acc['dense'])} | {_ms(acc['synaptic'])} | {_ms(acc['scratch'])} | {speed['compact']} | "
+                     f"{speed['lean']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(values: list[float], digits: int = 2, signed: bool = False) -> str:
+    sign = "+" if signed else ""
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return f"{values[0]:{sign}.{digits}f}"
+    return f"{statistics.mean(values):{sign}.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 if __name__ == "__main__":

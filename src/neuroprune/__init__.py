@@ -7,7 +7,7 @@ Example:
 """
 
 from ._io import load_model, save_model
-from .baselines import apply_masks, magnitude_masks, random_masks
+from .baselines import GradualMagnitudePruner, apply_masks, magnitude_masks, random_masks
 from .data import create_loader, dataset_info, fetch
 from .depth import DepthPlan, DepthPruner, Translator, recover, search_cuts
 from .engine import Checkpointer, TrainingDiverged, evaluate, fit
@@ -15,6 +15,7 @@ from .errors import ConfigError, DatasetError, ModelError, NeuropruneError
 from .export import export_run, sparsify
 from .metrics import Metrics, count_macs, count_params, measure
 from .models import create_model, list_models, register_model
+from .sparsity_schedule import PolynomialSparsity
 from .synaptic import ActivityTracker, CheckSchedule, LowActivityRule, SynapticPruner, compact_sequential
 
 __version__ = "0.1.0"
@@ -27,10 +28,12 @@ __all__ = [
     "DatasetError",
     "DepthPlan",
     "DepthPruner",
+    "GradualMagnitudePruner",
     "LowActivityRule",
     "Metrics",
     "ModelError",
     "NeuropruneError",
+    "PolynomialSparsity",
     "SynapticPruner",
     "Translator",
     "TrainingDiverged",

@@ -23,9 +23,46 @@ from . import distributed as dist_utils
 from .config import SynapticConfig, load_config, load_run_config
 from ._cli_errors import friendly_errors
 from .errors import ConfigError, NeuropruneError
+from .synaptic.pruner import GRANULARITIES
+from .synaptic.tracker import CRITERIA
 
 console = Console(stderr=True)
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+
+class _StepsOrAuto(click.ParamType):
+    """A step count, ``auto`` (a share of the run's length) or ``none``."""
+
+    name = "N|auto|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value in ("auto",):
+            return value
+        if value == "none":
+            return _NONE
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number, 'auto' or 'none'", param, ctx)
+
+
+class _FractionOrNone(click.ParamType):
+    """A number, or ``none`` to switch off a value the YAML file sets."""
+
+    name = "X|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) or value == _NONE:
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'none'", param, ctx)
+
+
+_NONE = "none"  # "--stop-step none": mapped to None after parsing (None means "not given")
+STEPS = _StepsOrAuto()
+FRACTION_OR_NONE = _FractionOrNone()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,16 +169,24 @@ def _model_names() -> list[str]:
 @click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [default: 0].")
 @click.option("--seed", type=int, help="Seed for weights and batch order [default: 0].")
-@click.option("--criterion", type=click.Choice(["contribution", "presynaptic", "hebbian", "magnitude"]),
-              help="Activity measure [default: contribution].")
+@click.option("--criterion", type=click.Choice(list(CRITERIA)),
+              help="Activity measure [default: deviation].")
 @click.option("--alpha", type=float, help="Weak = activity below alpha x the layer's mean [default: 0.5].")
 @click.option("--patience", type=int, help="Consecutive weak checks before pruning [default: 3].")
-@click.option("--check-every", type=int, help="Optimizer steps between checks [default: 200].")
-@click.option("--warmup-steps", type=int, help="Steps before activity counts [default: 0].")
-@click.option("--stop-step", type=int, help="No checks after this step [default: none].")
+@click.option("--check-every", type=STEPS, help="Optimizer steps between checks, or auto: 1% of training [default: auto].")
+@click.option("--warmup-steps", type=STEPS, help="Steps before activity counts, or auto: 5% of training [default: auto].")
+@click.option("--stop-step", type=STEPS,
+              help="No checks after this step; auto: 60% of training; none: until the end [default: auto].")
 @click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
-@click.option("--max-fraction-per-check", type=float, help="Most of a layer pruned at one check [default: 0.1].")
-@click.option("--target-sparsity", type=float, help="Stop pruning at this share pruned [default: none].")
+@click.option("--max-fraction-per-check", type=float,
+              help="Most of a layer pruned at one check, without --target-sparsity [default: 0.1].")
+@click.option("--target-sparsity", type=FRACTION_OR_NONE,
+              help="Share of connections pruned at --stop-step, reached on a cubic schedule; none: the rule alone "
+                   "decides [default: none].")
+@click.option("--granularity", type=click.Choice(list(GRANULARITIES)),
+              help="Prune connections, whole units (neurons/channels), or both [default: connection].")
+@click.option("--fold-bias/--no-fold-bias", default=None,
+              help="Fold a pruned connection's mean input into the bias [default: on with criterion deviation].")
 @click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
 @click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
@@ -173,7 +218,11 @@ def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Pat
     elif out is None:
         raise ConfigError("--out is required: the folder for the results (or --resume FOLDER to continue a run)")
     else:
-        config = load_config(SynapticConfig, config_path, options)
+        if options.get("check_every") == _NONE or options.get("warmup_steps") == _NONE:
+            raise ConfigError("--check-every and --warmup-steps take a whole number or 'auto', not 'none'")
+        # "none" switches off what the YAML file sets; None itself means "flag not given"
+        cleared = tuple(name for name in ("stop_step", "target_sparsity") if options.get(name) == _NONE)
+        config = load_config(SynapticConfig, config_path, {**options, **{name: None for name in cleared}}, cleared)
     folder = out
     result, is_main = _run_in_process_group(
         lambda: run_synaptic(config, folder, show_progress=sys.stderr.isatty(), resume=resume_dir is not None)

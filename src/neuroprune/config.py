@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
+from .synaptic.pruner import GRANULARITIES
+from .synaptic.schedule import AUTO
+from .synaptic.tracker import CRITERIA
 
 T = TypeVar("T")
 # A configuration file is a few hundred bytes; refuse to parse anything that cannot be one.
 MAX_CONFIG_BYTES = 1 << 20
-CRITERIA = ("contribution", "presynaptic", "hebbian", "magnitude")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 
@@ -40,15 +42,17 @@ class SynapticConfig:
     optimizer: str = "sgd"
     lr_schedule: str = "constant"
     seed: int = 0
-    criterion: str = "contribution"
+    criterion: str = "deviation"
     alpha: float = 0.5
     patience: int = 3
-    check_every: int = 200
-    warmup_steps: int = 0
-    stop_step: int | None = None
+    check_every: int | str = AUTO
+    warmup_steps: int | str = AUTO
+    stop_step: int | str | None = AUTO
     min_fan_in: int = 1
-    max_fraction_per_check: float = 0.1
+    max_fraction_per_check: float | None = None
     target_sparsity: float | None = None
+    granularity: str = "connection"
+    fold_bias: bool | None = None
     sample_every: int = 1
     compare_dense: bool = False
     data_root: str | None = None
@@ -62,7 +66,16 @@ class SynapticConfig:
         _check_choice(self, "optimizer", ("sgd", "adam"))
         _check_choice(self, "lr_schedule", ("constant", "cosine"))
         _check_choice(self, "criterion", CRITERIA)
-        _check_positive(self, "epochs", "batch_size", "patience", "check_every", "sample_every")
+        _check_choice(self, "granularity", GRANULARITIES)
+        for name in ("check_every", "warmup_steps", "stop_step"):
+            if isinstance(getattr(self, name), str) and getattr(self, name) != AUTO:
+                raise ConfigError(f"{name} must be an integer or 'auto', got {_short(getattr(self, name))}")
+        if self.fold_bias and self.criterion != "deviation":
+            raise ConfigError(f"fold_bias needs criterion deviation (the only one that tracks mean inputs), "
+                              f"got criterion {self.criterion}")
+        _check_positive(self, "epochs", "batch_size", "patience", "sample_every")
+        if isinstance(self.check_every, int):
+            _check_positive(self, "check_every")
         _check_positive(self, "limit_train", "limit_test")
         _check_range(self, "lr", low=0.0, is_low_open=True)
         _check_range(self, "momentum", low=0.0, high=1.0, is_high_open=True)
@@ -70,10 +83,13 @@ class SynapticConfig:
         _check_range(self, "alpha", low=0.0, is_low_open=True)
         _check_range(self, "max_fraction_per_check", low=0.0, high=1.0, is_low_open=True)
         _check_range(self, "target_sparsity", low=0.0, high=1.0, is_low_open=True, is_high_open=True)
+        if self.max_fraction_per_check is not None and self.target_sparsity is not None:
+            raise ConfigError("max_fraction_per_check limits pruning without a target; with target_sparsity the "
+                              "sparsity schedule sets how much goes at each check: drop one of the two")
         for name in ("seed", "warmup_steps", "min_fan_in"):
-            if getattr(self, name) < 0:
+            if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.stop_step is not None and self.stop_step <= self.warmup_steps:
+        if isinstance(self.stop_step, int) and isinstance(self.warmup_steps, int) and self.stop_step <= self.warmup_steps:
             raise ConfigError(f"stop_step must be greater than warmup_steps ({self.warmup_steps}), got {self.stop_step}")
         from .models import (
             list_models,  # deferred: the registry imports every model family
@@ -82,10 +98,13 @@ class SynapticConfig:
         _check_choice(self, "model", tuple(list_models()))
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None, cleared: tuple[str, ...] = ()
+) -> T:
     """Build ``cls`` from its defaults, then the YAML file at ``path``, then ``overrides``.
 
-    ``None`` values in ``overrides`` mean "not given" and do not override.
+    ``None`` values in ``overrides`` mean "not given" and do not override; the keys in
+    ``cleared`` are set to None whatever the file says (a flag's "none").
 
     Raises:
         ConfigError: unreadable YAML, unknown keys, wrong types or invalid values.
@@ -94,6 +113,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
     if path is not None:
         values.update(_read_yaml(Path(path)))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values.update({k: None for k in cleared})
     return from_dict(cls, values, source=str(path) if path else "options")
 
 

@@ -14,7 +14,7 @@ def _setup():
     torch.manual_seed(0)
     model = create_model("mlp", image_size=8, hidden=(16,))
     # checks every 7 steps do not line up with the 10-step epochs: checkpoints hold partial activity
-    pruner = SynapticPruner(model, patience=2, check_every=7, warmup_steps=2)
+    pruner = SynapticPruner(model, patience=2, check_every=7, warmup_steps=2, stop_step=None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     schedule = EpochLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4))
     return model, pruner, optimizer, schedule

@@ -101,11 +101,12 @@ def test_load_state_dict_names_mismatched_layers_and_shapes():
         pruner.load_state_dict(deeper.state_dict())
 
 
-def test_target_sparsity_caps_pruning():
+def test_target_sparsity_is_reached_at_stop_step_and_not_passed():
     torch.manual_seed(0)
     model = create_model("mlp", image_size=8, hidden=(32, 16))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    pruner = _aggressive(model, optimizer, alpha=2.0, patience=1, check_every=1, target_sparsity=0.3)
+    pruner = _aggressive(model, optimizer, alpha=2.0, patience=1, check_every=1, stop_step=10, target_sparsity=0.3,
+                         max_fraction_per_check=None)
     _train(model, pruner, optimizer, steps=20)
     assert pruner.sparsity() == pytest.approx(0.3, abs=1.5 / pruner.num_connections)
     assert not pruner.tracker.is_active
@@ -157,3 +158,25 @@ def test_sample_every_gathers_activity_on_every_nth_step_only():
     assert active == [False, False, True, False, False, True, False, False, True]
     with pytest.raises(Exception, match="sample_every"):
         SynapticPruner(create_model("mlp", image_size=8), sample_every=0)
+
+
+class _NoisySGD(torch.optim.SGD):
+    """An optimizer whose rule moves even a weight with zero gradient and state."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(torch.randn_like(p) * 1e-3)
+
+
+def test_a_custom_optimizer_that_moves_zero_weights_cannot_revive_pruned_ones():
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    optimizer = _NoisySGD(model.parameters(), lr=0.05)
+    pruner = _aggressive(model, optimizer)
+    _train(model, pruner, optimizer, steps=30)
+    assert pruner.sparsity() > 0.3
+    for name, module in pruner.layers.items():
+        assert (module.weight[pruner.mask(name) == 0] == 0).all()

@@ -42,6 +42,7 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     epoch: int = 0  # epochs finished
     step: int = 0  # optimizer steps finished
+    total_steps: int = 0  # optimizer steps of the whole run (0: unknown, e.g. a loader without len)
     history: list[dict[str, Any]] = field(default_factory=list)
     last_loss: float = float("nan")
     should_stop: bool = False
@@ -160,6 +161,7 @@ def fit(
     if trainer is None:
         optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         trainer = Trainer(model, optimizer, epoch=start_epoch)
+    trainer.total_steps = epochs * _safe_len(train_loader)
     is_distributed = dist_utils.is_distributed() if distributed is None else distributed
     device = _device_of(model)
     # Callbacks keep seeing the plain model; only the training passes go through DDP.

@@ -11,13 +11,25 @@ from ._registry import register_model
 
 
 @register_model("lenet5", "LeNet-5 (Caffe variant): conv 20, conv 50, fc 500, fc classes")
-def lenet5(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, width: float = 1.0) -> nn.Sequential:
+def lenet5(
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+    width: float = 1.0,
+    channels: tuple[int, int] | None = None,
+    hidden: int | None = None,
+) -> nn.Sequential:
     """LeNet-5 as in Caffe and Han et al. 2015 (431k parameters on MNIST), with ReLU after each conv.
 
     Images smaller than 16 pixels (8x8 digits) use padded convolutions so that the
-    two 5x5 convolutions and two poolings still fit.
+    two 5x5 convolutions and two poolings still fit. ``channels`` and ``hidden`` set the
+    two conv widths and the hidden width exactly (e.g. the shape a pruned model ended
+    with); otherwise ``width`` scales 20, 50 and 500.
     """
-    c1, c2, hidden = _scaled(20, width), _scaled(50, width), _scaled(500, width)
+    c1, c2 = (int(channels[0]), int(channels[1])) if channels is not None else (_scaled(20, width), _scaled(50, width))
+    hidden = int(hidden) if hidden is not None else _scaled(500, width)
+    if min(c1, c2, hidden) < 1:
+        raise ValueError(f"channels and hidden must be positive, got {(c1, c2)} and {hidden}")
     pad = 2 if image_size < 16 else 0
     features = nn.Sequential(
         OrderedDict(

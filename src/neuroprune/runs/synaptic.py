@@ -118,6 +118,8 @@ def run_synaptic(
         min_fan_in=config.min_fan_in,
         max_fraction_per_check=config.max_fraction_per_check,
         target_sparsity=config.target_sparsity,
+        granularity=config.granularity,
+        fold_bias=config.fold_bias,
         sample_every=config.sample_every,
     )
     history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
@@ -159,9 +161,14 @@ def run_synaptic(
             "criterion": config.criterion,
             "alpha": config.alpha,
             "patience": config.patience,
-            "check_every": config.check_every,
-            "warmup_steps": config.warmup_steps,
-            "stop_step": config.stop_step,
+            "check_every": pruner.schedule.check_every if pruner.schedule else config.check_every,
+            "warmup_steps": pruner.schedule.warmup_steps if pruner.schedule else config.warmup_steps,
+            "stop_step": pruner.schedule.stop_step if pruner.schedule else config.stop_step,
+            "requested_schedule": {
+                "check_every": config.check_every, "warmup_steps": config.warmup_steps, "stop_step": config.stop_step,
+            },
+            "granularity": config.granularity,
+            "fold_bias": pruner.fold_bias,
             "min_fan_in": config.min_fan_in,
             "max_fraction_per_check": config.max_fraction_per_check,
             "target_sparsity": config.target_sparsity,

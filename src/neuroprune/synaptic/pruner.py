@@ -2,7 +2,7 @@
 
 Typical use::
 
-    pruner = SynapticPruner(model, alpha=0.5, patience=3, check_every=200, optimizer=opt)
+    pruner = SynapticPruner(model, target_sparsity=0.9, total_steps=len(loader) * epochs, optimizer=opt)
     for x, y in loader:
         train_step(model, x, y)
         pruner.step()
@@ -12,6 +12,7 @@ Typical use::
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,17 +21,22 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError, ModelError
+from ..sparsity_schedule import PolynomialSparsity
 from .compact import compact_sequential
 from .masks import MaskedWeights, Prunable
 from .rules import LowActivityRule
-from .schedule import CheckSchedule
+from .schedule import AUTO, CheckSchedule, resolve_schedule
+from .selection import relative_to_layer_mean, select_weakest
 from .tracker import CRITERIA, ActivityTracker
+from .units import UnitLink, find_unit_links, remove_units, unit_activity, unit_costs, unit_live
+
+GRANULARITIES = ("connection", "unit", "both")
 
 log = logging.getLogger(__name__)
 
 
 class SynapticPruner:
-    """Prunes connections that stay weakly active for ``patience`` consecutive checks.
+    """Prunes connections (or whole units) that stay weakly active for ``patience`` consecutive checks.
 
     Masks are attached to every Linear and Conv2d weight (or the ``layers`` named) when
     the pruner is created. Call :meth:`step` after every optimizer step; it runs a check
@@ -38,66 +44,164 @@ class SynapticPruner:
     forward pass, gets a zero gradient, and its optimizer state (momentum, Adam moments)
     is zeroed, so neither momentum nor weight decay can revive it.
 
+    Two ways to decide how much goes:
+
+    * without ``target_sparsity``, every connection weak at ``patience`` consecutive checks
+      goes (at most ``max_fraction_per_check`` of a layer per check): the network decides
+      how small it gets;
+    * with ``target_sparsity``, a cubic schedule (Zhu & Gupta 2017) sets how many
+      connections are gone at each check, from 0 after warm-up to the target at
+      ``stop_step``; the rule decides which: connections weak at ``patience`` consecutive
+      checks first, weakest first (activity relative to the layer's mean, so layers compare
+      on one scale), then the weakest others if the quota is not filled.
+
     Args:
         model: the network to prune (masks are attached in place).
-        criterion: activity measure, one of ``contribution`` (default), ``presynaptic``,
-            ``hebbian``, ``magnitude``; see :class:`ActivityTracker`.
+        criterion: activity measure, one of ``deviation`` (default), ``contribution``,
+            ``presynaptic``, ``hebbian``, ``magnitude``; see :class:`ActivityTracker`.
         alpha: relative threshold: weak means below ``alpha`` x the layer's mean activity.
         patience: consecutive weak checks before a connection is pruned.
-        check_every: optimizer steps between checks.
-        warmup_steps: optimizer steps before activity starts to count.
-        stop_step: no checks after this step (None: until training ends).
+        check_every: optimizer steps between checks, or ``"auto"`` (1% of training).
+        warmup_steps: optimizer steps before activity starts to count, or ``"auto"`` (5%).
+        stop_step: no checks after this step; ``"auto"`` (60% of training) or None (never stop).
         min_fan_in: every unit keeps at least this many live inputs.
-        max_fraction_per_check: at most this share of a layer's live connections per check.
-        target_sparsity: stop pruning once this share of all tracked connections is gone.
+        max_fraction_per_check: at most this share of a layer's live connections (or units)
+            per check (default 0.1); only without ``target_sparsity``, whose schedule sets
+            the pace instead.
+        target_sparsity: share of all tracked connections pruned at ``stop_step``.
+        granularity: ``connection`` (default), ``unit`` (whole Linear neurons / Conv2d
+            channels whose downstream activity stays weak go, with every connection entering
+            and leaving them: the compacted model is then small and dense) or ``both``.
+        fold_bias: when a connection goes, add its mean contribution ``W[j, i] * mean x_i``
+            to unit j's bias (default: on for ``deviation``, the only criterion that knows
+            the signed mean).
         sample_every: gather activity on every n-th training step only (1: every step).
             The activity between checks is then a sample mean; the tracking cost drops n-fold.
+        total_steps: optimizer steps in the whole training run; needed for ``"auto"`` values
+            when the pruner is not driven by :func:`neuroprune.fit` (which tells it).
         layers: names of the Linear/Conv2d modules to prune (default: all of them).
-        optimizer: whose state is zeroed at pruned positions; may be set later.
+        optimizer: the optimizer whose steps keep pruned weights at zero; may be set later.
 
     Example:
         >>> model = create_model("mlp", image_size=8)
-        >>> pruner = SynapticPruner(model, patience=2, check_every=10)
+        >>> pruner = SynapticPruner(model, patience=2, check_every=10, warmup_steps=0, stop_step=None)
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
-        criterion: str = "contribution",
+        criterion: str = "deviation",
         alpha: float = 0.5,
         patience: int = 3,
-        check_every: int = 200,
-        warmup_steps: int = 0,
-        stop_step: int | None = None,
+        check_every: int | str = AUTO,
+        warmup_steps: int | str = AUTO,
+        stop_step: int | str | None = AUTO,
         min_fan_in: int = 1,
-        max_fraction_per_check: float = 0.1,
+        max_fraction_per_check: float | None = None,
         target_sparsity: float | None = None,
+        granularity: str = "connection",
+        fold_bias: bool | None = None,
         sample_every: int = 1,
+        total_steps: int | None = None,
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         if criterion not in CRITERIA:
             raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+        if granularity not in GRANULARITIES:
+            raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
         if target_sparsity is not None and not 0 < target_sparsity < 1:
             raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
-        self.rule = LowActivityRule(alpha, patience, min_fan_in, max_fraction_per_check)
-        self.schedule = CheckSchedule(check_every, warmup_steps, stop_step)
-        if not isinstance(sample_every, int) or sample_every < 1:
+        if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
             raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
+        if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
+            raise ConfigError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+        if fold_bias and criterion != "deviation":
+            raise ConfigError(f"fold_bias needs the deviation criterion (the only one that knows mean inputs); "
+                              f"got criterion {criterion!r}")
+        if max_fraction_per_check is not None and target_sparsity is not None:
+            raise ConfigError(
+                "max_fraction_per_check limits pruning without a target; with target_sparsity the sparsity schedule "
+                "sets how much goes at each check: drop one of the two"
+            )
+        fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
+        self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
+        self.unit_rule = LowActivityRule(alpha, patience, 0, fraction)
+        self._requested = (check_every, warmup_steps, stop_step)
+        self.schedule: CheckSchedule | None = None
+        self.sparsity_schedule: PolynomialSparsity | None = None
         self.criterion = criterion
+        self.granularity = granularity
+        self.fold_bias = criterion == "deviation" if fold_bias is None else fold_bias
         self.target_sparsity = target_sparsity
         self.sample_every = sample_every
         self.model = model
         self.layers = _select_layers(model, layers)
+        self.links: list[UnitLink] = find_unit_links(model, self.layers) if granularity != "connection" else []
         self.masks = MaskedWeights(self.layers, optimizer)
         self.counters = {
             name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device) for name, m in self.layers.items()
         }
+        self.unit_counters = {
+            link.producer: torch.zeros(self.layers[link.producer].weight.shape[0], dtype=torch.int32,
+                                       device=self.layers[link.producer].weight.device)
+            for link in self.links
+        }
         self.tracker = ActivityTracker(self.layers, criterion)
+        self.tracker.is_active = False  # until the schedule is known
         self.step_count = 0
         self.history: list[dict[str, Any]] = []
+        if total_steps is not None or check_every != AUTO:
+            self.plan(total_steps)
+
+    def plan(self, total_steps: int | None) -> None:
+        """Fix the check schedule (and sparsity schedule) for a run of ``total_steps`` steps.
+
+        Called by the constructor when it can, and by :func:`neuroprune.fit` at the start of
+        training. Warns when the schedule can never prune anything.
+
+        Raises:
+            ConfigError: ``"auto"`` values without ``total_steps``, or ``sample_every``
+                larger than the check interval (checks would judge no activity).
+        """
+        schedule = resolve_schedule(*self._requested, total_steps)
+        if self.sample_every > schedule.check_every:
+            raise ConfigError(
+                f"sample_every ({self.sample_every}) is larger than check_every ({schedule.check_every}): some checks "
+                "would judge no activity at all; lower sample_every"
+            )
+        self.schedule = schedule
+        if self.target_sparsity is not None:
+            self.sparsity_schedule = self._sparsity_schedule(schedule, total_steps)
+        if total_steps is not None:
+            checks = len(schedule.check_steps(total_steps))
+            # with a target the schedule's quota prunes at any check; without one a connection
+            # must first be weak at `patience` consecutive checks
+            if checks < (1 if self.target_sparsity is not None else self.rule.patience):
+                message = (
+                    f"this run has {checks} pruning check(s) in {total_steps} steps (check_every "
+                    f"{schedule.check_every}, warmup {schedule.warmup_steps}, stop {schedule.stop_step}) but a "
+                    f"connection must be weak at {self.rule.patience} consecutive checks to go: nothing can be "
+                    "pruned; use check_every='auto' or a smaller check_every or patience"
+                )
+                log.warning(message)
+                warnings.warn(message, stacklevel=2)
         self._update_tracking()
+
+    def _sparsity_schedule(self, schedule: CheckSchedule, total_steps: int | None) -> PolynomialSparsity:
+        assert self.target_sparsity is not None  # only called with a target
+        end = schedule.stop_step if schedule.stop_step is not None else total_steps
+        if end is None:
+            raise ConfigError("target_sparsity needs to know when pruning ends: give stop_step or total_steps")
+        # the target is met at the last check at or before the end, not between two checks
+        last_check = schedule.warmup_steps + schedule.check_every * ((end - schedule.warmup_steps) // schedule.check_every)
+        if last_check <= schedule.warmup_steps:
+            raise ConfigError(
+                f"no check falls between warmup_steps ({schedule.warmup_steps}) and the end of pruning ({end}) with "
+                f"check_every {schedule.check_every}: the target sparsity cannot be reached; check more often"
+            )
+        return PolynomialSparsity(self.target_sparsity, schedule.warmup_steps, last_check)
 
     # ---- the training-time API ------------------------------------------------------------
 
@@ -112,6 +216,9 @@ class SynapticPruner:
 
     def step(self) -> bool:
         """Advance one optimizer step; run a check if one is due. Returns True if it checked."""
+        if self.schedule is None:
+            self.plan(None)  # raises: "auto" values need the length of training
+        assert self.schedule is not None
         self.step_count += 1
         if self.masks.optimizer is None:
             self.masks.enforce()  # no optimizer hooks: at least keep the forward pass exact
@@ -125,6 +232,9 @@ class SynapticPruner:
     def _update_tracking(self) -> None:
         """Switch the activity hooks on only for steps whose activity can still count."""
         upcoming = self.step_count + 1
+        if self.schedule is None:
+            self.tracker.is_active = False
+            return
         self.tracker.is_active = (
             self.schedule.collects(upcoming) and upcoming % self.sample_every == 0 and not self.is_target_reached
         )
@@ -133,31 +243,120 @@ class SynapticPruner:
     def _check(self) -> None:
         self._all_reduce_statistics()
         activity = self.tracker.activity()
-        new_masks: dict[str, torch.Tensor] = {}
-        new_counters: dict[str, torch.Tensor] = {}
-        for name in self.layers:
-            if name not in activity:
-                continue  # the layer saw no training batch since the last check
-            mask = self.mask(name)
-            new_counters[name], new_masks[name] = self.rule(activity[name].to(mask.device), self.counters[name], mask)
-        if self.target_sparsity is not None:
-            self._cap_at_target(activity, new_masks)
+        before = {name: self.mask(name) for name in activity}
+        new_masks = dict(before)
+        for name in activity:
+            self.counters[name] = self.rule.count(activity[name].to(before[name].device), self.counters[name], before[name])
+        if self.links:
+            self._judge_units(activity, new_masks)
+        if self.granularity != "unit":
+            self._judge_connections(activity, new_masks)
+        if self.fold_bias:
+            self._fold_into_bias(before, new_masks)
         per_layer: dict[str, dict[str, int]] = {}
         record: dict[str, Any] = {"step": self.step_count, "layers": per_layer}
         for name, mask in new_masks.items():
-            pruned_now = int((self.mask(name) - mask).sum())
-            self.counters[name] = new_counters[name]
+            removed = before[name].bool() & ~mask.bool()
+            self.counters[name] = torch.where(removed | ~mask.bool(), torch.zeros_like(self.counters[name]),
+                                              self.counters[name])
             self._set_mask(name, mask)
             per_layer[name] = {
                 "live": int(mask.sum()),
-                "pruned_now": pruned_now,
+                "pruned_now": int(removed.sum()),
                 "dead_units": int((mask.flatten(1).sum(dim=1) == 0).sum()),
             }
         self._broadcast_decisions()
         record["pruned_fraction"] = self.sparsity()
+        if self.sparsity_schedule is not None:
+            record["scheduled_fraction"] = self.sparsity_schedule.at(self.step_count)
         self.history.append(record)
         self.tracker.reset()
         log.debug("check at step %d: %.1f%% pruned", self.step_count, 100 * record["pruned_fraction"])
+
+    def _quota(self, masks: dict[str, torch.Tensor]) -> int:
+        """Connections still to prune now to meet the sparsity schedule (with a target)."""
+        assert self.sparsity_schedule is not None
+        pruned = self.num_connections - sum(
+            int(masks[name].sum()) if name in masks else self.masks.live(name) for name in self.layers
+        )
+        return round(self.sparsity_schedule.at(self.step_count) * self.num_connections) - pruned
+
+    def _judge_connections(self, activity: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+        """Prune connections in ``masks`` (in place): by the rule alone, or to the schedule's quota."""
+        if self.sparsity_schedule is None:
+            for name in activity:
+                live = masks[name].bool()
+                chosen = self.rule.candidates(self.counters[name], masks[name])
+                chosen = self.rule._limit_per_layer(chosen, activity[name], live)
+                chosen = self.rule.keep_min_fan_in(chosen, activity[name], live)
+                masks[name] = masks[name] * ~chosen
+            return
+        # one global ranking by raw activity: measured on a validation split, it beat ranking
+        # by each connection's share of its unit's input and by activity relative to the
+        # layer's mean (both spread pruning too evenly over layers, emptying the small
+        # output layer)
+        scores = activity
+        eligible = {name: masks[name].bool() for name in activity}
+        while True:  # min_fan_in may turn some picks down: fill from the rest until none is left
+            quota = self._quota(masks)
+            if quota <= 0 or not any(bool(e.any()) for e in eligible.values()):
+                return
+            preferred = {name: self.rule.candidates(self.counters[name], masks[name]) for name in activity}
+            picked = select_weakest(scores, eligible, preferred, quota)
+            for name, chosen in picked.items():
+                allowed = self.rule.keep_min_fan_in(chosen, activity[name], masks[name].bool())
+                eligible[name] &= ~chosen  # a pick turned down is not offered again
+                masks[name] = masks[name] * ~allowed
+
+    def _judge_units(self, activity: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+        """Remove whole units in ``masks`` (in place) whose downstream activity stays weak."""
+        links = [link for link in self.links if link.producer in masks and link.consumer in activity]
+        scores, eligible, preferred, costs = {}, {}, {}, {}
+        for link in links:
+            units = masks[link.producer].shape[0]
+            live = unit_live(link, masks[link.producer], masks[link.consumer])
+            score = unit_activity(link, activity[link.consumer], units)
+            counters = self.unit_rule.count(score, self.unit_counters[link.producer], live.float())
+            self.unit_counters[link.producer] = counters
+            scores[link.producer] = relative_to_layer_mean(score, live)
+            eligible[link.producer] = live.clone()
+            if int(live.sum()) > 0:  # a layer keeps its strongest unit, or the network is cut in two
+                eligible[link.producer][torch.where(live, score, torch.full_like(score, -1.0)).argmax()] = False
+            preferred[link.producer] = self.unit_rule.candidates(counters, live.float())
+            costs[link.producer] = unit_costs(link, masks[link.producer], masks[link.consumer])
+        if self.sparsity_schedule is None:
+            picked = {}
+            for link in links:
+                name = link.producer
+                chosen = preferred[name] & eligible[name]
+                picked[name] = self.unit_rule._limit_per_layer(chosen, scores[name], eligible[name])
+        else:
+            picked = select_weakest(scores, eligible, preferred, self._quota(masks), costs,
+                                    is_preferred_only=self.granularity == "both")
+        for link in links:
+            removed = picked[link.producer]
+            if removed.any():
+                masks[link.producer], masks[link.consumer] = remove_units(
+                    link, removed, masks[link.producer], masks[link.consumer]
+                )
+                self.unit_counters[link.producer] = torch.where(
+                    removed, torch.zeros_like(self.unit_counters[link.producer]), self.unit_counters[link.producer]
+                )
+
+    def _fold_into_bias(self, before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> None:
+        """Add each newly pruned connection's mean contribution W[j, i] * mean x_i to bias j."""
+        means = self.tracker.input_means()
+        for name, mask in after.items():
+            layer = self.layers[name]
+            if layer.bias is None or name not in means or getattr(layer, "groups", 1) != 1:
+                continue
+            removed = (before[name] - mask).clamp_min(0).to(layer.weight.dtype)
+            if not removed.any():
+                continue
+            carried = (layer.weight.detach() * removed).flatten(2).sum(dim=2) if removed.dim() > 2 else layer.weight.detach() * removed
+            if carried.shape[1] != means[name].numel():
+                continue  # e.g. a Linear fed by a sequence: its mean is over the last dimension only
+            layer.bias.add_(carried @ means[name].to(carried.dtype))
 
     def _all_reduce_statistics(self) -> None:
         """Average activity statistics over processes, so every rank takes the same decision.
@@ -203,27 +402,6 @@ class SynapticPruner:
                 log.warning("layer %s: this rank's pruning decision differed from rank 0's; using rank 0's", name)
                 self._set_mask(name, mask)
 
-    def _cap_at_target(self, activity: dict[str, torch.Tensor], new_masks: dict[str, torch.Tensor]) -> None:
-        """Revive the strongest of this check's prunings that would overshoot ``target_sparsity``."""
-        assert self.target_sparsity is not None  # only called when a target is set
-        total = self.num_connections
-        budget = max(int(self.target_sparsity * total) - (total - self.num_live), 0)
-        newly = {name: self.mask(name).bool() & ~mask.bool() for name, mask in new_masks.items()}
-        # layers are compared by activity relative to each one's mean over live connections
-        scores = torch.cat([
-            (activity[name] / activity[name][self.mask(name).bool()].mean().clamp_min(1e-12))[newly[name]]
-            for name in newly
-        ])
-        if len(scores) <= budget:
-            return
-        keep = torch.zeros(len(scores), dtype=torch.bool)
-        keep[scores.topk(budget, largest=False).indices] = True
-        offset = 0
-        for name, new_mask in new_masks.items():
-            positions = torch.nonzero(newly[name].flatten()).flatten()  # same order as boolean indexing
-            new_mask.view(-1)[positions[~keep[offset : offset + len(positions)]]] = 1
-            offset += len(positions)
-
     def _set_mask(self, name: str, mask: torch.Tensor) -> None:
         self.masks.set(name, mask)
 
@@ -250,7 +428,7 @@ class SynapticPruner:
     @property
     def is_target_reached(self) -> bool:
         """True once ``target_sparsity`` is set and reached."""
-        return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 1e-9
+        return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 0.5 / self.num_connections
 
     def layer_summary(self) -> list[dict[str, Any]]:
         """Per layer: name, total connections, pruned connections, units with no live input."""
@@ -305,6 +483,7 @@ class SynapticPruner:
             "step": self.step_count,
             "masks": {f"{name}.weight": self.mask(name).to(torch.uint8) for name in self.layers},
             "counters": {f"{name}.weight": c.clone() for name, c in self.counters.items()},
+            "unit_counters": {f"{name}.weight": c.clone() for name, c in self.unit_counters.items()},
             "activity": {
                 "sums": {f"{name}.weight": stat for name, stat in tracker["sums"].items()},
                 "batches": {f"{name}.weight": count for name, count in tracker["batches"].items()},
@@ -334,6 +513,11 @@ class SynapticPruner:
             key = f"{name}.weight"
             self._set_mask(name, state["masks"][key].to(self.layers[name].weight.device, torch.float32))
             self.counters[name] = state["counters"][key].to(self.counters[name].device, torch.int32).clone()
+        for key, counters in state.get("unit_counters", {}).items():
+            name = key.removesuffix(".weight")
+            if name not in self.unit_counters or counters.shape != self.unit_counters[name].shape:
+                raise ModelError(f"pruner state unit_counters[{key!r}] does not match the model's units")
+            self.unit_counters[name] = counters.to(self.unit_counters[name].device, torch.int32).clone()
         self.step_count = int(state["step"])
         self.tracker.reset()
         if "activity" in state:
@@ -353,6 +537,15 @@ class SynapticPruner:
     def on_train_begin(self, trainer: Any) -> None:
         if self.optimizer is None:
             self.optimizer = trainer.optimizer
+        elif self.optimizer is not trainer.optimizer:
+            raise ConfigError(
+                "the pruner's masks are attached to another optimizer than the one this training steps, so pruned "
+                "weights would grow back: pass the same optimizer to fit(optimizer=...) and the pruner, or create "
+                "the pruner without optimizer= and let fit attach its own"
+            )
+        total = getattr(trainer, "total_steps", None)
+        if self.schedule is None or total:
+            self.plan(total or None)
 
     def on_step_end(self, trainer: Any) -> None:
         self.step()

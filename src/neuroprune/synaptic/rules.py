@@ -60,16 +60,27 @@ class LowActivityRule:
         live = mask.bool()
         if not live.any():
             return torch.zeros_like(counters), mask.clone()
-        mean_live = (activity * mask).sum() / mask.sum()  # arithmetic: ~10x faster than activity[live]
-        weak = live & (activity < self.alpha * mean_live)
-        counters = torch.where(weak, counters + 1, torch.zeros_like(counters))
-        candidates = weak & (counters >= self.patience)
+        counters = self.count(activity, counters, mask)
+        candidates = self.candidates(counters, mask)
         candidates = self._limit_per_layer(candidates, activity, live)
-        candidates = self._keep_min_fan_in(candidates, activity, live)
+        candidates = self.keep_min_fan_in(candidates, activity, live)
         new_mask = mask * ~candidates
         # a connection that waited only because of a guard keeps its count and goes at a later check
         counters = torch.where(candidates, torch.zeros_like(counters), counters)
         return counters, new_mask
+
+    def count(self, activity: torch.Tensor, counters: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Consecutive weak checks including this one: +1 where weak now, 0 elsewhere."""
+        live = mask.bool()
+        if not live.any():
+            return torch.zeros_like(counters)
+        mean_live = (activity * mask).sum() / mask.sum()  # arithmetic: ~10x faster than activity[live]
+        weak = live & (activity < self.alpha * mean_live)
+        return torch.where(weak, counters + 1, torch.zeros_like(counters))
+
+    def candidates(self, counters: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Live connections weak at ``patience`` consecutive checks (bool)."""
+        return mask.bool() & (counters >= self.patience)
 
     def _limit_per_layer(self, candidates: torch.Tensor, activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
         budget = int(self.max_fraction_per_check * int(live.sum()))
@@ -78,7 +89,8 @@ class LowActivityRule:
             return candidates
         return _weakest(candidates, activity, budget)
 
-    def _keep_min_fan_in(self, candidates: torch.Tensor, activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    def keep_min_fan_in(self, candidates: torch.Tensor, activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """``candidates`` less those that would leave a unit with under ``min_fan_in`` live inputs."""
         if self.min_fan_in == 0:
             return candidates
         # (out, fan_in): a unit's inputs are everything in its row (all kernel taps for a conv)

@@ -47,3 +47,47 @@ class CheckSchedule:
     def is_over(self, step: int) -> bool:
         """True once no check can run at ``step`` or later."""
         return self.stop_step is not None and step > self.stop_step
+
+    def check_steps(self, total_steps: int) -> range:
+        """The steps at which checks run in a training run of ``total_steps`` optimizer steps."""
+        last = total_steps if self.stop_step is None else min(total_steps, self.stop_step)
+        return range(self.warmup_steps + self.check_every, last + 1, self.check_every)
+
+
+AUTO = "auto"
+CHECKS_PER_RUN = 100  # "auto" checks: about this many over a training run, whatever its length
+
+
+def resolve_schedule(
+    check_every: int | str, warmup_steps: int | str, stop_step: int | str | None, total_steps: int | None
+) -> CheckSchedule:
+    """A :class:`CheckSchedule` with every ``"auto"`` replaced by a share of ``total_steps``.
+
+    ``"auto"`` means: a check every 1% of training, warm-up over the first 5%, and the last
+    check at 60% of training, so the network has the rest of training to recover (Zhu &
+    Gupta's gradual pruning ends at a similar point). A run of any length therefore gets
+    about 55 checks; the same numbers in optimizer steps would give a short run on a small
+    data set no check at all. When the run's length is unknown, an ``"auto"`` warm-up is
+    0 and an ``"auto"`` stop is None (checks until training ends).
+
+    Raises:
+        ConfigError: ``check_every="auto"`` without ``total_steps``, or a value that is
+            neither ``"auto"`` nor a valid step count.
+    """
+    for name, value in (("check_every", check_every), ("warmup_steps", warmup_steps), ("stop_step", stop_step)):
+        if isinstance(value, str) and value != AUTO:
+            raise ConfigError(f"{name} must be an integer or 'auto', got {value!r}")
+    if not total_steps:
+        if check_every == AUTO:
+            raise ConfigError(
+                "check_every='auto' needs the length of training: pass total_steps= to the pruner, or train with "
+                "neuroprune.fit, which tells it; or give check_every as a number of optimizer steps"
+            )
+        return CheckSchedule(check_every, 0 if warmup_steps == AUTO else warmup_steps,  # type: ignore[arg-type]
+                             None if stop_step == AUTO else stop_step)  # type: ignore[arg-type]
+    check_every = max(1, total_steps // CHECKS_PER_RUN) if check_every == AUTO else check_every
+    warmup_steps = total_steps // 20 if warmup_steps == AUTO else warmup_steps
+    if stop_step == AUTO:
+        assert isinstance(warmup_steps, int)  # no "auto" is left
+        stop_step = max((3 * total_steps) // 5, warmup_steps + 1)  # a very short run keeps a valid schedule
+    return CheckSchedule(check_every, warmup_steps, stop_step)  # type: ignore[arg-type]

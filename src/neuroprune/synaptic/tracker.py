@@ -6,6 +6,10 @@ one reduction of each layer's input per batch (mean |x_i|) and forms the per-con
 activity at check time. For Conv2d the mean runs over samples and all spatial positions
 of input channel c, and every kernel tap (kh, kw) of that channel gets the same value:
 the channel-mean approximation, which ignores the border effect of padding.
+
+Statistics always accumulate in float32, whatever the dtype of the activations: a sum of
+|x| over a half-precision batch overflows to inf, and one inf makes a layer's mean (and so
+every threshold) NaN.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from torch import nn
 
 from .masks import Prunable
 
-CRITERIA = ("contribution", "presynaptic", "hebbian", "magnitude")
+CRITERIA = ("contribution", "deviation", "presynaptic", "hebbian", "magnitude")
 
 
 class ActivityTracker:
     """Accumulates activity statistics of Linear and Conv2d layers between checks.
 
     Criteria (per connection j <- i):
-        contribution: |W[j, i]| * mean |x_i|   (default; the signal the connection carries)
+        contribution: |W[j, i]| * mean |x_i|   (the signal the connection carries)
+        deviation:    |W[j, i]| * std(x_i)     (default; the part of that signal that varies; the
+                      constant part, W[j, i] * mean x_i, can be folded into the bias when
+                      the connection goes, see :meth:`input_means`)
         presynaptic:  mean |x_i|
         hebbian:      mean over samples of |x_i| * |y_j|, y the layer's (pre-activation) output;
                       for Conv2d both are spatial means per sample and channel
@@ -38,7 +45,7 @@ class ActivityTracker:
         criterion: one of :data:`CRITERIA`.
     """
 
-    def __init__(self, layers: Mapping[str, Prunable], criterion: str = "contribution") -> None:
+    def __init__(self, layers: Mapping[str, Prunable], criterion: str = "deviation") -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
         self.criterion = criterion
@@ -70,26 +77,31 @@ class ActivityTracker:
 
     def _batch_statistic(self, module: Prunable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         is_conv = isinstance(module, nn.Conv2d)
+        x = x.float()  # no-op for float32; half-precision sums would overflow
         if self.criterion != "hebbian":
-            # mean |x| per input feature (channel for Conv2d); abs().sum() is ~10x faster
-            # on CPU than linalg.vector_norm(ord=1) over the same dims
+            # per input feature (channel for Conv2d); abs().sum() is ~10x faster on CPU
+            # than linalg.vector_norm(ord=1) over the same dims
             dims = (0, 2, 3) if is_conv else tuple(range(x.dim() - 1))
-            per_feature = x.shape[1] if is_conv else x.shape[-1]
-            return x.abs().sum(dim=dims).float().div_(x.numel() // per_feature)
+            count = x.numel() // (x.shape[1] if is_conv else x.shape[-1])
+            if self.criterion == "deviation":
+                # (2, features): mean x and mean x^2, so std and mean come out at check time
+                return torch.stack((x.sum(dim=dims), x.square().sum(dim=dims))).div_(count)
+            return x.abs().sum(dim=dims).div_(count)  # (features,): mean |x|
+        y = y.float()
         if is_conv:
             x = x.abs().mean(dim=(2, 3))  # (N, C_in)
             y = y.abs().mean(dim=(2, 3))  # (N, C_out)
         else:
             x = x.abs().reshape(-1, x.shape[-1])  # (N, in)
             y = y.abs().reshape(-1, y.shape[-1])  # (N, out)
-        return (y.t() @ x / x.shape[0]).float()  # (out, in) for Linear, (C_out, C_in) for Conv2d
+        return y.t() @ x / x.shape[0]  # (out, in) for Linear, (C_out, C_in) for Conv2d
 
     def activity(self) -> dict[str, torch.Tensor]:
         """Per-connection activity averaged over the batches seen since the last reset.
 
         Returns:
-            name -> tensor shaped like the layer's weight. Layers that saw no batch are
-            left out (nothing is known about them yet), except under ``magnitude``.
+            name -> float32 tensor shaped like the layer's weight. Layers that saw no batch
+            are left out (nothing is known about them yet), except under ``magnitude``.
         """
         result = {}
         for name, module in self.layers.items():
@@ -100,11 +112,26 @@ class ActivityTracker:
             if name not in self._sums:
                 continue
             mean = self._sums[name] / self._batches[name]
+            if self.criterion == "deviation":
+                mean = (mean[1] - mean[0].square()).clamp_min_(0).sqrt_()  # std per input feature
             per_connection = _expand(module, mean, self.criterion == "hebbian")
-            if self.criterion == "contribution":
+            if self.criterion in ("contribution", "deviation"):
                 per_connection = per_connection * weight.abs().float()
             result[name] = per_connection
         return result
+
+    def input_means(self) -> dict[str, torch.Tensor]:
+        """Mean input per feature (channel for Conv2d) since the last reset; ``deviation`` only.
+
+        What a pruned connection carried on average: ``W[j, i] * mean x_i`` folds into
+        unit j's bias, so removing a connection with a constant input changes nothing.
+
+        Returns:
+            name -> (in_features,) or (in_channels,) float32 tensor; empty for other criteria.
+        """
+        if self.criterion != "deviation":
+            return {}
+        return {name: stat[0] / self._batches[name] for name, stat in self._sums.items()}
 
     def statistics(self) -> dict[str, torch.Tensor]:
         """The raw running sums (for all-reducing across processes before a check)."""
@@ -152,11 +179,11 @@ def _expand(module: Prunable, stat: torch.Tensor, is_pairwise: bool) -> torch.Te
         groups = module.groups
         if is_pairwise:
             # (C_out, C_in) -> (C_out, C_in/groups): each output channel sees only its group's inputs
-            rows = torch.arange(out_ch) // (out_ch // groups)
-            cols = rows.unsqueeze(1) * in_per_group + torch.arange(in_per_group)
+            rows = torch.arange(out_ch, device=stat.device) // (out_ch // groups)
+            cols = rows.unsqueeze(1) * in_per_group + torch.arange(in_per_group, device=stat.device)
             per_pair = stat.gather(1, cols)
         else:
-            per_pair = stat.view(groups, in_per_group).repeat_interleave(out_ch // groups, dim=0)
+            per_pair = stat.reshape(groups, in_per_group).repeat_interleave(out_ch // groups, dim=0)
         return per_pair[:, :, None, None].expand_as(weight).contiguous()
     if is_pairwise:
         return stat

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .errors import ConfigError, ModelError
-from .synaptic.masks import MaskedWeights, Prunable
+from ..errors import ConfigError, ModelError
+from ..synaptic.masks import MaskedWeights, Prunable
 
 
 def magnitude_masks(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str, torch.Tensor]:
