@@ -248,8 +248,11 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     row("MACs per sample", f"{result['macs_compact']:,}", f"{result['macs_dense']:,}")
     row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
     if result["latency_ms"] is not None:
-        latency = result["latency_ms"]["batch_1"]
-        row("latency batch 1 (ms)", f"{latency['compact']:.3f}", f"{latency['dense']:.3f}")
+        for label, latency in result["latency_ms"].items():
+            if label.startswith("batch_"):
+                size = label.removeprefix("batch_")
+                row(f"latency batch {size} (ms)", f"{latency['compact']:.3f} ({latency['speedup']:.2f}x)",
+                    f"{latency['dense']:.3f}")
     Console().print(table)
     click.echo(f"results in {out}/result.json")
 

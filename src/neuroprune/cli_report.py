@@ -74,7 +74,7 @@ def report_command(run_dirs: tuple[Path, ...], config_path: Path | None, **optio
 def reproduce_command(paper: str, benchmark_args: tuple[str, ...], config_path: Path | None, **options: Any) -> None:
     """Run PAPER's benchmark suite and write a page of our numbers beside the paper's claims.
 
-    zhao2021 runs benchmarks/synaptic.py (synaptic vs dense, magnitude, random);
+    zhao2021 runs benchmarks/synaptic.py (synaptic vs dense and gradual magnitude pruning);
     camacho2022 runs benchmarks/depth.py (depth pruning vs identity replacement and
     Torch-Pruning). Arguments after `--` go to the benchmark script and override the
     mode's, e.g. `neuroprune reproduce zhao2021 --quick -- --seeds 0 1`.

@@ -13,24 +13,31 @@ from neuroprune.report.claims import PAPERS, UNKNOWN
 from neuroprune.report.reproduce import RECIPES, find_repo, reproduce
 
 
-def _method(accuracy, pruned=None, curve=None, **extra):
-    row = {"test_accuracy": accuracy, "accuracy_per_epoch": curve or [accuracy - 0.01, accuracy], "train_seconds": 1.0,
-           "params": 1000, "macs": 900, **extra}
-    if pruned is not None:
-        row["pruned_fraction"] = pruned
-    return row
+def _side(accuracy, middle, **extra):
+    """One method's numbers in a run: three epochs, the first the same for every method."""
+    return {"test_accuracy": accuracy, "accuracy_per_epoch": [0.95, middle, accuracy], "seconds": 1.0, **extra}
+
+
+def _pruned(accuracy, middle, target, params):
+    return _side(accuracy, middle, pruned_fraction=target, params_compact=params,
+                 per_layer_pruned={"fc1": target, "fc2": target})
+
+
+def _synaptic_run(seed, dense, at90, at95):
+    """A run of ``benchmarks/synaptic.py --sparsities 0.9 0.95``; ``at*`` are (synaptic, GMP) accuracies."""
+    return {"dataset": "mnist", "model": "mlp", "seed": seed, "epochs": 3, "config": {"criterion": "deviation"},
+            "dense": _side(dense, 0.97),
+            "targets": {"0.9": {"synaptic": _pruned(at90[0], 0.975, 0.9, 180000),
+                                "gmp": _pruned(at90[1], 0.97, 0.9, 240000)},
+                        "0.95": {"synaptic": _pruned(at95[0], 0.96, 0.95, 150000),
+                                 "gmp": _pruned(at95[1], 0.97, 0.95, 220000)}}}
 
 
 def _synaptic_payload():
-    run = {
-        "dataset": "mnist", "model": "mlp", "seed": 0, "epochs": 2, "retrain_epochs": 1,
-        "dense": _method(0.9800, epochs_to_dense_final_accuracy=2),
-        "synaptic": _method(0.9812, 0.75, per_layer_pruned={"fc1": 0.8}, checks=5, epochs_to_dense_final_accuracy=1),
-        "magnitude": _method(0.9790, 0.75, accuracy_before_retrain=0.95),
-        "random": _method(0.9600, 0.75, accuracy_before_retrain=0.50),
-        "overhead": {"plain_ms_per_step": 1.0, "pruner_ms_per_step": 1.2, "overhead": 0.2},
-    }
-    return {"command": "python benchmarks/synaptic.py --quick", "environment": {"processor": "x86_64"}, "runs": [run]}
+    runs = [_synaptic_run(0, 0.9800, (0.9812, 0.9790), (0.9760, 0.9770)),
+            _synaptic_run(1, 0.9820, (0.9822, 0.9802), (0.9780, 0.9750))]
+    return {"command": "python benchmarks/synaptic.py --sparsities 0.9 0.95", "environment": {"processor": "x86_64"},
+            "runs": runs}
 
 
 def test_zhao2021_page_puts_our_numbers_beside_the_claims(tmp_path):
@@ -40,13 +47,40 @@ def test_zhao2021_page_puts_our_numbers_beside_the_claims(tmp_path):
 
     assert page_problems(files.html) == []
     markdown = files.markdown.read_text()
-    assert "59–90%" in markdown and "75.0%" in markdown and "within the range" in markdown
-    assert "98.12% vs 98.00% (+0.12 pt)" in markdown
-    assert "92%; 1.64% → 1.59%" in markdown and "92%; 0.80% → 0.77%" in markdown
-    assert "not run (not in the benchmark's --models: lenet5)" in markdown
+    # connections removed: the targets, set against the paper's range
+    assert "59–90%" in markdown and "90.0% (target 90%), 95.0% (target 95%)" in markdown
+    assert "90.0% within, 95.0% above the range" in markdown
+    # accuracy vs dense at each target, per seed
+    assert "98.17% vs 98.10% (+0.07 pt) | yes (pruned higher in 2 of 2 seeds)" in markdown
+    assert "97.70% vs 98.10% (-0.40 pt) | no (pruned higher in 0 of 2 seeds)" in markdown
+    # faster learning: per-epoch accuracy of synaptic vs dense
+    assert "ahead in 2, behind in 0 of 3 epochs; mean gap +0.19 pt | yes (more epochs ahead than behind)" in markdown
+    assert "ahead in 0, behind in 2 of 3 epochs; mean gap -0.47 pt | no (more epochs behind than ahead)" in markdown
+    assert "LeNet-300-100: 98.17 ± 0.07% at 90%, 97.70 ± 0.14% at 95%" in markdown
     assert UNKNOWN in markdown  # per-data-set accuracies of the paper
-    for method in ("dense", "synaptic", "magnitude", "random"):
-        assert f"| {method} |" in markdown
+    # Han et al.'s 92% beside GMP and synaptic at our nearest target, 90%
+    assert "| 92%; 1.64% → 1.59% | 90.0%; 1.90% → 2.04% | 90.0%; 1.83% |" in markdown
+    assert "not run (no mnist lenet5 in the benchmark's --datasets and --models)" in markdown
+    # peers: dense, synaptic, GMP, the per-seed difference, pruned shares and compacted params
+    assert ("| LeNet-300-100 on MNIST | 90% | 2 | 98.10 ± 0.14 | 98.17 ± 0.07 | 97.96 ± 0.08 | +0.21 ± 0.01 | "
+            "90.0 ± 0.0 / 90.0 ± 0.0 | 180,000 / 240,000 |") in markdown
+    assert "| 95% | 2 | 98.10 ± 0.14 | 97.70 ± 0.14 | 97.60 ± 0.14 | +0.10 ± 0.28 |" in markdown
+    assert "Zhu, S. Gupta" in markdown and "overhead" not in markdown.lower()
+    figures = sorted(p.name for p in (tmp_path / "page" / "figures").glob("*.png"))
+    assert figures == ["zhao2021-epochs-mnist-mlp.png", "zhao2021-sparsity.png"]
+
+
+def test_zhao2021_page_refuses_other_formats_and_names_the_command(tmp_path):
+    old = {"runs": [{"dataset": "mnist", "model": "mlp", "seed": 0, "dense": _side(0.98, 0.97),
+                     "synaptic": _pruned(0.98, 0.97, 0.75, 1000), "magnitude": _pruned(0.97, 0.96, 0.75, 1000),
+                     "overhead": {"overhead": 0.2}}]}
+    for payload, reason in ((old, "runs without 'targets'"), ({"rows": []}, "no 'runs'"), ({"runs": []}, "no 'runs'")):
+        results = tmp_path / "synaptic.json"
+        results.write_text(json.dumps(payload))
+        with pytest.raises(NeuropruneError, match=reason) as caught:
+            reproduce("zhao2021", tmp_path / "page", results=results)
+        assert "python benchmarks/synaptic.py --sparsities" in str(caught.value)
+    assert not (tmp_path / "page" / "index.html").exists()
 
 
 def test_camacho2022_page_says_the_papers_numbers_are_unknown(tmp_path):
@@ -68,7 +102,10 @@ def test_camacho2022_page_says_the_papers_numbers_are_unknown(tmp_path):
 
 
 def test_reproduce_runs_the_benchmark_script_of_the_checkout(tmp_path):
-    payload = json.dumps(_synaptic_payload())
+    # what the quick recipe yields: one seed, one target
+    run = _synaptic_run(0, 0.9800, (0.9812, 0.9790), (0.9760, 0.9770))
+    del run["targets"]["0.95"]
+    payload = json.dumps({"command": None, "runs": [run]})
     script = tmp_path / "repo" / "benchmarks" / "synaptic.py"
     script.parent.mkdir(parents=True)
     # a stand-in benchmark: records its arguments, writes the results where it is told
@@ -88,6 +125,11 @@ def test_reproduce_runs_the_benchmark_script_of_the_checkout(tmp_path):
     assert command.startswith(" ".join(RECIPES["zhao2021"].quick)) and "--seeds 0 1 --out" in command
     assert files.results.parent == tmp_path / "page" / "benchmark"
     assert page_problems(files.html) == []
+    markdown = files.markdown.read_text()
+    assert "--sparsities 0.9 --seeds 0 1" in markdown and "Quick mode" in markdown
+    assert "| LeNet-300-100 on MNIST | 90% | 1 | 98.00 | 98.12 | 97.90 | +0.22 |" in markdown
+    # one target draws no accuracy-vs-sparsity curve
+    assert [p.name for p in (tmp_path / "page" / "figures").glob("*.png")] == ["zhao2021-epochs-mnist-mlp.png"]
 
     script.write_text("import sys; sys.exit(3)")
     with pytest.raises(NeuropruneError, match="exit status 3"):

@@ -12,7 +12,7 @@ checkpoints.
 Example:
     >>> import lightning as L
     >>> from neuroprune.integrations.lightning import SynapticPruning
-    >>> pruning = SynapticPruning(alpha=0.5, patience=3, check_every=200)
+    >>> pruning = SynapticPruning(target_sparsity=0.9)  # checks every 1% of the run
     >>> L.Trainer(max_epochs=10, callbacks=[pruning]).fit(module, train_loader)
     >>> small = pruning.pruner.compact()
 """
@@ -75,6 +75,9 @@ class SynapticPruning(pl.Callback):
         pruner = self._require_pruner()
         if trainer.optimizers:  # its steps keep pruned weights (and their momentum) at zero
             pruner.optimizer = trainer.optimizers[0]
+        total = trainer.estimated_stepping_batches  # optimizer steps of the whole fit; inf if unbounded
+        if isinstance(total, (int, float)) and 0 < total < float("inf"):
+            pruner.plan(int(total))  # resolves "auto" check_every, warm-up and stop for this run
         self._seen_step = trainer.global_step
 
     def on_train_batch_end(

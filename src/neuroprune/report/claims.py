@@ -91,6 +91,14 @@ HAN2015 = Paper(
     ),
 )
 
+ZHU2017 = Paper(
+    key="zhu2017",
+    citation="M. Zhu, S. Gupta, \"To prune, or not to prune: exploring the efficacy of pruning for model "
+             "compression\", arXiv:1710.01878 (2017) (magnitude pruning on a cubic sparsity schedule)",
+    doi=None,
+    claims=(),
+)
+
 CAMACHO2022 = Paper(
     key="camacho2022",
     citation="J. D. Camacho, C. Villaseñor, C. Lopez-Franco, N. Arana-Daniel, \"Neuroplasticity-Based Pruning Method "
@@ -129,4 +137,5 @@ LAYER_PRUNING = Paper(
     ),
 )
 
-PAPERS: dict[str, Paper] = {p.key: p for p in (ZHAO2021, HAN2015, CAMACHO2022, TORCH_PRUNING, LAYER_PRUNING)}
+PAPERS: dict[str, Paper] = {p.key: p for p in (ZHAO2021, HAN2015, ZHU2017, CAMACHO2022, TORCH_PRUNING,
+                                                LAYER_PRUNING)}

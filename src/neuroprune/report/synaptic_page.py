@@ -1,12 +1,14 @@
-"""The Zhao & Zeng (2021) reproduction page, built from ``benchmarks/synaptic.py``'s JSON.
+"""The Zhao & Zeng (2021) reproduction page, built from ``benchmarks/synaptic.py --sparsities`` JSON.
 
-The benchmark's runs hold, per (data set, model, seed), the dense network, the synaptic
-run and the magnitude and random peers (see that script's docstring). This module sets
-their means over seeds beside the paper's claims and the Han et al. (2015) anchors.
+Each run of that file holds, per (data set, model, seed), the dense network and, at every
+target sparsity, the synaptic run and its gradual magnitude pruning (GMP) peer: same model,
+recipe, epochs, seed, batch order and cubic sparsity schedule (see that script's docstring).
+This module sets their means over seeds beside the paper's claims and Han et al.'s anchors.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -14,55 +16,62 @@ from typing import Any
 from ..errors import NeuropruneError
 from . import plots
 from ._provenance import Provenance, provenance_lines
-from .claims import HAN2015, ZHAO2021
+from .claims import HAN2015, ZHAO2021, ZHU2017
 from .html import FigureRef, Page, Section
 from .record import known_pairs, number
-from .tables import MISSING, Table, count, decimal, percent
+from .tables import MISSING, Table, count, percent
 
-METHODS = ("dense", "synaptic", "magnitude", "random")
+METHODS = ("dense", "synaptic", "gmp")
+LABELS = {"dense": "dense", "synaptic": "synaptic", "gmp": "GMP"}
 MODEL_NAMES = {"mlp": "LeNet-300-100", "lenet5": "LeNet-5"}
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 # Han et al.'s anchors, by the (data set, model) of ours that matches their setting
 HAN_SETTINGS = {("mnist", "mlp"): HAN2015.claims[0], ("mnist", "lenet5"): HAN2015.claims[1]}
+PRODUCER = "python benchmarks/synaptic.py --sparsities 0.9 0.95 0.98"
 
 Group = tuple[str, str]
+Runs = list[dict[str, Any]]
 
 
 def zhao2021_page(payload: dict[str, Any], provenance: Provenance) -> Page:
     """The reproduction page of Zhao & Zeng (2021).
 
     Args:
-        payload: the parsed ``synaptic.json`` of ``benchmarks/synaptic.py``.
+        payload: the parsed JSON that ``benchmarks/synaptic.py --sparsities ...`` writes.
         provenance: how the numbers were obtained; figures go to ``provenance.out/figures``.
 
     Raises:
-        NeuropruneError: the payload has no ``runs`` list.
+        NeuropruneError: the payload has no runs, or runs without ``targets`` (another
+            format of the script); the message names the command that writes the right file.
     """
-    if not isinstance(payload.get("runs"), list):
-        raise NeuropruneError(f"{provenance.results} is not benchmarks/synaptic.py output: it has no 'runs' list")
-    groups = _groups(payload["runs"])
-    out = provenance.out
+    groups = _groups(payload, provenance.results)
     page = Page(
         "Reproduction: Zhao & Zeng (2021), activity-dependent synaptic pruning",
         intro=[f"Paper: {ZHAO2021.citation}, doi {ZHAO2021.doi}.", ZHAO2021.caveat,
+               "Peers: dense, the same network trained without pruning, and gradual magnitude pruning (GMP): "
+               f"{ZHU2017.citation}. GMP shares the synaptic run's model, recipe, epochs, seed, batch order and cubic "
+               "sparsity schedule, so the two differ only in which connections they remove.",
                *provenance_lines(provenance, payload)],
     )
     page.sections.append(Section("The paper's claims beside our measurements", tables=[_claims_table(groups)]))
     page.sections.append(Section("Anchor: magnitude pruning, Han et al. (2015)", tables=[_han_table(groups)]))
-    peers = Section("Peers: dense, synaptic, magnitude and random pruning", tables=[_peer_table(groups)])
-    peers.figures += _figures(groups, out)
+    peers = Section("Peers: dense, synaptic and gradual magnitude pruning", tables=[_peer_table(groups)])
+    peers.figures += _figures(groups, provenance.out)
     page.sections.append(peers)
-    overhead = _overhead_table(groups)
-    if overhead.rows:
-        page.sections.append(Section("Training-step overhead of the pruner", tables=[overhead]))
     return page
 
 
-def _groups(runs: list[dict[str, Any]]) -> dict[Group, list[dict[str, Any]]]:
-    groups: dict[Group, list[dict[str, Any]]] = {}
+def _groups(payload: dict[str, Any], path: Path) -> dict[Group, Runs]:
+    runs = payload.get("runs")
+    hint = f"build the page from the JSON that `{PRODUCER}` writes (or run `neuroprune reproduce zhao2021`)"
+    if not isinstance(runs, list) or not runs:
+        raise NeuropruneError(f"{path} is not benchmarks/synaptic.py --sparsities output: it has no 'runs'; {hint}")
+    if not all(isinstance(run, dict) and isinstance(run.get("targets"), dict) for run in runs):
+        raise NeuropruneError(f"{path} has runs without 'targets': it is an older benchmarks/synaptic.py format or its "
+                              f"--units output, not --sparsities output; {hint}")
+    groups: dict[Group, Runs] = {}
     for run in runs:
-        if isinstance(run, dict):
-            groups.setdefault((str(run.get("dataset")), str(run.get("model"))), []).append(run)
+        groups.setdefault((str(run.get("dataset")), str(run.get("model"))), []).append(run)
     return groups
 
 
@@ -71,54 +80,97 @@ def _name(group: Group) -> str:
     return f"{MODEL_NAMES.get(model, model)} on {DATASET_NAMES.get(dataset, dataset)}"
 
 
-def _values(runs: list[dict[str, Any]], method: str, key: str) -> list[float]:
-    values = [number((run.get(method) or {}).get(key)) for run in runs]
+def _targets(runs: Runs) -> list[str]:
+    """The target sparsities of ``runs`` (keys such as ``"0.9"``), in increasing order."""
+    keys = {key for run in runs for key in run["targets"] if number(key) is not None}
+    return sorted(keys, key=float)
+
+
+def _shown_target(target: str) -> str:
+    return f"{100 * float(target):g}%"
+
+
+def _side(run: dict[str, Any], method: str, target: str) -> dict[str, Any]:
+    """One method's numbers in ``run`` at ``target``; dense counts only where the run has the target too,
+    so every comparison at a target is over the same seeds."""
+    if not isinstance(run["targets"].get(target), dict):
+        return {}
+    holder = run if method == "dense" else run["targets"][target]
+    side = holder.get(method) if isinstance(holder, dict) else None
+    return side if isinstance(side, dict) else {}
+
+
+def _values(runs: Runs, method: str, target: str, key: str) -> list[float]:
+    values = [number(_side(run, method, target).get(key)) for run in runs]
     return [v for v in values if v is not None]
 
 
-def _mean(values: list[float]) -> float | None:
+def _pairs(runs: Runs, target: str, first: str, second: str) -> list[tuple[float, float]]:
+    """Per-seed test accuracies of two methods, for the seeds where both were measured."""
+    return known_pairs((_side(r, first, target).get("test_accuracy"), _side(r, second, target).get("test_accuracy"))
+                       for r in runs)
+
+
+def _mean_of(runs: Runs, method: str, target: str, key: str) -> float | None:
+    values = _values(runs, method, target, key)
     return statistics.mean(values) if values else None
 
 
-def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
     if not values:
         return MISSING
-    if len(values) == 1:
-        return f"{scale * values[0]:.{digits}f}"
-    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
+    sign = "+" if signed else ""
+    mean = f"{scale * statistics.mean(values):{sign}.{digits}f}"
+    return mean if len(values) == 1 else f"{mean} ± {scale * statistics.stdev(values):.{digits}f}"
 
 
-def _claims_table(groups: dict[Group, list[dict[str, Any]]]) -> Table:
+def _curve(runs: Runs, method: str, target: str) -> list[float]:
+    """Test accuracy (%) per epoch, mean over seeds, as long as the shortest complete curve."""
+    raw = [_side(run, method, target).get("accuracy_per_epoch") for run in runs]
+    curves = [[float(a) for a in c] for c in raw
+              if isinstance(c, list) and c and all(number(a) is not None for a in c)]
+    return [100 * statistics.mean(c[e] for c in curves) for e in range(min(map(len, curves)))] if curves else []
+
+
+def _claims_table(groups: dict[Group, Runs]) -> Table:
     table = Table("Zhao & Zeng (2021) claims and our numbers", ["setting", "quantity", "paper", "ours", "agreement"],
-                  note="Ours: mean over seeds of the benchmark; 'dense' is the same network, seed and batch order "
-                       "trained without pruning.")
+                  note="Ours: mean over seeds; 'dense' is the same network, seed and batch order trained without "
+                       "pruning. The share of connections removed is the target we set, so its row checks the "
+                       "setting against the paper's range, not the pruning rule.")
     pruned_claim, accuracy_claim, speed_claim = ZHAO2021.claims[:3]
-    low, high = pruned_claim.numbers["low"], pruned_claim.numbers["high"]
     for group, runs in groups.items():
-        pruned = _mean(_values(runs, "synaptic", "pruned_fraction"))
-        if pruned is None:
-            verdict = MISSING
-        else:
-            verdict = "within the range" if low <= pruned <= high else ("below" if pruned < low else "above") + " the range"
-        table.rows.append([_name(group), pruned_claim.quantity, pruned_claim.shown, percent(pruned, 1), verdict])
-    for group, runs in groups.items():
-        table.rows.append([_name(group), accuracy_claim.quantity, accuracy_claim.shown, *_accuracy_vs_dense(runs)])
-    for group, runs in groups.items():
-        table.rows.append([_name(group), speed_claim.quantity, speed_claim.shown, *_learning_speed(runs)])
+        table.rows.append([_name(group), pruned_claim.quantity, pruned_claim.shown, *_pruned_share(runs)])
+    for claim, measure in ((accuracy_claim, _accuracy_vs_dense), (speed_claim, _learning_speed)):
+        for group, runs in groups.items():
+            for target in _targets(runs):
+                table.rows.append([f"{_name(group)}, {_shown_target(target)} pruned", claim.quantity, claim.shown,
+                                   *measure(runs, target)])
     measured = {dataset for dataset, _ in groups}
     for claim in ZHAO2021.claims[3:]:
         dataset = next((k for k, v in DATASET_NAMES.items() if v == claim.setting), claim.setting)
-        ours = "; ".join(f"{MODEL_NAMES.get(m, m)}: {_mean_std(_values(runs, 'synaptic', 'test_accuracy'))}%"
-                         for (d, m), runs in groups.items() if d == dataset)
+        ours = "; ".join(f"{MODEL_NAMES.get(m, m)}: " + ", ".join(
+            f"{_mean_std(_values(runs, 'synaptic', t, 'test_accuracy'))}% at {_shown_target(t)}"
+            for t in _targets(runs)) for (d, m), runs in groups.items() if d == dataset)
         table.rows.append([claim.setting, claim.quantity, claim.shown,
                            ours if dataset in measured else "not run (not in the benchmark's --datasets)",
                            "cannot compare: the paper's figure is unknown"])
     return table
 
 
-def _accuracy_vs_dense(runs: list[dict[str, Any]]) -> list[str]:
-    pairs = known_pairs((r["synaptic"].get("test_accuracy"), r["dense"].get("test_accuracy"))
-                        for r in runs if isinstance(r.get("synaptic"), dict) and isinstance(r.get("dense"), dict))
+def _pruned_share(runs: Runs) -> list[str]:
+    low, high = ZHAO2021.claims[0].numbers["low"], ZHAO2021.claims[0].numbers["high"]
+    shown, verdicts = [], []
+    for target in _targets(runs):
+        pruned = _mean_of(runs, "synaptic", target, "pruned_fraction")
+        shown.append(f"{percent(pruned, 1)} (target {_shown_target(target)})")
+        if pruned is not None:
+            where = "within" if low <= pruned <= high else "below" if pruned < low else "above"
+            verdicts.append(f"{percent(pruned, 1)} {where}")
+    return [", ".join(shown) or MISSING, ", ".join(verdicts) + " the range" if verdicts else MISSING]
+
+
+def _accuracy_vs_dense(runs: Runs, target: str) -> list[str]:
+    pairs = _pairs(runs, target, "synaptic", "dense")
     if not pairs:
         return [MISSING, MISSING]
     pruned, dense = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
@@ -127,105 +179,99 @@ def _accuracy_vs_dense(runs: list[dict[str, Any]]) -> list[str]:
     return [ours, f"{'yes' if pruned > dense else 'no'} (pruned higher in {higher} of {len(pairs)} seeds)"]
 
 
-def _learning_speed(runs: list[dict[str, Any]]) -> list[str]:
-    """Epoch at which each run first reached the dense run's final accuracy."""
-    def epochs(method: str) -> list[float | None]:
-        return [number((r.get(method) or {}).get("epochs_to_dense_final_accuracy")) for r in runs]
-
-    synaptic, dense = epochs("synaptic"), epochs("dense")
-    shown = ", ".join("never" if e is None else f"{e:.0f}" for e in synaptic)
-    reference = ", ".join("never" if e is None else f"{e:.0f}" for e in dense)
-    faster = sum(s is not None and (d is None or s < d) for s, d in zip(synaptic, dense))
-    slower = sum(s is None or (d is not None and s > d) for s, d in zip(synaptic, dense))
-    ours = f"epoch reaching the dense final accuracy: synaptic {shown}; dense {reference}"
-    verdict = "yes" if faster > slower else "no"
-    return [ours, f"{verdict} (pruned faster in {faster}, slower in {slower} of {len(runs)} seeds)"]
+def _learning_speed(runs: Runs, target: str) -> list[str]:
+    """Epoch by epoch, is the synaptic run's test accuracy ahead of dense's (curves are means over seeds)?"""
+    gaps = [s - d for s, d in zip(_curve(runs, "synaptic", target), _curve(runs, "dense", target))]
+    if not gaps:
+        return [MISSING, MISSING]
+    ahead, behind = sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)
+    ours = (f"test accuracy per epoch vs dense: ahead in {ahead}, behind in {behind} of {len(gaps)} epochs; "
+            f"mean gap {statistics.mean(gaps):+.2f} pt")
+    return [ours, "yes (more epochs ahead than behind)" if ahead > behind else
+            "no (more epochs behind than ahead)" if behind > ahead else "no (as many epochs ahead as behind)"]
 
 
-def _han_table(groups: dict[Group, list[dict[str, Any]]]) -> Table:
+def _han_table(groups: dict[Group, Runs]) -> Table:
     table = Table(
-        "Han et al. (2015) anchors and our peers in the same setting",
-        ["setting", "Han et al.: pruned; error dense → pruned", "ours magnitude: pruned; error dense → pruned",
+        "Han et al. (2015) anchors and our peers at the target nearest theirs",
+        ["setting", "Han et al.: pruned; error dense → pruned", "ours GMP: pruned; error dense → pruned",
          "ours synaptic: pruned; error"],
-        note="Our magnitude peer is pruned to the synaptic run's per-layer sparsity (not Han et al.'s 92%) and "
-             "retrained briefly at 0.1x the learning rate; Han et al. prune iteratively and retrain longer. "
-             "Errors are test errors, mean over seeds.",
+        note="Han et al. prune a trained network and retrain it, iteratively; GMP and synaptic prune during training "
+             "on the cubic schedule, within the dense run's epochs. Test errors, mean over seeds.",
     )
     for group, claim in HAN_SETTINGS.items():
-        runs = groups.get(group)
-        if not runs:
-            table.rows.append([claim.setting, claim.shown, f"not run (not in the benchmark's --models: {group[1]})", MISSING])
+        targets = _targets(groups.get(group, []))
+        if not targets:
+            missing = f"not run (no {group[0]} {group[1]} in the benchmark's --datasets and --models)"
+            table.rows.append([claim.setting, claim.shown, missing, MISSING])
             continue
-        table.rows.append([claim.setting, claim.shown, _pruned_error(runs, "magnitude"), _pruned_error(runs, "synaptic")])
+        target = min(targets, key=lambda t: abs(float(t) - claim.numbers["pruned"]))
+        table.rows.append([claim.setting, claim.shown,
+                           *(_pruned_error(groups[group], m, target) for m in ("gmp", "synaptic"))])
     return table
 
 
-def _pruned_error(runs: list[dict[str, Any]], method: str) -> str:
-    pruned = _mean(_values(runs, method, "pruned_fraction"))
-    error = _mean([1 - a for a in _values(runs, method, "test_accuracy")])
-    dense_error = _mean([1 - a for a in _values(runs, "dense", "test_accuracy")])
-    if method == "synaptic":
-        return f"{percent(pruned, 1)}; {percent(error)}"
-    return f"{percent(pruned, 1)}; {percent(dense_error)} → {percent(error)}"
+def _pruned_error(runs: Runs, method: str, target: str) -> str:
+    errors = [percent(None if a is None else 1 - a) for a in (_mean_of(runs, m, target, "test_accuracy")
+                                                               for m in ("dense", method))]
+    shown = errors[1] if method == "synaptic" else " → ".join(errors)
+    return f"{percent(_mean_of(runs, method, target, 'pruned_fraction'), 1)}; {shown}"
 
 
-def _peer_table(groups: dict[Group, list[dict[str, Any]]]) -> Table:
+def _peer_table(groups: dict[Group, Runs]) -> Table:
     table = Table(
-        "All methods, mean ± std over seeds",
-        ["setting", "method", "seeds", "test accuracy %", "pruned %", "params", "MACs", "accuracy before retrain %",
-         "train s"],
-        note="Params and MACs of the compacted model (dead units removed). Magnitude and random are pruned to the "
-             "synaptic run's per-layer sparsity, then retrained.",
+        "Test accuracy at each target sparsity, mean ± std over seeds",
+        ["setting", "target", "seeds", "dense %", "synaptic %", "GMP %", "synaptic − GMP pt",
+         "pruned % synaptic / GMP", "params synaptic / GMP"],
+        note="Accuracy after the last epoch. synaptic − GMP: mean ± std of the per-seed differences. Params: the "
+             "compacted model (dead units removed), mean over seeds.",
+        is_compact=True,
     )
     for group, runs in groups.items():
-        for method in METHODS:
-            if not any(isinstance(r.get(method), dict) for r in runs):
-                continue
-            acc = _values(runs, method, "test_accuracy")
+        for target in _targets(runs):
+            acc = {m: _values(runs, m, target, "test_accuracy") for m in METHODS}
+            pruned = [_mean_std(_values(runs, m, target, "pruned_fraction"), digits=1) for m in ("synaptic", "gmp")]
+            params = [count(_mean_of(runs, m, target, "params_compact")) for m in ("synaptic", "gmp")]
             table.rows.append([
-                _name(group), method, str(len(acc)), _mean_std(acc),
-                "0.0" if method == "dense" else _mean_std(_values(runs, method, "pruned_fraction"), digits=1),
-                count(_mean(_values(runs, method, "params"))), count(_mean(_values(runs, method, "macs"))),
-                _mean_std(_values(runs, method, "accuracy_before_retrain")),
-                decimal(_mean(_values(runs, method, "train_seconds")), 1),
+                _name(group), _shown_target(target), str(len(acc["synaptic"])), _mean_std(acc["dense"]),
+                _mean_std(acc["synaptic"]), _mean_std(acc["gmp"]),
+                _mean_std([s - g for s, g in _pairs(runs, target, "synaptic", "gmp")], signed=True),
+                " / ".join(pruned), " / ".join(params),
             ])
     return table
 
 
-def _overhead_table(groups: dict[Group, list[dict[str, Any]]]) -> Table:
-    table = Table("Pruner overhead per training step (median of interleaved repeats, same process)",
-                  ["setting", "plain ms/step", "with pruner ms/step", "overhead"])
-    for group, runs in groups.items():
-        o = runs[0].get("overhead")
-        if isinstance(o, dict):
-            overhead = number(o.get("overhead"))
-            table.rows.append([_name(group), decimal(o.get("plain_ms_per_step"), 2),
-                               decimal(o.get("pruner_ms_per_step"), 2),
-                               MISSING if overhead is None else f"{100 * overhead:+.1f}%"])
-    return table
-
-
-def _figures(groups: dict[Group, list[dict[str, Any]]], out: Path) -> list[FigureRef]:
+def _figures(groups: dict[Group, Runs], out: Path) -> list[FigureRef]:
     figures = []
+    for group, runs in groups.items():
+        targets = _targets(runs)
+        if not targets:
+            continue
+        lines = [plots.Line(LABELS[m], list(range(1, len(curve) + 1)), curve, i, m == "dense")
+                 for i, m in enumerate(METHODS) if (curve := _curve(runs, m, targets[-1]))]
+        if lines:
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{group[0]}-{group[1]}")
+            path = plots.line_chart(out / "figures" / f"zhao2021-epochs-{stem}.png", lines,
+                                    f"{_name(group)}, {_shown_target(targets[-1])} pruned", "epoch",
+                                    "test accuracy (%)")
+            figures.append(FigureRef("figures/" + path.name,
+                                     f"{_name(group)}: test accuracy per epoch at the highest target, "
+                                     f"{_shown_target(targets[-1])}, mean over seeds; dense dashed."))
     lines = []
-    for i, (group, runs) in enumerate(groups.items()):
-        for method, dashed in (("synaptic", False), ("dense", True)):
-            curves = [r[method]["accuracy_per_epoch"] for r in runs
-                      if isinstance(r.get(method), dict) and r[method].get("accuracy_per_epoch")]
-            if curves:
-                length = min(map(len, curves))
-                mean = [100 * statistics.mean(c[e] for c in curves) for e in range(length)]
-                lines.append(plots.Line(f"{group[1]}/{group[0]}: {method}", list(range(1, length + 1)), mean, i, dashed))
+    for g, (group, runs) in enumerate(groups.items()):
+        targets = _targets(runs)
+        if len(targets) < 2:  # one sparsity makes no curve
+            continue
+        for i, method in enumerate(METHODS):
+            points = [(100 * float(t), 100 * mean) for t in targets
+                      if (mean := _mean_of(runs, method, t, "test_accuracy")) is not None]
+            if points:
+                lines.append(plots.Line(f"{group[1]}/{group[0]}: {LABELS[method]}", [p[0] for p in points],
+                                        [p[1] for p in points], 3 * g + i, method == "dense"))
     if lines:
-        path = plots.line_chart(out / "figures" / "zhao2021-accuracy.png", lines,
-                                "Test accuracy per epoch (mean over seeds)", "epoch", "test accuracy (%)")
-        figures.append(FigureRef("figures/" + path.name, "Synaptic pruning (solid) vs the same network trained "
-                                                         "without pruning (dashed), mean over seeds."))
-    categories = [f"{m}/{d}" for d, m in groups]
-    bars = {method: [100 * (1 - (_mean(_values(runs, method, "test_accuracy")) or float("nan"))) for runs in groups.values()]
-            for method in METHODS}
-    if categories:
-        path = plots.bar_chart(out / "figures" / "zhao2021-error.png", categories, bars,
-                               "Test error by method (mean over seeds)", "test error (%)")
-        figures.append(FigureRef("figures/" + path.name, "Test error of every method; lower is better."))
+        path = plots.line_chart(out / "figures" / "zhao2021-sparsity.png", lines,
+                                "Test accuracy vs sparsity (mean over seeds)", "connections pruned (%)",
+                                "test accuracy (%)")
+        figures.append(FigureRef("figures/" + path.name, "Test accuracy at each target sparsity: synaptic, GMP and "
+                                                         "dense (dashed, the same at every target)."))
     return figures

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from ..config import SynapticConfig, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
-from ..errors import NeuropruneError
+from ..errors import ModelError, NeuropruneError
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
-from ..synaptic import SynapticPruner
+from ..synaptic import SynapticPruner, compact_sequential
 from ._common import (
     check_global_batch,
     environment,
@@ -93,6 +94,7 @@ def run_synaptic(
             config.model, in_channels=info.in_channels, image_size=info.image_size, num_classes=info.num_classes
         )
 
+    _check_compactable(build(), config.model)  # fail in the first second, not after the last epoch
     dense: dict[str, Any] | None = None
     if config.compare_dense:
         log.info("training the dense network")
@@ -208,6 +210,17 @@ def _train(
     )
 
 
+def _check_compactable(model: torch.nn.Module, name: str) -> None:
+    """Refuse, before any training, a model whose pruned result could not be compacted."""
+    try:
+        compact_sequential(model)
+    except ModelError as exc:
+        raise ModelError(
+            f"model {name!r} cannot be compacted after pruning ({exc}); the run would fail after its last epoch, "
+            "so it does not start. Prune it from Python with SynapticPruner and finalize() instead"
+        ) from None
+
+
 def _remove_stale_checkpoints(out: Path) -> None:
     """A fresh run must never resume from an older run's checkpoints left in the same folder."""
     for name in (CHECKPOINT, DENSE_CHECKPOINT):
@@ -252,15 +265,26 @@ def _per_layer(pruner: SynapticPruner, small: torch.nn.Module) -> list[dict[str,
     return rows
 
 
-def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tensor) -> dict[str, Any]:
-    """Median CPU latency of the dense architecture and the compacted model, same process."""
+def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tensor, rounds: int = 5) -> dict[str, Any]:
+    """CPU latency of the dense architecture and the compacted model: interleaved rounds, same process.
+
+    Each round times both models back to back, so a change of machine load between them
+    touches both; the speed-up is the median over rounds of the per-round ratio.
+    """
     big_batch = example.repeat((LATENCY_BATCH + len(example) - 1) // len(example), 1, 1, 1)[:LATENCY_BATCH]
     result: dict[str, Any] = {}
     for label, batch in (("batch_1", example[:1]), (f"batch_{LATENCY_BATCH}", big_batch)):
         started = time.perf_counter()
-        d = measure_latency(dense, batch)
-        c = measure_latency(small, batch)
-        result[label] = {"dense": d.median_ms, "compact": c.median_ms, "speedup": d.median_ms / c.median_ms}
+        dense_ms, compact_ms = [], []
+        for _ in range(rounds):
+            dense_ms.append(measure_latency(dense, batch, repeats=20).median_ms)
+            compact_ms.append(measure_latency(small, batch, repeats=20).median_ms)
+        result[label] = {
+            "dense": statistics.median(dense_ms),
+            "compact": statistics.median(compact_ms),
+            "speedup": statistics.median(d / c for d, c in zip(dense_ms, compact_ms)),
+            "rounds": rounds,
+        }
         log.debug("latency %s measured in %.1fs", label, time.perf_counter() - started)
     result["threads"] = torch.get_num_threads()
     return result

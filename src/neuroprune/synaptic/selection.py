@@ -57,21 +57,19 @@ def select_weakest(
         flat_mask &= first
     if not flat_mask.any():
         return picked
-    cost = (
-        torch.cat([costs[n].flatten().float() for n in names])
-        if costs is not None
-        else torch.ones_like(score)
-    )
     positions = torch.nonzero(flat_mask).flatten()
-    # preferred items sort before all others: shift the others past the largest score
     candidates = score[positions]
     gap = float(candidates.max() - candidates.min()) + 1.0
-    key = candidates + (~first[positions]).float() * gap
-    order = positions[key.argsort(stable=True)]
-    reached = torch.nonzero(cost[order].cumsum(0) >= quota).flatten()
-    count = int(reached[0]) + 1 if len(reached) else len(order)
+    key = candidates + (~first[positions]).float() * gap  # preferred items sort before all others
     chosen = torch.zeros_like(flat_mask)
-    chosen[order[:count]] = True
+    if costs is None:  # one unit of quota per item: the `quota` lowest keys (topk: no full sort)
+        chosen[positions[key.topk(min(quota, len(key)), largest=False).indices]] = True
+    else:
+        order = positions[key.argsort(stable=True)]
+        cost = torch.cat([costs[n].flatten().float() for n in names])
+        reached = torch.nonzero(cost[order].cumsum(0) >= quota).flatten()
+        count = int(reached[0]) + 1 if len(reached) else len(order)
+        chosen[order[:count]] = True
     offset = 0
     for name in names:
         size = picked[name].numel()
