@@ -14,7 +14,8 @@ schedule, batch size, seed and batch order):
 
 ``--units s`` (speed from removing whole units):
   dense      as above
-  synaptic   ``SynapticPruner(granularity="unit", target_sparsity=s)``, then compacted
+  synaptic   ``SynapticPruner(granularity="unit", target_sparsity=s)`` (``--granularity both``:
+             units and single connections), then compacted
   scratch    a network of the compacted model's final shape, trained from scratch with the
              same recipe (the reason to prune at all is to beat it)
   Latency of dense, compacted and the compacted model in the lean inference chain
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--sparsities", nargs="+", type=float, help="targets of the accuracy table")
     parser.add_argument("--units", type=float, help="target sparsity of the unit-granularity speed table")
+    parser.add_argument("--granularity", choices=("unit", "both"), default="unit",
+                        help="granularity of the --units table [default: unit]")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override synaptic options of the config for every run (e.g. criterion=contribution)")
     parser.add_argument("--epochs", type=int, help="override the config's epochs (quick runs)")
@@ -89,7 +92,7 @@ def main() -> None:
                 if args.sparsities:
                     runs.append(_sparsity_runs(config, seed, args.sparsities))
                 else:
-                    runs.append(_unit_runs(config, seed, args.units, args.rounds))
+                    runs.append(_unit_runs(config, seed, args.units, args.rounds, args.granularity))
                 _save(args, runs)
                 print(json.dumps({k: runs[-1][k] for k in ("dataset", "model", "seed")}), "done", flush=True)
 
@@ -171,14 +174,15 @@ def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float]) -> d
     return result
 
 
-def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int) -> dict[str, Any]:
+def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int, granularity: str) -> dict[str, Any]:
     train, test = _data(config, seed)
     result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
-                              "epochs": config["epochs"], "config": config, "target": target}
+                              "epochs": config["epochs"], "config": config, "target": target,
+                              "granularity": granularity}
     dense_model = _build(config, seed)
     result["dense"] = _timed_fit(dense_model, train, test, config, [])
     model = _build(config, seed)
-    pruner = _synaptic(model, config, target_sparsity=target, granularity="unit")
+    pruner = _synaptic(model, config, target_sparsity=target, granularity=granularity)
     result["synaptic"] = _timed_fit(model, train, test, config, [pruner])
     pruner.remove_hooks()
     model.eval()
@@ -333,11 +337,12 @@ def _sparsity_markdown(payload: dict[str, Any]) -> str:
 
 
 def _unit_markdown(payload: dict[str, Any]) -> str:
-    lines = _header(payload, "Unit-granularity synaptic pruning: accuracy and speed")
+    granularity = payload["runs"][0].get("granularity", "unit")
+    lines = _header(payload, f"Synaptic pruning at granularity {granularity!r}: accuracy and speed")
     lines += ["Test accuracy (%), mean ± std over seeds. *scratch*: the compacted model's final shape trained from "
               "scratch with the same recipe. Speed-up over dense: median over interleaved rounds in one process; "
               "*lean* is the compacted model in the export's inference chain.\n",
-              "| data set | model | seeds | pruned | widths (seed 0) | dense | synaptic (unit) | scratch, same shape | "
+              f"| data set | model | seeds | pruned | widths (seed 0) | dense | synaptic ({granularity}) | scratch, same shape | "
               "speed-up compact | speed-up lean |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for (dataset, model), runs in _groups(payload["runs"]).items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ class _FractionOrNone(click.ParamType):
             self.fail(f"{value!r} is not a number or 'none'", param, ctx)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """Library warnings as one plain line, without the source location Python adds."""
+    console.print(f"warning: {message}", markup=False, highlight=False)
+
+
 _NONE = "none"  # "--stop-step none": mapped to None after parsing (None means "not given")
 STEPS = _StepsOrAuto()
 FRACTION_OR_NONE = _FractionOrNone()
@@ -75,6 +82,7 @@ def main(verbose: bool, threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+    warnings.showwarning = _show_warning
     is_main = os.environ.get("RANK", "0") == "0"  # torchrun's other processes log warnings only
     logging.basicConfig(
         level=logging.INFO if verbose and is_main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -103,7 +103,8 @@ def test_torchrun_cli_trains_data_parallel_and_rank_zero_writes(tmp_path, torchr
     out = tmp_path / "run"
     done = torchrun(
         "synaptic", "--dataset", "digits", "--epochs", "2", "--limit-train", "256", "--batch-size", "32",
-        "--check-every", "4", "--max-fraction-per-check", "0.5", "--warmup-steps", "2", "--no-measure-latency",
+        "--check-every", "4", "--max-fraction-per-check", "0.5", "--warmup-steps", "2", "--stop-step", "none",
+        "--no-measure-latency",
         "--out", str(out),
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -185,7 +185,6 @@ class SynapticPruner:
                     f"connection must be weak at {self.rule.patience} consecutive checks to go: nothing can be "
                     "pruned; use check_every='auto' or a smaller check_every or patience"
                 )
-                log.warning(message)
                 warnings.warn(message, stacklevel=2)
         self._update_tracking()
 
