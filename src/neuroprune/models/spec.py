@@ -16,18 +16,25 @@ from ..errors import ModelError
 # type name -> (class, constructor attributes read back from an instance)
 _LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "Linear": (nn.Linear, ("in_features", "out_features")),
-    "Conv2d": (nn.Conv2d, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")),
+    "Conv2d": (
+        nn.Conv2d,
+        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"),
+    ),
     "BatchNorm1d": (nn.BatchNorm1d, ("num_features", "eps", "momentum", "affine", "track_running_stats")),
     "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "momentum", "affine", "track_running_stats")),
     "ReLU": (nn.ReLU, ()),
     "ReLU6": (nn.ReLU6, ()),
     "LeakyReLU": (nn.LeakyReLU, ("negative_slope",)),
     "GELU": (nn.GELU, ("approximate",)),
+    "ELU": (nn.ELU, ("alpha",)),
+    "SiLU": (nn.SiLU, ()),
+    "Hardtanh": (nn.Hardtanh, ("min_val", "max_val")),
     "Tanh": (nn.Tanh, ()),
     "Sigmoid": (nn.Sigmoid, ()),
     "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
     "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")),
     "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
+    "AdaptiveMaxPool2d": (nn.AdaptiveMaxPool2d, ("output_size",)),
     "Flatten": (nn.Flatten, ("start_dim", "end_dim")),
     "Dropout": (nn.Dropout, ("p",)),
     "Identity": (nn.Identity, ()),
@@ -43,7 +50,10 @@ def to_spec(model: nn.Sequential) -> dict[str, Any]:
     if not isinstance(model, nn.Sequential):
         raise ModelError(f"only nn.Sequential models can be described, got {type(model).__name__}")
     layers = []
-    for name, module in model.named_children():
+    # _modules, not named_children(): a module object used twice (one ReLU at two places)
+    # must be described at both places, and named_children() yields it only once
+    for name, module in model._modules.items():
+        assert module is not None  # nn.Sequential holds no None entries
         kind = type(module).__name__
         if kind not in _LAYERS or type(module) is not _LAYERS[kind][0]:
             raise ModelError(f"layer {name!r} of type {kind} cannot be saved as a spec; supported: {', '.join(_LAYERS)}")

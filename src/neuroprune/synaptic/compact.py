@@ -89,7 +89,10 @@ def _flatten(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
             "use SynapticPruner.finalize() to keep the original architecture with zeros baked in"
         )
     chain = []
-    for name, module in model.named_children():
+    # _modules, not named_children(): that skips a module object used a second time (one
+    # ReLU instance at two places), which would silently drop a layer of the chain
+    for name, module in model._modules.items():
+        assert module is not None  # nn.Sequential holds no None entries
         path = f"{prefix}{name}"
         if isinstance(module, nn.Sequential):
             chain += _flatten(module, f"{path}_")
