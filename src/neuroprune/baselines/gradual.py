@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..sparsity_schedule import PolynomialSparsity
-from ..synaptic.masks import MaskedWeights, Prunable
+from ..synaptic.masks import MaskedWeights, prunable_layers
 
 log = logging.getLogger(__name__)
 SCOPES = ("global", "layer")
@@ -72,7 +72,7 @@ class GradualMagnitudePruner:
         self.update_every = update_every
         self.scope = scope
         self.model = model
-        self.layers = _select_layers(model, layers)
+        self.layers = prunable_layers(model, layers)
         self.masks = MaskedWeights(self.layers, optimizer)
         self.step_count = 0
         self.history: list[dict[str, Any]] = []
@@ -163,25 +163,20 @@ class GradualMagnitudePruner:
     @property
     def num_connections(self) -> int:
         """Connections (weights) in the pruned layers."""
-        return sum(m.weight.numel() for m in self.layers.values())
+        return self.masks.num_connections
 
     @property
     def num_live(self) -> int:
         """Connections still live."""
-        return sum(self.masks.live(name) for name in self.layers)
+        return self.masks.num_live
 
     def sparsity(self) -> float:
         """Share of the connections pruned so far."""
-        return 1.0 - self.num_live / self.num_connections
+        return self.masks.sparsity()
 
     def layer_summary(self) -> list[dict[str, Any]]:
         """Per layer: name, total connections, pruned connections, units, units with no live input."""
-        rows = []
-        for name in self.layers:
-            mask = self.mask(name)  # (out, in) or (out, in, kh, kw)
-            rows.append({"name": name, "total": mask.numel(), "pruned": int(mask.numel() - mask.sum()),
-                         "units": mask.shape[0], "units_without_input": int((mask.flatten(1).sum(dim=1) == 0).sum())})
-        return rows
+        return self.masks.layer_summary()
 
     def finalize(self) -> nn.Module:
         """Stop enforcing masks (idempotent); pruned weights stay zero. Returns the model."""
@@ -228,16 +223,3 @@ class GradualMagnitudePruner:
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity())
-
-
-def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, Prunable]:
-    candidates: dict[str, Prunable] = {
-        n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
-    }
-    chosen = list(candidates) if names is None else list(names)
-    unknown = [n for n in chosen if n not in candidates]
-    if unknown:
-        raise ModelError(f"no prunable layer named {unknown}; prunable layers are: {', '.join(candidates) or 'none'}")
-    if not chosen:
-        raise ModelError(f"nothing to prune: no Linear or Conv2d layer selected in {type(model).__name__}")
-    return {n: candidates[n] for n in chosen}

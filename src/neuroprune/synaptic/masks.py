@@ -20,11 +20,13 @@ training step). It is done after every step only for other optimizers, whose rul
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
+
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,29 @@ class MaskedWeights:
         if name in self._masks:
             return int(self._masks[name].sum())
         return self.layers[name].weight.numel()
+
+    @property
+    def num_connections(self) -> int:
+        """Connections (weights) in the masked layers."""
+        return sum(m.weight.numel() for m in self.layers.values())
+
+    @property
+    def num_live(self) -> int:
+        """Connections still live."""
+        return sum(self.live(name) for name in self.layers)
+
+    def sparsity(self) -> float:
+        """Share of the connections pruned so far."""
+        return 1.0 - self.num_live / self.num_connections
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Per layer: name, total connections, pruned connections, units, units with no live input."""
+        rows = []
+        for name in self.layers:
+            mask = self.mask(name)  # (out, in) or (out, in, kh, kw)
+            rows.append({"name": name, "total": mask.numel(), "pruned": int(mask.numel() - mask.sum()),
+                         "units": mask.shape[0], "units_without_input": int((mask.flatten(1).sum(dim=1) == 0).sum())})
+        return rows
 
     @torch.no_grad()
     def set(self, name: str, mask: torch.Tensor) -> None:
@@ -122,6 +147,22 @@ class MaskedWeights:
         """Callback event (see ``neuroprune.fit``): attach the trainer's optimizer if none is."""
         if self.optimizer is None:
             self.attach_optimizer(trainer.optimizer)
+
+
+def prunable_layers(model: nn.Module, names: Iterable[str] | None = None) -> dict[str, Prunable]:
+    """The model's Linear and Conv2d layers by name, or the ``names`` given (checked).
+
+    Raises:
+        ModelError: a name is not a Linear/Conv2d layer of the model, or nothing is selected.
+    """
+    candidates: dict[str, Prunable] = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    chosen = list(candidates) if names is None else list(names)
+    unknown = [n for n in chosen if n not in candidates]
+    if unknown:
+        raise ModelError(f"no prunable layer named {unknown}; prunable layers are: {', '.join(candidates) or 'none'}")
+    if not chosen:
+        raise ModelError(f"nothing to prune: no Linear or Conv2d layer selected in {type(model).__name__}")
+    return {n: candidates[n] for n in chosen}
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -17,13 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..sparsity_schedule import PolynomialSparsity
 from .compact import compact_sequential
-from .masks import MaskedWeights, Prunable
+from ._sync import average_over_processes, share_rank_zero_decisions
+from .folding import fold_into_bias
+from .masks import MaskedWeights, prunable_layers
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import relative_to_layer_mean, select_weakest
@@ -137,7 +138,7 @@ class SynapticPruner:
         self.target_sparsity = target_sparsity
         self.sample_every = sample_every
         self.model = model
-        self.layers = _select_layers(model, layers)
+        self.layers = prunable_layers(model, layers)
         self.links: list[UnitLink] = find_unit_links(model, self.layers) if granularity != "connection" else []
         self.masks = MaskedWeights(self.layers, optimizer)
         self.counters = {
@@ -251,7 +252,7 @@ class SynapticPruner:
         if self.granularity != "unit":
             self._judge_connections(activity, new_masks)
         if self.fold_bias:
-            self._fold_into_bias(before, new_masks)
+            fold_into_bias(self.layers, self.tracker.input_means(), before, new_masks)
         per_layer: dict[str, dict[str, int]] = {}
         record: dict[str, Any] = {"step": self.step_count, "layers": per_layer}
         for name, mask in new_masks.items():
@@ -345,38 +346,8 @@ class SynapticPruner:
                     removed, torch.zeros_like(self.unit_counters[link.producer]), self.unit_counters[link.producer]
                 )
 
-    def _fold_into_bias(self, before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> None:
-        """Add each newly pruned connection's mean contribution W[j, i] * mean x_i to bias j."""
-        means = self.tracker.input_means()
-        for name, mask in after.items():
-            layer = self.layers[name]
-            if layer.bias is None or name not in means or getattr(layer, "groups", 1) != 1:
-                continue
-            removed = (before[name] - mask).clamp_min(0).to(layer.weight.dtype)
-            if not removed.any():
-                continue
-            carried = (layer.weight.detach() * removed).flatten(2).sum(dim=2) if removed.dim() > 2 else layer.weight.detach() * removed
-            if carried.shape[1] != means[name].numel():
-                continue  # e.g. a Linear fed by a sequence: its mean is over the last dimension only
-            layer.bias.add_(carried @ means[name].to(carried.dtype))
-
     def _all_reduce_statistics(self) -> None:
-        """Average activity statistics over processes, so every rank takes the same decision.
-
-        Every rank has run the same number of steps on equally sized shards (what DDP
-        needs), so each holds the same layers and batch counts, and the mean of the per-rank
-        sums over the mean batch count is the global batch mean a single process would see.
-        """
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        world = dist.get_world_size()
-        if world == 1:
-            return
-        for name in self.layers:  # same order on every rank
-            stat = self.tracker.statistics().get(name)
-            if stat is not None:
-                dist.all_reduce(stat)
-                stat /= world
+        average_over_processes(self.tracker.statistics(), list(self.layers))
 
     def synchronize_statistics(self) -> None:
         """Average the activity gathered since the last check over processes, now.
@@ -388,21 +359,8 @@ class SynapticPruner:
         self._all_reduce_statistics()
 
     def _broadcast_decisions(self) -> None:
-        """Make rank 0's masks and counters every rank's.
-
-        The decisions are computed from identical all-reduced statistics and weights, so
-        this changes nothing unless a collective's float rounding differed between ranks;
-        it guarantees the masks can never drift apart.
-        """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
-        for name in self.layers:  # same order on every rank
-            mask = self.mask(name)
-            dist.broadcast(mask, src=0)
-            dist.broadcast(self.counters[name], src=0)
-            if not torch.equal(mask, self.mask(name)):
-                log.warning("layer %s: this rank's pruning decision differed from rank 0's; using rank 0's", name)
-                self._set_mask(name, mask)
+        """Make rank 0's masks and counters every rank's (see :func:`share_rank_zero_decisions`)."""
+        share_rank_zero_decisions(list(self.layers), self.mask, self._set_mask, self.counters)
 
     def _set_mask(self, name: str, mask: torch.Tensor) -> None:
         self.masks.set(name, mask)
@@ -416,16 +374,16 @@ class SynapticPruner:
     @property
     def num_connections(self) -> int:
         """Connections (weights) in the tracked layers."""
-        return sum(m.weight.numel() for m in self.layers.values())
+        return self.masks.num_connections
 
     @property
     def num_live(self) -> int:
         """Connections still live."""
-        return sum(self.masks.live(name) for name in self.layers)
+        return self.masks.num_live
 
     def sparsity(self) -> float:
         """Share of the tracked connections pruned so far."""
-        return 1.0 - self.num_live / self.num_connections
+        return self.masks.sparsity()
 
     @property
     def is_target_reached(self) -> bool:
@@ -433,18 +391,8 @@ class SynapticPruner:
         return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 0.5 / self.num_connections
 
     def layer_summary(self) -> list[dict[str, Any]]:
-        """Per layer: name, total connections, pruned connections, units with no live input."""
-        rows = []
-        for name in self.layers:
-            mask = self.mask(name)
-            rows.append({
-                "name": name,
-                "total": mask.numel(),
-                "pruned": int(mask.numel() - mask.sum()),
-                "units": mask.shape[0],
-                "units_without_input": int((mask.flatten(1).sum(dim=1) == 0).sum()),
-            })
-        return rows
+        """Per layer: name, total connections, pruned connections, units, units with no live input."""
+        return self.masks.layer_summary()
 
     # ---- ending ---------------------------------------------------------------------------
 
@@ -554,20 +502,3 @@ class SynapticPruner:
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
-
-
-def _select_layers(model: nn.Module, names: Iterable[str] | None) -> dict[str, Prunable]:
-    candidates: dict[str, Prunable] = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if names is None:
-        if not candidates:
-            raise ModelError(
-                f"{type(model).__name__} has no Linear or Conv2d layer: synaptic pruning needs at least one"
-            )
-        return candidates
-    names = list(names)
-    unknown = [n for n in names if n not in candidates]
-    if unknown:
-        raise ModelError(f"no prunable layer named {unknown}; prunable layers are: {', '.join(candidates)}")
-    if not names:
-        raise ModelError("layers=[] selects nothing to prune")
-    return {n: candidates[n] for n in names}
