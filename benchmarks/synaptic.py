@@ -53,7 +53,7 @@ from neuroprune.runs._common import environment, lr_schedule_callbacks, make_opt
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
-               "max_fraction_per_check", "sample_every", "fold_bias")
+               "max_fraction_per_check", "sample_every", "fold_bias", "granularity")
 LATENCY_BATCH = {"mlp": 256, "lenet5": 64, "cifar_cnn": 64}
 
 
@@ -182,7 +182,7 @@ def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int, gr
     dense_model = _build(config, seed)
     result["dense"] = _timed_fit(dense_model, train, test, config, [])
     model = _build(config, seed)
-    pruner = _synaptic(model, config, target_sparsity=target, granularity=granularity)
+    pruner = _synaptic(model, {**config, "granularity": granularity}, target_sparsity=target)
     result["synaptic"] = _timed_fit(model, train, test, config, [pruner])
     pruner.remove_hooks()
     model.eval()
@@ -237,11 +237,13 @@ def _interleaved(variants: dict[str, nn.Module], x: torch.Tensor, rounds: int) -
 # ---- pruner overhead ------------------------------------------------------------------------
 
 
-def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 5) -> dict[str, Any]:
-    """CPU seconds per training step with and without the pruner, interleaved, same process.
+def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> dict[str, Any]:
+    """CPU time per training step with and without the pruner: the median of per-round ratios.
 
-    Each timed stretch covers two check intervals (no warm-up), so checks are part of what
-    is timed. Process CPU time, not wall time, so other jobs disturb the ratio less.
+    Each round trains a fresh model for two check intervals (no warm-up, so the checks are
+    part of what is timed) once with and once without the pruner, in alternating order; the
+    overhead is the median over rounds of (with / without) - 1, so a slow stretch of a shared
+    machine touches both sides of a ratio. Process CPU time, not wall time.
     """
     train, _ = _data(config, 0)
     check_every = config["check_every"] if isinstance(config["check_every"], int) else max(1, len(train) * config["epochs"] // 100)
@@ -250,14 +252,14 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 5) -> di
     while len(batches) < steps:
         batches += [b for _, b in zip(range(steps - len(batches)), train)]
     timings: dict[str, list[float]] = {"plain": [], "pruner": []}
-    for _ in range(repeats):
-        for mode in ("plain", "pruner"):
+    for round_ in range(repeats):
+        for mode in ("plain", "pruner") if round_ % 2 == 0 else ("pruner", "plain"):
             model = _build(config, 0)
             optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"], config["weight_decay"])
             pruner = None
             if mode == "pruner":
                 options = {**config, "check_every": check_every, "warmup_steps": 0, "stop_step": None,
-                           "sample_every": sample_every}
+                           "sample_every": sample_every, "granularity": "connection"}
                 pruner = _synaptic(model, options, optimizer=optimizer)
             started = time.process_time()
             for x, y in batches:
@@ -267,8 +269,11 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 5) -> di
                 if pruner is not None:
                     pruner.step()
             timings[mode].append((time.process_time() - started) / len(batches))
-    plain, pruned = statistics.median(timings["plain"]), statistics.median(timings["pruner"])
-    return {"plain_ms_per_step": 1e3 * plain, "pruner_ms_per_step": 1e3 * pruned, "overhead": pruned / plain - 1,
+    ratios = [p / q for p, q in zip(timings["pruner"], timings["plain"])]
+    return {"plain_ms_per_step": 1e3 * statistics.median(timings["plain"]),
+            "pruner_ms_per_step": 1e3 * statistics.median(timings["pruner"]),
+            "overhead": statistics.median(ratios) - 1,
+            "overhead_quartiles": [q - 1 for q in statistics.quantiles(ratios, n=4)],
             "steps": steps, "repeats": repeats, "batch_size": config["batch_size"], "check_every": check_every,
             "criterion": config["criterion"], "clock": "process CPU time"}
 
@@ -282,12 +287,14 @@ def _overhead_table(args: argparse.Namespace) -> None:
                 rows.append({"dataset": dataset, "model": model, "sample_every": every, **_overhead(config, every)})
                 print(json.dumps(rows[-1]), flush=True)
     lines = ["# Pruner overhead by sample_every", "", f"Command: `python benchmarks/synaptic.py {' '.join(sys.argv[1:])}`",
-             "", f"Process CPU time per training step over two check intervals, interleaved with plain training, "
-             f"median of 5; {torch.get_num_threads()} thread(s).", "",
-             "| data set | model | criterion | sample_every | plain ms/step | with pruner ms/step | overhead |",
+             "", "Process CPU time per training step over two check intervals, with and without the pruner in "
+             f"alternating order; overhead = median over {rows[0]['repeats'] if rows else 0} rounds of the per-round "
+             f"ratio, with its quartiles; {torch.get_num_threads()} thread(s).", "",
+             "| data set | model | criterion | sample_every | plain ms/step | with pruner ms/step | overhead (quartiles) |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['dataset']} | {r['model']} | {r['criterion']} | {r['sample_every']} | {r['plain_ms_per_step']:.2f} | "
-              f"{r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% |" for r in rows]
+              f"{r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% ({100 * r['overhead_quartiles'][0]:+.1f}% "
+              f"to {100 * r['overhead_quartiles'][2]:+.1f}%) |" for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", {"command": " ".join(sys.argv), "rows": rows, "environment": environment()})
     atomic_write_bytes(args.out / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
@@ -319,7 +326,8 @@ def _header(payload: dict[str, Any], title: str) -> list[str]:
 
 
 def _sparsity_markdown(payload: dict[str, Any]) -> str:
-    lines = _header(payload, "Synaptic pruning vs gradual magnitude pruning")
+    granularity = payload["runs"][0]["config"].get("granularity", "connection")
+    lines = _header(payload, f"Synaptic pruning (granularity {granularity!r}) vs gradual magnitude pruning")
     lines += ["Test accuracy (%) after the last epoch, mean ± std over seeds; same model, recipe, epochs, seeds and "
               "batch order for every column. Params: the compacted model (dead units removed).\n",
               "| data set | model | seeds | pruned | dense | synaptic | GMP | synaptic - GMP | params synaptic / GMP |",
