@@ -287,7 +287,7 @@ class SynapticPruner:
             for name in activity:
                 live = masks[name].bool()
                 chosen = self.rule.candidates(self.counters[name], masks[name])
-                chosen = self.rule._limit_per_layer(chosen, activity[name], live)
+                chosen = self.rule.limit_per_layer(chosen, activity[name], live)
                 chosen = self.rule.keep_min_fan_in(chosen, activity[name], live)
                 masks[name] = masks[name] * ~chosen
             return
@@ -332,7 +332,7 @@ class SynapticPruner:
             for link in links:
                 name = link.producer
                 chosen = preferred[name] & eligible[name]
-                picked[name] = self.unit_rule._limit_per_layer(chosen, scores[name], eligible[name])
+                picked[name] = self.unit_rule.limit_per_layer(chosen, scores[name], eligible[name])
         else:
             picked = select_weakest(scores, eligible, preferred, self._quota(masks), costs,
                                     is_preferred_only=self.granularity == "both")

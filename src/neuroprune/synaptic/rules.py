@@ -62,7 +62,7 @@ class LowActivityRule:
             return torch.zeros_like(counters), mask.clone()
         counters = self.count(activity, counters, mask)
         candidates = self.candidates(counters, mask)
-        candidates = self._limit_per_layer(candidates, activity, live)
+        candidates = self.limit_per_layer(candidates, activity, live)
         candidates = self.keep_min_fan_in(candidates, activity, live)
         new_mask = mask * ~candidates
         # a connection that waited only because of a guard keeps its count and goes at a later check
@@ -82,7 +82,8 @@ class LowActivityRule:
         """Live connections weak at ``patience`` consecutive checks (bool)."""
         return mask.bool() & (counters >= self.patience)
 
-    def _limit_per_layer(self, candidates: torch.Tensor, activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    def limit_per_layer(self, candidates: torch.Tensor, activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """The weakest ``candidates``, at most ``max_fraction_per_check`` of the layer's live items."""
         budget = int(self.max_fraction_per_check * int(live.sum()))
         n = int(candidates.sum())
         if n <= budget:
