@@ -21,13 +21,13 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..sparsity_schedule import PolynomialSparsity
-from ..synaptic.masks import MaskedWeights, prunable_layers
+from ..synaptic.masks import MaskedWeights, MaskViews, prunable_layers
 
 log = logging.getLogger(__name__)
 SCOPES = ("global", "layer")
 
 
-class GradualMagnitudePruner:
+class GradualMagnitudePruner(MaskViews):
     """Prunes the smallest weights step by step until ``final_sparsity`` of them are gone.
 
     Masks cover every Linear and Conv2d weight (or the ``layers`` named). Call :meth:`step`
@@ -154,29 +154,7 @@ class GradualMagnitudePruner:
         for name, mask in zip(names, flat.split(sizes)):
             self.masks.set(name, mask.view(self.layers[name].weight.shape))
 
-    # ---- what the pruner knows ------------------------------------------------------------
-
-    def mask(self, name: str) -> torch.Tensor:
-        """The current 0/1 mask of layer ``name`` (a copy)."""
-        return self.masks.mask(name)
-
-    @property
-    def num_connections(self) -> int:
-        """Connections (weights) in the pruned layers."""
-        return self.masks.num_connections
-
-    @property
-    def num_live(self) -> int:
-        """Connections still live."""
-        return self.masks.num_live
-
-    def sparsity(self) -> float:
-        """Share of the connections pruned so far."""
-        return self.masks.sparsity()
-
-    def layer_summary(self) -> list[dict[str, Any]]:
-        """Per layer: name, total connections, pruned connections, units, units with no live input."""
-        return self.masks.layer_summary()
+    # ---- ending (mask(), sparsity(), layer_summary() come from MaskViews) ------------------
 
     def finalize(self) -> nn.Module:
         """Stop enforcing masks (idempotent); pruned weights stay zero. Returns the model."""

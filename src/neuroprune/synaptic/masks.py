@@ -149,6 +149,34 @@ class MaskedWeights:
             self.attach_optimizer(trainer.optimizer)
 
 
+class MaskViews:
+    """What a pruner holding ``self.masks`` (a :class:`MaskedWeights`) reports about its masks."""
+
+    masks: MaskedWeights
+
+    def mask(self, name: str) -> torch.Tensor:
+        """The current 0/1 mask of layer ``name`` (a copy)."""
+        return self.masks.mask(name)
+
+    @property
+    def num_connections(self) -> int:
+        """Connections (weights) in the pruned layers."""
+        return self.masks.num_connections
+
+    @property
+    def num_live(self) -> int:
+        """Connections still live."""
+        return self.masks.num_live
+
+    def sparsity(self) -> float:
+        """Share of the connections pruned so far."""
+        return self.masks.sparsity()
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Per layer: name, total connections, pruned connections, units, units with no live input."""
+        return self.masks.layer_summary()
+
+
 def prunable_layers(model: nn.Module, names: Iterable[str] | None = None) -> dict[str, Prunable]:
     """The model's Linear and Conv2d layers by name, or the ``names`` given (checked).
 

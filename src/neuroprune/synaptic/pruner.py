@@ -24,7 +24,7 @@ from ..sparsity_schedule import PolynomialSparsity
 from .compact import compact_sequential
 from ._sync import average_over_processes, share_rank_zero_decisions
 from .folding import fold_into_bias
-from .masks import MaskedWeights, prunable_layers
+from .masks import MaskedWeights, MaskViews, prunable_layers
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import relative_to_layer_mean, select_weakest
@@ -36,7 +36,7 @@ GRANULARITIES = ("connection", "unit", "both")
 log = logging.getLogger(__name__)
 
 
-class SynapticPruner:
+class SynapticPruner(MaskViews):
     """Prunes connections (or whole units) that stay weakly active for ``patience`` consecutive checks.
 
     Masks are attached to every Linear and Conv2d weight (or the ``layers`` named) when
@@ -365,34 +365,12 @@ class SynapticPruner:
     def _set_mask(self, name: str, mask: torch.Tensor) -> None:
         self.masks.set(name, mask)
 
-    # ---- what the pruner knows ------------------------------------------------------------
-
-    def mask(self, name: str) -> torch.Tensor:
-        """The current 0/1 mask of layer ``name`` (a copy)."""
-        return self.masks.mask(name)
-
-    @property
-    def num_connections(self) -> int:
-        """Connections (weights) in the tracked layers."""
-        return self.masks.num_connections
-
-    @property
-    def num_live(self) -> int:
-        """Connections still live."""
-        return self.masks.num_live
-
-    def sparsity(self) -> float:
-        """Share of the tracked connections pruned so far."""
-        return self.masks.sparsity()
+    # ---- what the pruner knows (mask(), sparsity(), layer_summary() come from MaskViews) --
 
     @property
     def is_target_reached(self) -> bool:
         """True once ``target_sparsity`` is set and reached."""
         return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 0.5 / self.num_connections
-
-    def layer_summary(self) -> list[dict[str, Any]]:
-        """Per layer: name, total connections, pruned connections, units, units with no live input."""
-        return self.masks.layer_summary()
 
     # ---- ending ---------------------------------------------------------------------------
 
