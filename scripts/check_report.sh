@@ -17,7 +17,7 @@ mkdir -p "$out"
 
 runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
-    "$python" -m neuroprune synaptic --dataset digits --epochs 2 --check-every 10 --compare-dense \
+    "$python" -m neuroprune synaptic --dataset digits --epochs 2 --compare-dense \
         --out "$out/run_digits" > /dev/null
     runs=("$out/run_digits")
 fi

@@ -189,3 +189,41 @@ def test_unit_counters_round_trip_through_state_dict():
     for name, counters in pruner.unit_counters.items():
         assert torch.equal(fresh.unit_counters[name], counters)
     assert compact_sequential(model) is not None
+
+
+class _StopAfter:
+    """Ends training after ``epochs`` epochs (after the checkpoint of that epoch is written)."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer):
+        trainer.should_stop = trainer.epoch >= self.epochs
+
+
+def _scheduled_run(path, stop=None, resume_from=None):
+    from neuroprune import Checkpointer
+    from neuroprune.engine import resume
+
+    torch.manual_seed(0)
+    model = create_model("mlp", image_size=8, hidden=(32, 16))
+    pruner = SynapticPruner(model, granularity="both", target_sparsity=0.7)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loader = create_loader("digits", "train", 32, seed=2, limit=320)
+    trainer = resume(resume_from, model, optimizer, pruner=pruner) if resume_from else None
+    callbacks = [pruner, Checkpointer(path, pruner), *([_StopAfter(stop)] if stop else [])]
+    fit(model, loader, epochs=4, optimizer=optimizer, callbacks=callbacks, trainer=trainer)
+    return model, pruner
+
+
+def test_an_interrupted_scheduled_run_resumes_to_the_same_masks_and_weights(tmp_path):
+    model, pruner = _scheduled_run(tmp_path / "full.pt")
+    _scheduled_run(tmp_path / "part.pt", stop=1)  # "killed" after the first of four epochs
+    resumed, resumed_pruner = _scheduled_run(tmp_path / "part.pt", resume_from=tmp_path / "part.pt")
+    assert pruner.sparsity() == pytest.approx(0.7, abs=0.02)
+    for name in pruner.layers:
+        assert torch.equal(resumed_pruner.mask(name), pruner.mask(name))
+    for name, counters in pruner.unit_counters.items():
+        assert torch.equal(resumed_pruner.unit_counters[name], counters)
+    for key, value in model.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
