@@ -8,7 +8,7 @@ from torch import nn
 
 from neuroprune import ConfigError, ModelError, SynapticPruner, compact_sequential, create_loader, create_model, fit
 from neuroprune.synaptic.schedule import resolve_schedule
-from neuroprune.synaptic.selection import relative_to_layer_mean, select_weakest
+from neuroprune.synaptic.selection import select_weakest
 
 
 def _train(model, pruner, optimizer, steps, seed=0, shape=(16, 1, 8, 8)):
@@ -49,12 +49,6 @@ def test_weak_connections_go_before_others_under_a_quota():
     costs = {"a": torch.tensor([5.0, 1, 1, 1]), "b": torch.tensor([1.0, 1])}
     picked = select_weakest(scores, eligible, {k: torch.zeros_like(v) for k, v in eligible.items()}, 5, costs)
     assert picked["b"].tolist() == [True, False] and picked["a"].tolist() == [True, False, False, False]
-
-
-def test_layer_relative_scores_ignore_pruned_items():
-    activity = torch.tensor([1.0, 3.0, 100.0])
-    relative = relative_to_layer_mean(activity, torch.tensor([1.0, 1.0, 0.0]))
-    assert torch.allclose(relative[:2], torch.tensor([0.5, 1.5]))
 
 
 def test_auto_schedule_scales_with_the_run():

@@ -27,7 +27,7 @@ from .folding import fold_into_bias
 from .masks import MaskedWeights, MaskViews, prunable_layers
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
-from .selection import relative_to_layer_mean, select_weakest
+from .selection import select_weakest
 from .tracker import CRITERIA, ActivityTracker
 from .units import UnitLink, find_unit_links, remove_units, unit_activity, unit_costs, unit_live
 

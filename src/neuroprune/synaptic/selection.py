@@ -14,16 +14,6 @@ from collections.abc import Mapping
 import torch
 
 
-def relative_to_layer_mean(activity: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-    """Activity divided by the mean over the layer's live items, so layers compare on one scale.
-
-    Used for units: a unit's downstream activity sums over the next layer's width, so raw
-    values of different layers are not comparable.
-    """
-    mean = (activity * live).sum() / live.sum().clamp_min(1)
-    return activity / mean.clamp_min(1e-12)
-
-
 def select_weakest(
     scores: Mapping[str, torch.Tensor],
     eligible: Mapping[str, torch.Tensor],
