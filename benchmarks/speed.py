@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 import neuroprune as npr
-from neuroprune._io import load_torch
+from neuroprune.storage import load_torch
 from neuroprune.export import InferenceChain, load_run_model, sparsify
 from neuroprune.metrics import count_macs, count_sparse_macs, measure_latency
 from neuroprune.runs._common import environment

@@ -45,7 +45,7 @@ import yaml
 from torch import nn
 
 import neuroprune as npr
-from neuroprune._io import atomic_write_bytes, write_json
+from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.config import SynapticConfig, from_dict, to_dict
 from neuroprune.export import InferenceChain
 from neuroprune.metrics import measure_latency
@@ -193,8 +193,10 @@ def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int, gr
     shape = _widths(small)
     result["synaptic"].update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(small),
                               widths=shape, compact_max_abs_diff=error)
-    scratch = _build(config, seed, **_shape_options(config["model"], shape))
-    result["scratch"] = {**_timed_fit(scratch, train, test, config, []), "params": npr.count_params(scratch)}
+    options = _shape_options(config["model"], shape)
+    if options is not None:
+        scratch = _build(config, seed, **options)
+        result["scratch"] = {**_timed_fit(scratch, train, test, config, []), "params": npr.count_params(scratch)}
     dense_model.eval()
     lean = InferenceChain.from_sequential(small)
     result["latency"] = {
@@ -211,13 +213,13 @@ def _widths(model: nn.Module) -> list[int]:
     return [m.weight.shape[0] for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _shape_options(model: str, widths: list[int]) -> dict[str, Any]:
-    """create_model options that give a network of these layer widths."""
+def _shape_options(model: str, widths: list[int]) -> dict[str, Any] | None:
+    """create_model options that give a network of these layer widths, or None (no such factory option)."""
     if model == "mlp":
         return {"hidden": tuple(widths[:-1])}
     if model == "lenet5":
         return {"channels": tuple(widths[:2]), "hidden": widths[2]}
-    raise SystemExit(f"no same-shape baseline for model {model!r}")
+    return None  # e.g. a ResNet's per-layer widths: its factory has one width multiplier
 
 
 def _batch_of(example: torch.Tensor, size: int) -> torch.Tensor:
@@ -354,14 +356,15 @@ def _unit_markdown(payload: dict[str, Any]) -> str:
               "speed-up compact | speed-up lean |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for (dataset, model), runs in _groups(payload["runs"]).items():
-        acc = {m: [100 * r[m]["test_accuracy"] for r in runs] for m in ("dense", "synaptic", "scratch")}
+        acc = {m: [100 * r[m]["test_accuracy"] for r in runs if m in r] for m in ("dense", "synaptic", "scratch")}
         pruned = [100 * r["synaptic"]["pruned_fraction"] for r in runs]
         batches = [k for k in runs[0]["latency"] if k.startswith("batch_")]
         speed = {v: " / ".join(f"{statistics.mean(r['latency'][b]['speedup'][v] for r in runs):.2f}x "
                                f"(b{b.removeprefix('batch_')})" for b in batches)
                  for v in ("compact", "lean")}
         lines.append(f"| {dataset} | {model} | {len(runs)} | {_ms(pruned, 1)}% | {runs[0]['synaptic']['widths']} | "
-                     f"{_ms(acc['dense'])} | {_ms(acc['synaptic'])} | {_ms(acc['scratch'])} | {speed['compact']} | "
+                     f"{_ms(acc['dense'])} | {_ms(acc['synaptic'])} | {_ms(acc['scratch']) if acc['scratch'] else '—'} | "
+                     f"{speed['compact']} | "
                      f"{speed['lean']} |")
     return "\n".join(lines) + "\n"
 

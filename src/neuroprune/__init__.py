@@ -6,7 +6,7 @@ Example:
     >>> pruner = npr.SynapticPruner(model, alpha=0.5, patience=3, check_every=50)
 """
 
-from ._io import load_model, save_model
+from .saved_models import load_model, save_model
 from .baselines import GradualMagnitudePruner, apply_masks, magnitude_masks, random_masks
 from .data import create_loader, dataset_info, fetch
 from .depth import DepthPlan, DepthPruner, Translator, recover, search_cuts
@@ -16,7 +16,8 @@ from .export import export_run, sparsify
 from .metrics import Metrics, count_macs, count_params, measure
 from .models import create_model, list_models, register_model
 from .sparsity_schedule import PolynomialSparsity
-from .synaptic import ActivityTracker, CheckSchedule, LowActivityRule, SynapticPruner, compact_sequential
+from .structure import compact, compact_sequential
+from .synaptic import ActivityTracker, CheckSchedule, LowActivityRule, SynapticPruner
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "Translator",
     "TrainingDiverged",
     "apply_masks",
+    "compact",
     "compact_sequential",
     "count_macs",
     "count_params",

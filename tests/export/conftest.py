@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import neuroprune as npr
-from neuroprune._io import save_model, save_torch, write_json
+from neuroprune.saved_models import save_model
+from neuroprune.storage import save_torch, write_json
 
 IMAGE_SIZE = 8  # 8x8 digits-sized inputs keep every model tiny
 

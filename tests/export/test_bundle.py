@@ -10,7 +10,8 @@ import torch
 from click.testing import CliRunner
 
 import neuroprune as npr
-from neuroprune._io import save_model, save_torch
+from neuroprune.saved_models import save_model
+from neuroprune.storage import save_torch
 from neuroprune.cli_export import export_command
 from neuroprune.export import InferenceChain, export_run, load_exported
 

@@ -1,3 +1,5 @@
+from collections import OrderedDict
+
 import pytest
 import torch
 from torch import nn
@@ -105,16 +107,34 @@ def test_batchnorm_is_sliced_and_used_for_the_folded_constant():
     assert torch.allclose(model(x), small(x), atol=1e-5)
 
 
-def test_non_sequential_model_is_refused_with_advice():
-    class Residual(nn.Module):
+def test_model_with_data_dependent_control_flow_is_refused_naming_the_module():
+    class Gate(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 4)
 
         def forward(self, x):
-            return x + self.fc(x)
+            return self.fc(x) if x.sum() > 0 else x  # branches on a tensor value: not traceable
 
-    with pytest.raises(ModelError, match="finalize"):
-        compact_sequential(Residual())
-    with pytest.raises(ModelError, match="cannot compact module"):
-        compact_sequential(nn.Sequential(nn.Linear(4, 4), Residual()))
+    with pytest.raises(ModelError, match=r"cannot trace module 'gate'.*finalize"):
+        compact_sequential(nn.Sequential(OrderedDict([("fc", nn.Linear(4, 4)), ("gate", Gate())])))
+
+
+def test_channels_meeting_an_unknown_module_are_kept_and_the_result_stays_exact():
+    class Scale(nn.Module):  # a custom leaf-like module the structural model does not know
+        def __init__(self):
+            super().__init__()
+            self.gain = nn.Parameter(torch.linspace(0.5, 2.0, 6))
+
+        def forward(self, x):
+            return x * self.gain
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), Scale(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    with torch.no_grad():
+        model[0].weight[1] = 0  # would be foldable, but the gain multiplies it on the way
+        model[3].weight[2] = 0  # input-less unit of a plain space: goes
+    small = compact_sequential(model).eval()
+    assert small[0].out_features == 6 and small[3].out_features == 4
+    x = torch.randn(8, 4)
+    assert torch.allclose(model(x), small(x), atol=1e-6)

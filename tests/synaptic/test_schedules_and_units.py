@@ -118,10 +118,11 @@ def test_unit_granularity_removes_whole_units_and_compacts_exactly(model_name):
     _train(model, pruner, optimizer, steps=15)
     assert pruner.sparsity() >= 0.7 - 1e-6
     removed_any = False
-    for link in pruner.links:
-        rows = pruner.mask(link.producer).flatten(1).sum(dim=1) == 0
+    for group in pruner.unit_groups:
+        (writer,), (reader,) = group.writers, group.readers  # a chain: one layer on each side
+        rows = pruner.mask(writer).flatten(1).sum(dim=1) == 0
         units = rows.numel()
-        outgoing = pruner.mask(link.consumer).reshape(pruner.mask(link.consumer).shape[0], units, -1)
+        outgoing = pruner.mask(reader).reshape(pruner.mask(reader).shape[0], units, -1)
         # a removed unit lost every connection entering it and every connection leaving it
         assert (outgoing[:, rows].sum() == 0).item()
         removed_any |= bool(rows.any())

@@ -22,10 +22,10 @@ from torch import nn
 
 from ..errors import ModelError
 from ..metrics import count_macs, count_params
+from ..structure.traits import has_role
 from .translator import describe_translator
 
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Tanh, nn.Sigmoid)
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+# adaptive pools here are global: the chains they end reduce every map to a fixed size
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -204,11 +204,11 @@ def _kind(module: nn.Module) -> str:
         return "conv"
     if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)):
         return "norm"
-    if isinstance(module, _ACTIVATIONS):
+    if has_role(module, "activation"):
         return "act"
     if isinstance(module, _GLOBAL_POOLS):
         return "global_pool"
-    if isinstance(module, _POOLS):
+    if has_role(module, "pool"):
         return "pool"
     if isinstance(module, nn.Linear):
         return "linear"

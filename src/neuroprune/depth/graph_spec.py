@@ -20,10 +20,10 @@ from typing import Any
 
 from torch import nn
 
-from .._io import load_model_files, save_model_files
 from ..errors import ModelError
 from ..models.resnet import Residual
-from ..models.spec import from_spec, to_spec
+from ..models.spec import from_spec, layer_args
+from ..saved_models import ModelFormat, load_model_files, register_format, save_model_files
 from .translator import Translator
 
 FORMAT = "neuroprune.graph/1"
@@ -75,10 +75,10 @@ def _node(module: nn.Module, path: str) -> dict[str, Any]:
     if isinstance(module, Translator):
         return {"type": "Translator", "args": module.config()}
     try:
-        layer = to_spec(nn.Sequential(module))["layers"][0]
+        args = layer_args(module)
     except ModelError as exc:
         raise ModelError(f"module {path or '<root>'} cannot be saved as a graph spec: {exc}") from None
-    return {"type": "Layer", "layer": {"type": layer["type"], "args": layer["args"]}}
+    return {"type": "Layer", "layer": {"type": type(module).__name__, "args": args}}
 
 
 def _build(node: dict[str, Any], path: str) -> nn.Module:
@@ -98,3 +98,6 @@ def _build(node: dict[str, Any], path: str) -> nn.Module:
         layer = {"name": "0", **node["layer"]}
         return from_spec({"format": _LAYER_FORMAT, "layers": [layer]})[0]
     raise ModelError(f"graph spec node {path or '<root>'} has unknown type {kind!r}")
+
+
+register_format(ModelFormat(FORMAT, build=from_graph, describe=to_graph, priority=20))

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from .._io import load_torch, save_torch
 from ..errors import ModelError
-from ..synaptic.masks import plain_state_dict
+from ..saved_models import load_matching_state
+from ..storage import load_torch, save_torch
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Checkpointer:
             return
         state: dict[str, Any] = {
             "format": FORMAT_VERSION,
-            "model": plain_state_dict(trainer.model),
+            "model": trainer.model.state_dict(),
             "optimizer": trainer.optimizer.state_dict(),
             "epoch": trainer.epoch,
             "step": trainer.step,
@@ -121,7 +121,7 @@ def resume(
         if "pruner" not in state:
             raise ModelError(f"{path} holds no pruner state, but the run has a pruner")
         pruner.load_state_dict(state["pruner"])
-    _load_plain_state(model, state["model"], str(path))
+    _load_model_state(model, state["model"], str(path))
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError) as exc:
@@ -135,19 +135,10 @@ def resume(
     return Trainer(model, optimizer, epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]))
 
 
-def _load_plain_state(model: nn.Module, plain: dict[str, torch.Tensor], source: str) -> None:
-    """Load a :func:`plain_state_dict` back, mapping ``fc1.weight`` to a parametrized module's storage."""
-    real_keys = {key.replace(".parametrizations.weight.original", ".weight"): key for key in model.state_dict()}
-    if set(real_keys) != set(plain):
-        raise ModelError(
-            f"the model weights in {source} do not fit this model: missing {sorted(set(real_keys) - set(plain))}, "
-            f"unexpected {sorted(set(plain) - set(real_keys))}"
-        )
+def _load_model_state(model: nn.Module, saved: dict[str, torch.Tensor], source: str) -> None:
+    """Load saved weights onto the model's device, naming every key or shape that does not fit."""
     device = next(model.parameters()).device
-    try:
-        model.load_state_dict({real_keys[key]: value.to(device) for key, value in plain.items()})
-    except RuntimeError as exc:
-        raise ModelError(f"the model weights in {source} do not fit this model: {exc}") from None
+    load_matching_state(model, {key: value.to(device) for key, value in saved.items()}, source)
 
 
 def _rng_state() -> dict[str, Any]:

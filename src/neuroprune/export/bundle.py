@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import load_model, load_torch, save_model, write_json
+from ..saved_models import load_model, save_model
+from ..storage import load_torch, write_json
 from ..errors import ConfigError, ModelError, NeuropruneError
 from .chain import InferenceChain
 from .onnx import export_onnx, onnx_max_abs_diff

@@ -20,11 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..structure.traits import trait_of
 from .sparse import SparseLinear
 
-# Modules known to return a newly allocated tensor (never a view of their input).
-_ALLOCATING = (nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-               nn.Tanh, nn.Sigmoid, nn.GELU)
 
 
 class InferenceChain(nn.Sequential):
@@ -38,6 +36,8 @@ class InferenceChain(nn.Sequential):
         >>> chain(torch.randn(2, 4)).shape
         torch.Size([2, 3])
     """
+
+    saves_as_sequential = True  # computes exactly what nn.Sequential computes: saved as a layer list
 
     def __init__(self, layers: OrderedDict[str, nn.Module]) -> None:
         super().__init__(layers)
@@ -82,7 +82,8 @@ class InferenceChain(nn.Sequential):
                     x, is_vector = x.view(1, -1), False
                 x = module(x)  # type: ignore[misc]
                 # Other modules may return a view of their input (nn.Unflatten, in-place ops).
-                is_owned = kind in _ALLOCATING
+                trait = trait_of(module)
+                is_owned = trait is not None and trait.allocates
         return x.view(1, -1) if is_vector else x
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._io import atomic_write_bytes
+from ..storage import atomic_write_bytes
 from ..errors import NeuropruneError
 from .chain import InferenceChain
 from .sparse import SparseLinear

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import load_model_files, save_model_files
 from ..errors import ModelError
 from ..models.spec import from_spec, to_spec
+from ..saved_models import ModelFormat, load_model_files, register_format, save_model_files
 from .chain import InferenceChain
 from .sparse import SparseLinear
 
@@ -98,3 +98,6 @@ def load_sparse_model(folder: str | Path, stem: str = "model") -> tuple[Inferenc
             (the message names the mismatched keys and shapes).
     """
     return load_model_files(folder, stem, from_sparse_spec)  # type: ignore[return-value]
+
+
+register_format(ModelFormat(FORMAT, build=from_sparse_spec))

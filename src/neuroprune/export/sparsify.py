@@ -17,22 +17,18 @@ import logging
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import ConfigError
 from ..metrics import measure_latency
+from ..structure.traits import has_role
 from .chain import InferenceChain, matrix_vector
 from .sparse import SparseLinear
 
 logger = logging.getLogger(__name__)
-
-# Elementwise layers between two Linear layers keep a transposed activation transposed.
-_LAYOUT_KEEPING = (nn.ReLU, nn.Identity, nn.Dropout, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ReLU6)
 
 KINDS = ("dense", "csr")
 
@@ -82,7 +78,7 @@ def sparsify(
 ) -> tuple[nn.Module, dict[str, LayerChoice]]:
     """A copy of ``model`` in which each Linear layer uses the faster of the dense and CSR kernels.
 
-    Masks attached as parametrizations are baked in first. A layer becomes a
+    Pruned weights are read as they are (zeros in the weight). A layer becomes a
     :class:`SparseLinear` if CSR is faster at every batch size given, a hybrid one
     (dense weight kept for small batches) if CSR loses only at the smaller batch sizes,
     and stays dense otherwise. A flat ``nn.Sequential`` comes back as an
@@ -120,7 +116,9 @@ def sparsify(
     if rounds < 1 or repeats < 1:
         raise ConfigError(f"rounds and repeats must be at least 1, got {rounds} and {repeats}")
     inputs = [example_input] if isinstance(example_input, torch.Tensor) else list(example_input)
-    new = _baked_copy(model)
+    new = copy.deepcopy(model).eval()
+    for param in new.parameters():
+        param.requires_grad_(False)
     layer_inputs = _capture_linear_inputs(new, inputs)
 
     forced = None if set(candidates) == set(KINDS) else candidates[0]  # a single candidate is always used
@@ -134,7 +132,8 @@ def sparsify(
             is_transposed = True
             continue
         if not isinstance(module, nn.Linear):
-            is_transposed = is_transposed and type(module) in _LAYOUT_KEEPING
+            # elementwise layers between two Linear layers keep a transposed activation transposed
+            is_transposed = is_transposed and has_role(module, "activation", "passthrough")
             continue
         density = float(torch.count_nonzero(module.weight)) / module.weight.numel()
         if forced == "dense" or (forced is None and density > max_density):
@@ -175,18 +174,6 @@ def _decide(dense_ms: dict[int, float], csr_ms: dict[int, float]) -> tuple[str, 
     if all(won for _, won in wins[first:]):  # loses only at the small batch sizes
         return "hybrid", wins[first][0]
     return "dense", 0
-
-
-def _baked_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode with every parametrization (mask) folded into its weight."""
-    new = copy.deepcopy(model).eval()
-    for module in new.modules():
-        if parametrize.is_parametrized(module):
-            for tensor_name in list(cast(nn.ModuleDict, module.parametrizations).keys()):
-                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
-    for param in new.parameters():
-        param.requires_grad_(False)
-    return new
 
 
 def _capture_linear_inputs(model: nn.Module, inputs: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:

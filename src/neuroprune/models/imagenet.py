@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..saved_models import load_matching_state
+from ..storage import load_torch
 from ._registry import register_model
 from .resnet import resnet
 
@@ -78,8 +80,6 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{path} is not a valid safetensors file: {exc}") from None
-    from .._io import load_torch  # imported here: _io imports the models package
-
     state = load_torch(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -97,8 +97,6 @@ def _transfer(
     which equals feeding the grey image to all three colour channels.
     """
     if weights is not None:
-        from .._io import load_matching_state  # imported here: _io imports the models package
-
         load_matching_state(model, load_state_file(weights), source=str(weights))
     if in_channels != 3:
         first_name = "features.0" if "features" in dict(model.named_children()) else "conv1"

@@ -12,56 +12,46 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelError
+from ..saved_models import ModelFormat, register_format
+from ..structure.traits import BY_NAME, trait_of
 
-# type name -> (class, constructor attributes read back from an instance)
-_LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
-    "Linear": (nn.Linear, ("in_features", "out_features")),
-    "Conv2d": (
-        nn.Conv2d,
-        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"),
-    ),
-    "BatchNorm1d": (nn.BatchNorm1d, ("num_features", "eps", "momentum", "affine", "track_running_stats")),
-    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "momentum", "affine", "track_running_stats")),
-    "ReLU": (nn.ReLU, ()),
-    "ReLU6": (nn.ReLU6, ()),
-    "LeakyReLU": (nn.LeakyReLU, ("negative_slope",)),
-    "GELU": (nn.GELU, ("approximate",)),
-    "ELU": (nn.ELU, ("alpha",)),
-    "SiLU": (nn.SiLU, ()),
-    "Hardtanh": (nn.Hardtanh, ("min_val", "max_val")),
-    "Tanh": (nn.Tanh, ()),
-    "Sigmoid": (nn.Sigmoid, ()),
-    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
-    "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")),
-    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
-    "AdaptiveMaxPool2d": (nn.AdaptiveMaxPool2d, ("output_size",)),
-    "Flatten": (nn.Flatten, ("start_dim", "end_dim")),
-    "Dropout": (nn.Dropout, ("p",)),
-    "Identity": (nn.Identity, ()),
-}
+FORMAT = "neuroprune.sequential/1"
 
 
-def to_spec(model: nn.Sequential) -> dict[str, Any]:
+def layer_args(module: nn.Module) -> dict[str, Any]:
+    """The constructor arguments that rebuild a standard layer (see :data:`~neuroprune.structure.traits.TRAITS`).
+
+    Raises:
+        ModelError: the module is not a standard layer of the table (a subclass is not
+            either: it may compute something else).
+    """
+    trait = trait_of(module)
+    if trait is None:
+        raise ModelError(f"type {type(module).__name__} has no saved form; supported: {', '.join(BY_NAME)}")
+    return {attr: _plain(getattr(module, attr) is not None if attr == "bias" else getattr(module, attr))
+            for attr in trait.spec_args}
+
+
+def to_spec(model: nn.Module) -> dict[str, Any]:
     """Describe a flat ``nn.Sequential`` of standard layers as a JSON-able dict.
 
     Raises:
         ModelError: the model is not a flat sequential of supported layers.
     """
-    if not isinstance(model, nn.Sequential):
-        raise ModelError(f"only nn.Sequential models can be described, got {type(model).__name__}")
+    # a Sequential subclass may compute something else; one that computes the same says so
+    if not (type(model) is nn.Sequential or getattr(type(model), "saves_as_sequential", False)):
+        raise ModelError(f"a layer list describes a plain nn.Sequential, not {type(model).__name__}")
     layers = []
     # _modules, not named_children(): a module object used twice (one ReLU at two places)
     # must be described at both places, and named_children() yields it only once
     for name, module in model._modules.items():
         assert module is not None  # nn.Sequential holds no None entries
-        kind = type(module).__name__
-        if kind not in _LAYERS or type(module) is not _LAYERS[kind][0]:
-            raise ModelError(f"layer {name!r} of type {kind} cannot be saved as a spec; supported: {', '.join(_LAYERS)}")
-        args = {attr: _plain(getattr(module, attr)) for attr in _LAYERS[kind][1]}
-        if kind in ("Linear", "Conv2d"):
-            args["bias"] = module.bias is not None
-        layers.append({"name": name, "type": kind, "args": args})
-    return {"format": "neuroprune.sequential/1", "layers": layers}
+        try:
+            args = layer_args(module)
+        except ModelError as exc:
+            raise ModelError(f"layer {name!r}: {exc}") from None
+        layers.append({"name": name, "type": type(module).__name__, "args": args})
+    return {"format": FORMAT, "layers": layers}
 
 
 def from_spec(spec: dict[str, Any]) -> nn.Sequential:
@@ -70,16 +60,16 @@ def from_spec(spec: dict[str, Any]) -> nn.Sequential:
     Raises:
         ModelError: the spec is malformed or names an unsupported layer.
     """
-    if not isinstance(spec, dict) or spec.get("format") != "neuroprune.sequential/1":
-        raise ModelError("not a neuroprune architecture spec (expected format 'neuroprune.sequential/1')")
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise ModelError(f"not a neuroprune architecture spec (expected format {FORMAT!r})")
     modules: list[tuple[str, nn.Module]] = []
     for entry in spec.get("layers", []):
         kind = entry.get("type")
-        if kind not in _LAYERS:
+        if kind not in BY_NAME:
             raise ModelError(f"spec layer {entry.get('name')!r} has unsupported type {kind!r}")
         args = {key: tuple(v) if isinstance(v, list) else v for key, v in entry.get("args", {}).items()}
         try:
-            modules.append((entry["name"], _LAYERS[kind][0](**args)))
+            modules.append((entry["name"], BY_NAME[kind](**args)))
         except (TypeError, ValueError, KeyError) as exc:
             raise ModelError(f"spec layer {entry.get('name')!r} ({kind}) is malformed: {exc}") from None
     return nn.Sequential(OrderedDict(modules))
@@ -87,3 +77,6 @@ def from_spec(spec: dict[str, Any]) -> nn.Sequential:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+register_format(ModelFormat(FORMAT, build=from_spec, describe=to_spec, priority=10))

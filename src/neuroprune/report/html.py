@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import atomic_write_bytes
+from ..storage import atomic_write_bytes
 from .tables import Table
 
 HTML_NAME = "index.html"

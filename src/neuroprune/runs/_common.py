@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from .._io import atomic_write_bytes, write_json
+from ..storage import atomic_write_bytes, write_json
 from ..config import to_dict
 from ..engine import EpochLRScheduler
 from ..errors import ConfigError

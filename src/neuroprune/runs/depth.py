@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from .._io import atomic_write_bytes, write_json
+from ..storage import atomic_write_bytes, write_json
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
 from ..depth.channels import prune_channels

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from .. import distributed as dist_utils
-from .._io import save_model, write_json
 from ..config import SynapticConfig, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
@@ -26,7 +25,10 @@ from ..engine import resume as resume_training
 from ..errors import ModelError, NeuropruneError
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
-from ..synaptic import SynapticPruner, compact_sequential
+from ..saved_models import describe_model, save_model
+from ..storage import write_json
+from ..structure import trace_channels
+from ..synaptic import SynapticPruner
 from ._common import (
     check_global_batch,
     environment,
@@ -39,6 +41,8 @@ from ._common import (
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
 LATENCY_BATCH = 256
+# compaction is exact up to float rounding of folded biases; relative to the largest output
+COMPACT_TOLERANCE = 1e-4
 CHECKPOINT = "checkpoint.pt"
 DENSE_CHECKPOINT = "dense_checkpoint.pt"
 
@@ -134,7 +138,13 @@ def run_synaptic(
     small = pruner.compact().eval()
     example = next(iter(test))[0]
     with torch.inference_mode():
-        compact_error = float((model(example) - small(example)).abs().max())
+        reference = model(example)
+        compact_error = float((reference - small(example)).abs().max())
+    if not compact_error <= COMPACT_TOLERANCE * max(1.0, float(reference.abs().max())):
+        raise NeuropruneError(
+            f"the compacted model differs from the pruned one by {compact_error:.3g}; it is not saved. The pruned "
+            f"weights are in {out / CHECKPOINT}. Please report this with the model that caused it"
+        )
     dense_arch = build()
     save_model(small, out, {"dataset": config.dataset, "input_shape": list(example.shape[1:]), "source": config.model})
 
@@ -211,13 +221,14 @@ def _train(
 
 
 def _check_compactable(model: torch.nn.Module, name: str) -> None:
-    """Refuse, before any training, a model whose pruned result could not be compacted."""
+    """Refuse, before any training, a model whose pruned result could not be compacted or saved."""
     try:
-        compact_sequential(model)
+        trace_channels(model)
+        describe_model(model)
     except ModelError as exc:
         raise ModelError(
-            f"model {name!r} cannot be compacted after pruning ({exc}); the run would fail after its last epoch, "
-            "so it does not start. Prune it from Python with SynapticPruner and finalize() instead"
+            f"model {name!r} could not be compacted or saved after pruning ({exc}); the run would fail after its "
+            "last epoch, so it does not start. Prune it from Python with SynapticPruner and finalize() instead"
         ) from None
 
 
@@ -248,12 +259,12 @@ def _per_layer(pruner: SynapticPruner, small: torch.nn.Module) -> list[dict[str,
     """Pruned connections per layer, and units the compaction removed."""
     compact_widths = {
         name: module.weight.shape[0]
-        for name, module in small.named_children()
+        for name, module in small.named_modules()
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))
     }
     rows = []
     for row in pruner.layer_summary():
-        kept = compact_widths.get(row["name"].replace(".", "_"), row["units"])
+        kept = compact_widths.get(row["name"], row["units"])
         rows.append({
             "name": row["name"],
             "total": row["total"],

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from .._io import load_matching_state, write_json
+from ..saved_models import load_matching_state
+from ..storage import load_torch, write_json
 from ..data import create_loader, dataset_info
 from ..depth.config import TrainConfig
 from ..depth.graph_spec import save_graph_model
@@ -121,8 +122,6 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{weights} is not a valid safetensors file: {exc}") from None
     else:
-        from .._io import load_torch
-
         tensors = load_torch(weights)
     load_matching_state(net, tensors, source=str(weights))
     return net.eval(), options

@@ -1,7 +1,6 @@
 """Activity-dependent synaptic pruning (after Zhao & Zeng, 2021)."""
 
-from .compact import compact_sequential
-from .masks import MaskedWeights, plain_state_dict
+from .masks import MaskedWeights
 from .pruner import SynapticPruner
 from .rules import LowActivityRule
 from .schedule import CheckSchedule
@@ -14,6 +13,4 @@ __all__ = [
     "LowActivityRule",
     "MaskedWeights",
     "SynapticPruner",
-    "compact_sequential",
-    "plain_state_dict",
 ]

@@ -191,21 +191,3 @@ def prunable_layers(model: nn.Module, names: Iterable[str] | None = None) -> dic
     if not chosen:
         raise ModelError(f"nothing to prune: no Linear or Conv2d layer selected in {type(model).__name__}")
     return {n: candidates[n] for n in chosen}
-
-
-def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` with parametrized weights under their plain names (``fc1.weight``).
-
-    neuroprune's own masks leave state_dict keys alone; this serves models that carry
-    ``torch.nn.utils.parametrize`` parametrizations from elsewhere, saving each
-    parametrized tensor's current (e.g. masked) value.
-    """
-    state = {}
-    for key, value in model.state_dict().items():
-        if ".parametrizations." in key:
-            continue
-        state[key] = value
-    for name, module in model.named_modules():
-        for tensor_name in getattr(module, "parametrizations", {}):
-            state[f"{name}.{tensor_name}" if name else tensor_name] = getattr(module, tensor_name).detach()
-    return state

@@ -1,9 +1,12 @@
-"""Units (Linear neurons, Conv2d channels) and the connections that enter and leave them.
+"""Units (neurons, channels) and the connections that enter and leave them.
 
-Removing unit u of a layer removes its row of that layer's weight (what enters it) and
-its columns of the next layer's weight (what leaves it; for a Linear layer after a
-Flatten of conv features, all H*W columns of channel u). This module finds those pairs in
-a sequential chain, the structure compaction understands, and gives per-unit views.
+A unit is one channel of a channel space (:mod:`neuroprune.structure.channels`): in a
+chain, one neuron of a layer; in a residual network, one channel shared by every block of a
+stage. Removing it removes its row of every layer that writes the space (what enters it),
+its columns of every layer that reads the space (what leaves it; for a Linear after a
+Flatten of conv features, all H*W columns of the channel), and its row of every depthwise
+convolution inside the space. :class:`UnitGroup` gives per-unit views of masks and
+activities in those terms.
 """
 
 from __future__ import annotations
@@ -14,77 +17,91 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .compact import _flatten
+from ..structure import trace_channels
+from ..structure.traits import is_depthwise
 from .masks import Prunable
 
 
 @dataclass(frozen=True)
-class UnitLink:
-    """Layer ``producer``'s output units feed layer ``consumer`` (names as in the model)."""
+class UnitGroup:
+    """The units of one channel space, by the pruned layers' names.
 
-    producer: str
-    consumer: str
+    Attributes:
+        name: the first layer that writes the space (names its counters in checkpoints).
+        size: number of units.
+        writers: layers whose rows make the units.
+        readers: layers that read the units through their columns.
+        depthwise: depthwise convolutions inside the space (one row per unit).
+    """
 
-    def outgoing(self, consumer_tensor: torch.Tensor, units: int) -> torch.Tensor:
-        """View of a consumer-shaped tensor as (out, units, taps): what each unit feeds."""
-        return consumer_tensor.reshape(consumer_tensor.shape[0], units, -1)
+    name: str
+    size: int
+    writers: tuple[str, ...]
+    readers: tuple[str, ...]
+    depthwise: tuple[str, ...]
+
+    def _outgoing(self, tensor: torch.Tensor) -> torch.Tensor:
+        """View of a reader-shaped tensor as (out, units, taps)."""
+        return tensor.reshape(tensor.shape[0], self.size, -1)
+
+    def live(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(units,) bool: a unit is live while a connection enters it and one leaves it."""
+        has_in = torch.stack([masks[w].reshape(self.size, -1).bool().any(dim=1) for w in self.writers]).any(dim=0)
+        has_out = torch.stack([self._outgoing(masks[r]).bool().any(dim=2).any(dim=0) for r in self.readers]).any(dim=0)
+        return has_in & has_out
+
+    def activity(self, activity: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(units,): summed activity of the connections leaving each unit (its downstream signal)."""
+        return torch.stack([self._outgoing(activity[r]).sum(dim=(0, 2)) for r in self.readers]).sum(dim=0)
+
+    def costs(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(units,): live connections removing each unit removes."""
+        rows = [masks[w].reshape(self.size, -1).sum(dim=1) for w in (*self.writers, *self.depthwise)]
+        columns = [self._outgoing(masks[r]).sum(dim=(0, 2)) for r in self.readers]
+        return torch.stack(rows + columns).sum(dim=0)
+
+    def remove(self, removed: torch.Tensor, masks: dict[str, torch.Tensor]) -> None:
+        """Zero the ``removed`` (units,) units' rows and columns in ``masks`` (in place of the dict)."""
+        keep = (~removed).to(masks[self.writers[0]].dtype)
+        for name in (*self.writers, *self.depthwise):
+            mask = masks[name]
+            masks[name] = mask * keep.view(self.size, *([1] * (mask.dim() - 1)))
+        for name in self.readers:
+            mask = masks[name]
+            masks[name] = (self._outgoing(mask) * keep.view(1, self.size, 1)).reshape(mask.shape)
 
 
-def find_unit_links(model: nn.Module, layers: dict[str, Prunable]) -> list[UnitLink]:
-    """The producer -> consumer pairs of consecutive pruned layers in a sequential chain.
+def find_unit_groups(model: nn.Module, layers: dict[str, Prunable]) -> list[UnitGroup]:
+    """The unit groups of ``model`` whose every member layer is pruned.
 
-    The last layer's units are the model's outputs and are never removed.
+    Channels of the model's input and output, and channels that meet an operation the
+    structural model does not follow (see :mod:`neuroprune.structure.channels`), are never
+    units.
 
     Raises:
-        ModelError: the model is not a chain that compaction supports, or a layer between
-            two pruned layers is not one of ``layers``.
+        ModelError: the model cannot be traced, or no space has all its layers pruned.
     """
     try:
-        chain = _flatten(model)
+        channel_map = trace_channels(model)
     except ModelError as exc:
-        raise ModelError(f"unit granularity needs a sequential model compaction understands: {exc}") from None
+        raise ModelError(f"unit granularity needs the model's structure: {exc}") from None
     by_module = {id(module): name for name, module in layers.items()}
-    ordered = [by_module.get(id(module)) for _, module in chain if isinstance(module, (nn.Linear, nn.Conv2d))]
-    if None in ordered:
-        raise ModelError("unit granularity needs every Linear and Conv2d layer of the chain to be pruned; "
-                         "leave layers= unset")
-    links = []
-    for producer, consumer in zip(ordered, ordered[1:]):
-        assert producer is not None and consumer is not None  # checked above
-        units = layers[producer].weight.shape[0]
-        fan_in = layers[consumer].weight[0].numel()
-        if fan_in % units:
-            raise ModelError(f"layer {consumer!r} has {fan_in} inputs per unit, not a multiple of the "
-                             f"{units} units of {producer!r}: unit granularity cannot pair them")
-        links.append(UnitLink(producer, consumer))
-    return links
 
+    def pruned(path: str) -> str | None:
+        return by_module.get(id(channel_map.modules[path]))
 
-def unit_live(link: UnitLink, producer_mask: torch.Tensor, consumer_mask: torch.Tensor) -> torch.Tensor:
-    """(units,) bool: a unit is live while a connection enters it and one leaves it."""
-    units = producer_mask.shape[0]
-    has_in = producer_mask.reshape(units, -1).any(dim=1)
-    has_out = link.outgoing(consumer_mask, units).bool().any(dim=2).any(dim=0)
-    return has_in & has_out
-
-
-def unit_activity(link: UnitLink, consumer_activity: torch.Tensor, units: int) -> torch.Tensor:
-    """(units,): the summed activity of the connections leaving each unit (its downstream signal)."""
-    return link.outgoing(consumer_activity, units).sum(dim=(0, 2))
-
-
-def unit_costs(link: UnitLink, producer_mask: torch.Tensor, consumer_mask: torch.Tensor) -> torch.Tensor:
-    """(units,): live connections that removing each unit removes (its row and its columns)."""
-    units = producer_mask.shape[0]
-    return producer_mask.reshape(units, -1).sum(dim=1) + link.outgoing(consumer_mask, units).sum(dim=(0, 2))
-
-
-def remove_units(
-    link: UnitLink, removed: torch.Tensor, producer_mask: torch.Tensor, consumer_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """New (producer, consumer) masks without the ``removed`` (units,) units' rows and columns."""
-    units = producer_mask.shape[0]
-    keep = (~removed).to(producer_mask.dtype)
-    producer = producer_mask * keep.view(units, *([1] * (producer_mask.dim() - 1)))
-    consumer = (link.outgoing(consumer_mask, units) * keep.view(1, units, 1)).reshape(consumer_mask.shape)
-    return producer, consumer
+    groups = []
+    for space in channel_map.spaces:
+        if space.fixed or not space.writers or not space.readers or not space.size:
+            continue
+        writers = [pruned(p) for p in space.writers]
+        readers = [pruned(r.module) for r in space.readers]
+        depthwise = [pruned(p) for p, _ in space.channelwise if is_depthwise(channel_map.modules[p])]
+        if None in writers + readers + depthwise:
+            continue  # a layer of the space is not pruned: its units stay
+        groups.append(UnitGroup(writers[0], space.size, tuple(writers), tuple(readers),  # type: ignore[arg-type]
+                                tuple(depthwise)))  # type: ignore[arg-type]
+    if not groups:
+        raise ModelError("unit granularity found no unit whose layers are all pruned; leave layers= unset, "
+                         "or use granularity='connection'")
+    return groups

@@ -1,0 +1,159 @@
+"""The saved-model format: safetensors weights plus a JSON architecture, and its registry of kinds.
+
+A saved model is two files: ``stem.safetensors`` (the tensors) and ``stem.json``
+(``{"architecture": ..., "metadata": ..., "dtype": ...}``). The architecture's ``format``
+names the kind that rebuilds it; each kind registers itself here from its own module
+(:mod:`neuroprune.models.spec` plain layer chains, :mod:`neuroprune.depth.graph_spec`
+nested blocks and residuals, :mod:`neuroprune.export.sparse_spec` CSR layers), so this
+module imports none of them. Rebuilding runs no pickled code and needs no model factory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from .errors import ModelError
+from .storage import atomic_write_bytes, write_json
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """One kind of saved architecture.
+
+    Attributes:
+        name: the ``format`` string in the JSON.
+        build: architecture dict -> untrained model (raises ModelError when malformed).
+        describe: model -> architecture dict (raises ModelError naming what it cannot
+            describe), or None when :func:`save_model` should not pick this kind itself.
+        priority: :func:`save_model` tries kinds from the lowest priority up.
+    """
+
+    name: str
+    build: Callable[[dict[str, Any]], nn.Module]
+    describe: Callable[[nn.Module], dict[str, Any]] | None = None
+    priority: int = 100
+
+
+_FORMATS: dict[str, ModelFormat] = {}
+
+
+def register_format(model_format: ModelFormat) -> None:
+    """Make a kind of saved architecture known to :func:`load_model` (and :func:`save_model`)."""
+    _FORMATS[model_format.name] = model_format
+
+
+def describe_model(model: nn.Module) -> dict[str, Any]:
+    """The architecture dict of the first kind (by priority) that can describe ``model``.
+
+    Raises:
+        ModelError: no kind can; the message gives each kind's reason.
+    """
+    reasons = []
+    for model_format in sorted(_FORMATS.values(), key=lambda f: f.priority):
+        if model_format.describe is None:
+            continue
+        try:
+            return model_format.describe(model)
+        except ModelError as exc:
+            reasons.append(str(exc))
+    raise ModelError("the model cannot be saved: " + "; ".join(reasons or ["no model format is registered"]))
+
+
+def save_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None, stem: str = "model") -> None:
+    """Save ``model`` as ``stem.safetensors`` plus ``stem.json``, atomically.
+
+    Plain chains of standard layers are saved as a layer list; nested Sequentials and
+    residual blocks as a graph. The JSON also holds ``metadata`` (data set, input
+    shape, ...) and the weights' dtype.
+
+    Raises:
+        ModelError: the model holds a module no format can rebuild (its path is named).
+    """
+    save_model_files(model, describe_model(model), folder, metadata, stem)
+
+
+def save_model_files(
+    model: nn.Module, architecture: dict[str, Any], folder: str | Path, metadata: dict[str, Any] | None, stem: str
+) -> None:
+    """Write ``model``'s weights (safetensors) and ``{architecture, metadata, dtype}`` (JSON), atomically."""
+    folder = Path(folder)
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
+    atomic_write_bytes(folder / f"{stem}.safetensors", save_safetensors_bytes(tensors))
+    write_json(folder / f"{stem}.json", {"architecture": architecture, "metadata": metadata or {},
+                                          "dtype": dtypes[0] if len(dtypes) == 1 else dtypes})
+
+
+def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild any model neuroprune saved (compacted, sparse-exported or depth-pruned).
+
+    The architecture's ``format`` picks the builder. Returns ``(model in eval mode, metadata)``.
+
+    Raises:
+        ModelError: a file is missing or malformed, the format is unknown, or the weights
+            do not fit the architecture (the message names the mismatched keys and shapes).
+    """
+    def build(architecture: dict[str, Any]) -> nn.Module:
+        kind = architecture.get("format") if isinstance(architecture, dict) else None
+        if kind not in _FORMATS:
+            raise ModelError(f"unknown saved-model format {kind!r}; known: {', '.join(sorted(_FORMATS))}")
+        return _FORMATS[kind].build(architecture)
+
+    return load_model_files(folder, stem, build)
+
+
+def load_model_files(
+    folder: str | Path, stem: str, build: Callable[[dict[str, Any]], nn.Module]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Read ``stem.json`` and ``stem.safetensors``, ``build`` the architecture, load the weights."""
+    folder = Path(folder)
+    spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
+    for path in (spec_path, weights_path):
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
+    try:
+        saved = json.loads(spec_path.read_text())
+        model = build(saved["architecture"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
+    try:
+        tensors = load_safetensors_bytes(weights_path.read_bytes())
+    except SafetensorError as exc:
+        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
+    floating = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(floating) == 1:  # the layers are built in float32; keep the saved precision
+        model = model.to(floating.pop())
+    load_matching_state(model, tensors, source=str(weights_path))
+    return model.eval(), saved.get("metadata", {})
+
+
+def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(tensors)`` with an error naming every mismatched key and shape."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in tensors and tensors[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if wrong:
+            parts.append("shape mismatches " + "; ".join(wrong))
+        raise ModelError(f"weights in {source} do not fit the architecture: " + ", ".join(parts))
+    model.load_state_dict(tensors)
