@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .data.info import DATASETS
 from .errors import ConfigError
 from .synaptic.pruner import GRANULARITIES
 from .synaptic.schedule import AUTO
@@ -25,7 +26,6 @@ from .synaptic.tracker import CRITERIA
 T = TypeVar("T")
 # A configuration file is a few hundred bytes; refuse to parse anything that cannot be one.
 MAX_CONFIG_BYTES = 1 << 20
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from torch import nn
 
 from ._probe import flat_features
 from ._registry import register_model
+from ._width import scaled
 
 
 @register_model("lenet5", "LeNet-5 (Caffe variant): conv 20, conv 50, fc 500, fc classes")
@@ -26,8 +27,8 @@ def lenet5(
     two conv widths and the hidden width exactly (e.g. the shape a pruned model ended
     with); otherwise ``width`` scales 20, 50 and 500.
     """
-    c1, c2 = (int(channels[0]), int(channels[1])) if channels is not None else (_scaled(20, width), _scaled(50, width))
-    hidden = int(hidden) if hidden is not None else _scaled(500, width)
+    c1, c2 = (int(channels[0]), int(channels[1])) if channels is not None else (scaled(20, width), scaled(50, width))
+    hidden = int(hidden) if hidden is not None else scaled(500, width)
     if min(c1, c2, hidden) < 1:
         raise ValueError(f"channels and hidden must be positive, got {(c1, c2)} and {hidden}")
     pad = 2 if image_size < 16 else 0
@@ -56,7 +57,7 @@ def lenet5(
 @register_model("cifar_cnn", "conv 32-32-64-64 feature extractor with a 512-unit FC head, for 32x32 colour images")
 def cifar_cnn(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, width: float = 1.0) -> nn.Sequential:
     """A plain CIFAR-10 CNN: two conv-conv-pool stages and a two-layer fully connected head."""
-    c1, c2, hidden = _scaled(32, width), _scaled(64, width), _scaled(512, width)
+    c1, c2, hidden = scaled(32, width), scaled(64, width), scaled(512, width)
     features = nn.Sequential(
         OrderedDict(
             [
@@ -81,9 +82,3 @@ def cifar_cnn(in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
         ("fc2", nn.Linear(hidden, num_classes)),
     ]
     return nn.Sequential(OrderedDict(list(features.named_children()) + head))
-
-
-def _scaled(channels: int, width: float) -> int:
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    return max(1, round(channels * width))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ._registry import register_model
-from .vgg import scaled
+from ._width import scaled
 
 
 class Residual(nn.Module):

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ._registry import register_model
+from ._width import scaled
 
 # "M" is a 2x2 max pool; numbers are output channels at width 1.
 _CONFIGS: dict[str, list[int | str]] = {
@@ -59,13 +60,6 @@ def vgg16(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, wid
     """VGG-16-BN for small images; ``width`` scales every conv's channels (64 * width, ...)."""
     _check_size(image_size)
     return vgg_cifar(_CONFIGS["vgg16"], in_channels, num_classes, width)
-
-
-def scaled(channels: int, width: float) -> int:
-    """``channels * width`` rounded, at least 1."""
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    return max(1, round(channels * width))
 
 
 def _check_size(image_size: int) -> None:

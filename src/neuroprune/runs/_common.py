@@ -15,10 +15,13 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from ..storage import atomic_write_bytes, write_json
 from ..config import to_dict
 from ..engine import EpochLRScheduler
 from ..errors import ConfigError
+from ..storage import atomic_write_bytes, write_json
+
+# test-set batch of every run: large batches evaluate fastest, and 1000 images fit any model here
+EVAL_BATCH = 1000
 
 
 def seeded_model(factory: Any, seed: int) -> nn.Module:

@@ -37,11 +37,10 @@ from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
 from ..errors import ConfigError
 from ..metrics import count_macs, count_params, measure_latency
-from ._common import check_global_batch, start_run_folder
+from ._common import EVAL_BATCH, check_global_batch, start_run_folder
 from .train import load_trained, model_options
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 1000
 LATENCY_BATCHES = (1, 64)
 
 

@@ -30,6 +30,7 @@ from ..storage import write_json
 from ..structure import trace_channels
 from ..synaptic import SynapticPruner
 from ._common import (
+    EVAL_BATCH,
     check_global_batch,
     environment,
     lr_schedule_callbacks,
@@ -39,7 +40,6 @@ from ._common import (
 )
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 1000
 LATENCY_BATCH = 256
 # compaction is exact up to float rounding of folded biases; relative to the largest output
 COMPACT_TOLERANCE = 1e-4

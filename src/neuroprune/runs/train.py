@@ -22,10 +22,9 @@ from ..depth.graph_spec import save_graph_model
 from ..engine import EpochLRScheduler, fit
 from ..errors import ModelError
 from ..models import create_model
-from ._common import check_global_batch, make_optimizer, seeded_model, start_run_folder, write_history_csv
+from ._common import EVAL_BATCH, check_global_batch, make_optimizer, seeded_model, start_run_folder, write_history_csv
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 1000
 
 
 def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None) -> dict[str, Any]:
