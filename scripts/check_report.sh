@@ -22,7 +22,7 @@ if [ ${#runs[@]} -eq 0 ]; then
     runs=("$out/run_digits")
 fi
 
-"$python" -c 'from neuroprune.cli_report import report_command; report_command()' \
+"$python" -c 'from neuroprune.cli.report import report_command; report_command()' \
     "${runs[@]}" --out "$out/report"
 
 "$python" - "$out/report/index.html" <<'PY'

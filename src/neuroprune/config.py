@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .data.info import DATASETS
+from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
 from .synaptic.pruner import GRANULARITIES
 from .synaptic.schedule import AUTO
@@ -59,9 +61,13 @@ class SynapticConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     measure_latency: bool = True
+    device: str = "auto"
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         _check_types(self)
+        check_precision(self.precision)
+        check_device_name(self.device)
         _check_choice(self, "dataset", DATASETS)
         _check_choice(self, "optimizer", ("sgd", "adam"))
         _check_choice(self, "lr_schedule", ("constant", "cosine"))
@@ -232,9 +238,33 @@ def _type_name(hint: Any) -> str:
     return " or ".join("null" if m is type(None) else m.__name__ for m in _members(hint))
 
 
+_SHORT = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded rendering: YAML anchors can make a small file hold a huge shared structure."""
+    text = _SHORT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# Ceilings far above any real run, so a value that passes validation cannot fail later:
+# torch seeds take 64 bits (we allow 32, what NumPy takes too); a learning rate of 1e308
+# overflows at the first step; 10**20 epochs would never end.
+_CEILINGS = {"seed": 2**32 - 1, "lr": 100.0, "epochs": 100_000, "batch_size": 1 << 24}
+_INT_CEILING = 1 << 53  # steps, limits, counts: beyond this a float cannot even hold them
+
+
+def check_ceilings(config: Any) -> None:
+    """Refuse values so large that the run would fail (or never end) after it started."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        ceiling = _CEILINGS.get(field.name, _INT_CEILING if isinstance(value, int) else None)
+        if ceiling is not None and value > ceiling:
+            raise ConfigError(f"{field.name} must be at most {ceiling:,}, got {_short(value)}")
 
 
 def _check_types(config: Any) -> None:
@@ -246,6 +276,7 @@ def _check_types(config: Any) -> None:
             raise ConfigError(f"{field.name} must be {_type_name(hints[field.name])}, got {_short(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{field.name} must be a finite number, got {value!r}")
+    check_ceilings(config)
 
 
 def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from .errors import ModelError
 from .storage import atomic_write_bytes, write_json
+
+# a model description lists layers and their arguments: kilobytes, a few megabytes at most
+MAX_JSON_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -115,17 +118,23 @@ def load_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict
 def load_model_files(
     folder: str | Path, stem: str, build: Callable[[dict[str, Any]], nn.Module]
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Read ``stem.json`` and ``stem.safetensors``, ``build`` the architecture, load the weights."""
+    """Read ``stem.json`` and ``stem.safetensors``, ``build`` the architecture, load the weights.
+
+    The architecture is first built on PyTorch's meta device (no memory) and checked
+    against the weights file's header, so a file that declares huge or negative sizes is
+    refused before anything is allocated.
+    """
     folder = Path(folder)
     spec_path, weights_path = folder / f"{stem}.json", folder / f"{stem}.safetensors"
     for path in (spec_path, weights_path):
         if not path.is_file():
             raise ModelError(f"{path} is missing: a saved model needs both {spec_path.name} and {weights_path.name}")
-    try:
-        saved = json.loads(spec_path.read_text())
-        model = build(saved["architecture"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{spec_path} is not a neuroprune model description: {exc}") from None
+    saved = read_json_file(spec_path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("architecture"), dict):
+        raise ModelError(f"{spec_path} is not a neuroprune model description: it has no 'architecture' object")
+    architecture = saved["architecture"]
+    check_against_file(lambda: build(architecture), weights_path, spec_path)
+    model = build(architecture)  # the sizes are those of the file's tensors now
     try:
         tensors = load_safetensors_bytes(weights_path.read_bytes())
     except SafetensorError as exc:
@@ -134,18 +143,66 @@ def load_model_files(
     if len(floating) == 1:  # the layers are built in float32; keep the saved precision
         model = model.to(floating.pop())
     load_matching_state(model, tensors, source=str(weights_path))
-    return model.eval(), saved.get("metadata", {})
+    metadata = saved.get("metadata", {})
+    return model.eval(), metadata if isinstance(metadata, dict) else {}
+
+
+def read_json_file(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a small JSON file, with one clear error for every way it can be broken.
+
+    Raises:
+        ModelError: too large, not UTF-8, not JSON, or nested too deeply.
+    """
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ModelError(f"{path} is {size:,} bytes, more than any model description ({max_bytes:,}); "
+                         "it is not a neuroprune file")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ModelError(f"{path} is not UTF-8 text, so not a neuroprune model description") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the file is damaged") from None
+    except RecursionError:
+        raise ModelError(f"{path} is nested too deeply to be a neuroprune model description") from None
+
+
+def check_against_file(build: Callable[[], nn.Module], weights_path: Path, source: Path | str) -> None:
+    """Build ``build()`` on the meta device and compare its tensors with the file's header.
+
+    Raises:
+        ModelError: the architecture is malformed (names ``source``), the file is not
+            safetensors, or keys and shapes differ (each one named).
+    """
+    try:
+        with torch.device("meta"):
+            model = build()
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, RecursionError, OverflowError) as exc:
+        message = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(f"{source} describes a model that cannot be built: {message}") from None
+    try:
+        with safe_open(str(weights_path), "pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
+    _compare(model.state_dict(), shapes, str(weights_path))
 
 
 def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(tensors)`` with an error naming every mismatched key and shape."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
+    _compare(model.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    model.load_state_dict(tensors)
+
+
+def _compare(expected: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
     wrong = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{k}: file {shapes[k]} vs model {tuple(expected[k].shape)}"
         for k in expected
-        if k in tensors and tensors[k].shape != expected[k].shape
+        if k in shapes and shapes[k] != tuple(expected[k].shape)
     ]
     if missing or unexpected or wrong:
         parts = []
@@ -155,5 +212,4 @@ def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], sour
             parts.append(f"unexpected keys {unexpected}")
         if wrong:
             parts.append("shape mismatches " + "; ".join(wrong))
-        raise ModelError(f"weights in {source} do not fit the architecture: " + ", ".join(parts))
-    model.load_state_dict(tensors)
+        raise ModelError(f"weights in {source} do not fit the architecture: " + ", ".join(parts)[:2000])

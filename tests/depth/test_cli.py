@@ -8,7 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from neuroprune.cli_depth import depth_group, train_command
+from neuroprune.cli.depth import depth_group
+from neuroprune.cli.train import train_command
 from neuroprune.depth import load_graph_model
 
 TINY = ["--model", "resnet20", "--dataset", "digits", "--width", "0.125", "--pad-to", "16",

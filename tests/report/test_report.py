@@ -6,7 +6,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from neuroprune.cli_report import report_command
+from neuroprune.cli.report import report_command
 from neuroprune.errors import NeuropruneError
 from neuroprune.report import build_report, load_run
 from neuroprune.report.check import page_problems

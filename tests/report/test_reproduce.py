@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from neuroprune.cli_report import reproduce_command
+from neuroprune.cli.reproduce import reproduce_command
 from neuroprune.errors import NeuropruneError
 from neuroprune.report.check import page_problems
 from neuroprune.report.claims import PAPERS, UNKNOWN

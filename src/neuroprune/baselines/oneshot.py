@@ -71,7 +71,7 @@ def _keep_top(scores: torch.Tensor, share_pruned: float) -> torch.Tensor:
     if not 0 <= share_pruned < 1:
         raise ConfigError(f"a layer's sparsity must be in [0, 1), got {share_pruned}")
     n_prune = int(round(share_pruned * scores.numel()))
-    mask = torch.ones(scores.numel())
+    mask = torch.ones(scores.numel(), device=scores.device)
     if n_prune:
         mask[scores.flatten().topk(n_prune, largest=False).indices] = 0
     return mask.view_as(scores)

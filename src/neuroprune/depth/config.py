@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import check_ceilings
+from ..engine.precision import check_device_name, check_precision
 from ..errors import ConfigError
 
 
@@ -29,6 +31,8 @@ class TrainConfig:
     data_root: str | None = None
     limit_train: int | None = None
     limit_test: int | None = None
+    device: str = "auto"
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -85,6 +89,8 @@ class DepthConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     latency_repeats: int = 30
+    device: str = "auto"
+    precision: str = "32"
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -110,6 +116,9 @@ class DepthConfig:
 
 
 def _check_common(config: TrainConfig | DepthConfig) -> None:
+    check_ceilings(config)
+    check_precision(config.precision)
+    check_device_name(config.device)
     if config.width <= 0:
         raise ConfigError(f"width must be > 0, got {config.width}")
     for name in ("epochs", "batch_size"):

@@ -53,9 +53,9 @@ def init_translator(
             sources = pool(sources)
         x = sources.permute(0, 2, 3, 1).reshape(-1, sources.shape[1])  # (N*H*W, C_A)
         y = targets.permute(0, 2, 3, 1).reshape(-1, targets.shape[1])  # (N*H*W, C_B)
-        x = torch.cat([x, torch.ones(len(x), 1)], dim=1).double()  # last column: the bias
+        x = torch.cat([x, torch.ones(len(x), 1, device=x.device, dtype=x.dtype)], dim=1).double()  # last column: the bias
         gram = x.T @ x
-        gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
         solution = torch.linalg.solve(gram, x.T @ y.double())  # (C_A + 1, C_B)
         residual = float((x @ solution - y.double()).norm() / y.double().norm().clamp_min(1e-12))
         conv = translator.conv
@@ -81,13 +81,14 @@ def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: i
     handles = [model.get_submodule(span.origin).register_forward_hook(keep_output),
                model.get_submodule(span.destination).register_forward_pre_hook(keep_input)]
     flags = [(m, m.training) for m in model.modules()]
+    device = next(model.parameters()).device
     try:
         model.eval()
         with torch.no_grad():
             for index, (x, _) in enumerate(loader):
                 if index >= batches:
                     break
-                model(x)
+                model(x.to(device))
     finally:
         for handle in handles:
             handle.remove()

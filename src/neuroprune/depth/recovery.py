@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import fit
+from ..engine.precision import autocast
 from ..errors import ConfigError
 from .translator import Translator
 
@@ -56,7 +57,8 @@ def translator_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def train_translators(
-    model: nn.Module, loader: Iterable, *, epochs: int = 5, lr: float = 1e-3, eval_loader: Iterable | None = None
+    model: nn.Module, loader: Iterable, *, epochs: int = 5, lr: float = 1e-3, eval_loader: Iterable | None = None,
+    precision: str = "32",
 ) -> PhaseResult:
     """Train only the translators (Adam), everything else frozen, as in the authors' code.
 
@@ -84,7 +86,8 @@ def train_translators(
             param.requires_grad_(id(param) in trainable)
         optimizer = torch.optim.Adam([p for t in bridges for p in t.parameters()], lr=lr)
         started = time.perf_counter()
-        history = fit(model, loader, epochs=epochs, optimizer=optimizer, eval_loader=eval_loader)  # type: ignore[arg-type]
+        history = fit(model, loader, epochs=epochs, optimizer=optimizer, eval_loader=eval_loader,  # type: ignore[arg-type]
+                      precision=precision)
     finally:
         handle.remove()
         for param, flag in flags.items():
@@ -104,6 +107,7 @@ def fine_tune(
     distill_weight: float = 0.5,
     temperature: float = 4.0,
     eval_loader: Iterable | None = None,
+    precision: str = "32",
 ) -> PhaseResult:
     """Fine-tune every parameter with SGD (momentum 0.9, cosine-decayed learning rate).
 
@@ -117,6 +121,9 @@ def fine_tune(
         distill_weight: share of the loss that is the distillation term (Hinton et al. 2015).
         temperature: softmax temperature of the distillation term.
         eval_loader: evaluated after every epoch.
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (see :func:`~neuroprune.fit`).
+
+    The teacher is run in eval mode and handed back in the mode it came in.
     """
     if not 0 <= distill_weight <= 1:
         raise ConfigError(f"distill_weight must be in [0, 1], got {distill_weight}")
@@ -126,13 +133,17 @@ def fine_tune(
     started = time.perf_counter()
     if teacher is None:
         history = fit(model, loader, epochs=epochs, optimizer=optimizer, eval_loader=eval_loader,  # type: ignore[arg-type]
-                      callbacks=[schedule])
+                      callbacks=[schedule], precision=precision)
     else:
+        was_training = teacher.training
         teacher.eval()
         loss = _DistillLoss(distill_weight, temperature)
-        batches = _WithTeacher(loader, teacher)
-        history = fit(model, batches, epochs=epochs, optimizer=optimizer, eval_loader=eval_loader,  # type: ignore[arg-type]
-                      callbacks=[schedule], loss_fn=loss)
+        batches = _WithTeacher(loader, teacher, precision)
+        try:
+            history = fit(model, batches, epochs=epochs, optimizer=optimizer,  # type: ignore[arg-type]
+                          eval_loader=eval_loader, callbacks=[schedule], loss_fn=loss, precision=precision)
+        finally:
+            teacher.train(was_training)
     return PhaseResult("finetune", epochs, lr, time.perf_counter() - started, history[-1].get("test_accuracy"),
                        distilled=teacher is not None)
 
@@ -151,17 +162,19 @@ class _CosineSchedule:
 class _WithTeacher:
     """Batches ``(x, (y, teacher_logits))``: the teacher's outputs travel with the labels to the loss."""
 
-    def __init__(self, loader: Iterable, teacher: nn.Module) -> None:
-        self.loader, self.teacher = loader, teacher
+    def __init__(self, loader: Iterable, teacher: nn.Module, precision: str = "32") -> None:
+        self.loader, self.teacher, self.precision = loader, teacher, precision
+        self.device = next(teacher.parameters()).device
 
     def __len__(self) -> int:
         return _length(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
         for x, y in self.loader:
-            with torch.inference_mode():
+            x = x.to(self.device)
+            with torch.inference_mode(), autocast(self.precision, self.device):
                 logits = self.teacher(x)
-            yield x, (y, logits.clone())
+            yield x, (y, logits.float().clone())
 
 
 class _DistillLoss:
@@ -205,6 +218,7 @@ def recover(
     distill_weight: float = 0.5,
     temperature: float = 4.0,
     eval_loader: Iterable | None = None,
+    precision: str = "32",
 ) -> list[PhaseResult]:
     """Translator-only training, then (if ``finetune_epochs``) fine-tuning of everything.
 
@@ -217,10 +231,11 @@ def recover(
     phases = []
     if translator_epochs > 0 and translator_modules(model):
         phases.append(train_translators(model, loader, epochs=translator_epochs, lr=translator_lr,
-                                        eval_loader=eval_loader))
+                                        eval_loader=eval_loader, precision=precision))
     if finetune_epochs > 0:
         phases.append(fine_tune(model, loader, epochs=finetune_epochs, lr=finetune_lr, teacher=teacher,
-                                distill_weight=distill_weight, temperature=temperature, eval_loader=eval_loader))
+                                distill_weight=distill_weight, temperature=temperature, eval_loader=eval_loader,
+                                precision=precision))
     for phase in phases:
         log.info("recovery %s: %d epochs in %.1fs, accuracy %s", phase.name, phase.epochs, phase.seconds, phase.accuracy)
     return phases

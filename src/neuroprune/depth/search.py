@@ -93,6 +93,7 @@ def search_cuts(
     latency_repeats: int = 10,
     spans: Sequence[BlockSpan] | None = None,
     translator_init: str = "lstsq",
+    precision: str = "32",
 ) -> SearchResult:
     """Score candidate cuts with a short translator-only recovery each.
 
@@ -112,6 +113,8 @@ def search_cuts(
         spans: the candidates to consider (default: all of ``pruner.candidates()``).
         translator_init: ``lstsq`` (fit to the intact model's activations, see
             :func:`~.init.init_translator`) or ``random`` (the authors' start).
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` for the short recoveries and
+            the evaluations.
 
     Raises:
         ConfigError: an option is out of range.
@@ -132,7 +135,7 @@ def search_cuts(
 
     base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
                             "latency_ms": latency(pruner.model)}
-    base["accuracy"] = evaluate(pruner.model, eval_loader)["accuracy"]
+    base["accuracy"] = evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]
     cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
     rows = []
     for span in pruner.candidates() if spans is None else spans:
@@ -159,8 +162,8 @@ def search_cuts(
         if translator_init == "lstsq" and kernel_size == 1:
             init_translator(small, pruner.model, plan.span, train_loader)
         if translator_epochs > 0:
-            train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr)
-        row["accuracy"] = evaluate(small, eval_loader)["accuracy"]
+            train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr, precision=precision)
+        row["accuracy"] = evaluate(small, eval_loader, precision=precision)["accuracy"]
         row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau)
         log.info("search %d/%d %s: accuracy %.4f score %.4f", index, len(chosen), row["cut"], row["accuracy"], row["score"])
     rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0)))

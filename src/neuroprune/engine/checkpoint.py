@@ -70,6 +70,8 @@ class Checkpointer:
         }
         if self.pruner is not None:
             state["pruner"] = self.pruner.state_dict()
+        if trainer.scaler is not None and trainer.scaler.is_enabled():
+            state["grad_scaler"] = trainer.scaler.state_dict()
         save_torch(self.path, _to_cpu(state))
         log.debug("checkpoint for epoch %d written to %s", trainer.epoch, self.path)
 
@@ -132,7 +134,12 @@ def resume(
             raise ModelError(f"{path} holds no state named {name!r} (it has {sorted(saved_states)})")
         obj.load_state_dict(saved_states[name])
     _restore_rng(state, str(path))
-    return Trainer(model, optimizer, epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]))
+    scaler = None
+    if "grad_scaler" in state:  # float16 training: continue with the loss scale it had reached
+        scaler = torch.amp.GradScaler(next(model.parameters()).device.type)
+        scaler.load_state_dict(state["grad_scaler"])
+    return Trainer(model, optimizer, epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]),
+                   scaler=scaler)
 
 
 def _load_model_state(model: nn.Module, saved: dict[str, torch.Tensor], source: str) -> None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from .. import distributed as dist_utils
 from ..errors import NeuropruneError
+from .precision import autocast, check_precision, grad_scaler
 
 log = logging.getLogger(__name__)
 EVENTS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
@@ -46,6 +47,8 @@ class Trainer:
     history: list[dict[str, Any]] = field(default_factory=list)
     last_loss: float = float("nan")
     should_stop: bool = False
+    precision: str = "32"
+    scaler: torch.amp.GradScaler | None = None  # float16 training's loss scale (saved in checkpoints)
     _pending: dict[str, Any] = field(default_factory=dict)
 
     def log(self, **metrics: Any) -> None:
@@ -78,6 +81,7 @@ def evaluate(
     loss_fn: Callable = nn.functional.cross_entropy,
     *,
     distributed: bool = False,
+    precision: str = "32",
 ) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``loader`` (eval mode, no gradients).
 
@@ -87,6 +91,7 @@ def evaluate(
         loss_fn: ``loss_fn(outputs, targets, reduction="sum")``.
         distributed: sum the counts over all processes (a collective: every rank calls
             it), so each rank may hold its own shard of the data.
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (forward under autocast).
 
     Returns:
         ``{"loss": float, "accuracy": float}`` with accuracy in [0, 1].
@@ -98,8 +103,9 @@ def evaluate(
     with torch.inference_mode():
         for x, y in loader:
             x, y = _to_device(x, device), _to_device(y, device)
-            out = model(x)
-            loss_sum += float(loss_fn(out, y, reduction="sum"))
+            with autocast(precision, device):
+                out = model(x)
+                loss_sum += float(loss_fn(out, y, reduction="sum"))
             correct += int((out.argmax(dim=1) == y).sum())
             total += len(y)
     model.train(was_training)
@@ -125,6 +131,7 @@ def fit(
     start_epoch: int = 0,
     trainer: Trainer | None = None,
     distributed: bool | None = None,
+    precision: str = "32",
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
 
@@ -144,6 +151,10 @@ def fit(
             does so whenever one with more than one process is running. Every rank must call
             ``fit`` with its own shard of the data (``create_loader(..., rank=, world_size=)``);
             ``eval_loader`` may be a shard too, since evaluation sums over all ranks.
+        precision: ``"32"``; ``"bf16-mixed"`` or ``"16-mixed"`` run forward passes and the
+            loss under ``torch.autocast`` (weights and optimizer state stay float32;
+            float16 adds a gradient scaler). The model is moved nowhere: put it on its
+            device first.
 
     Returns:
         One dict per epoch: ``epoch``, ``train_loss``, ``seconds``, ``test_accuracy``,
@@ -158,12 +169,17 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise NeuropruneError(f"epochs must be an integer >= 1, got {epochs!r}")
+    check_precision(precision)
     if trainer is None:
         optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
         trainer = Trainer(model, optimizer, epoch=start_epoch)
     trainer.total_steps = epochs * _safe_len(train_loader)
     is_distributed = dist_utils.is_distributed() if distributed is None else distributed
     device = _device_of(model)
+    trainer.precision = precision
+    if trainer.scaler is None:
+        trainer.scaler = grad_scaler(precision, device)
+    scaler = trainer.scaler
     # Callbacks keep seeing the plain model; only the training passes go through DDP.
     forward = _data_parallel(model, device) if is_distributed else model
     world = dist_utils.world_size() if is_distributed else 1
@@ -178,15 +194,17 @@ def fit(
             for x, y in train_loader:
                 x, y = _to_device(x, device), _to_device(y, device)
                 trainer.optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(forward(x), y)
+                with autocast(precision, device):
+                    loss = loss_fn(forward(x), y)
                 value = _mean_over_ranks(loss, world) if is_distributed else float(loss.detach())
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"the training loss became {value} at epoch {trainer.epoch + 1}, step {trainer.step + 1}; "
                         "training stopped (try a lower learning rate). Earlier checkpoints are left as they were."
                     )
-                loss.backward()
-                trainer.optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(trainer.optimizer)  # skipped (float16 only) when a gradient overflowed
+                scaler.update()
                 trainer.step += 1
                 trainer.last_loss = value
                 loss_sum, batches = loss_sum + value, batches + 1
@@ -197,7 +215,7 @@ def fit(
             record["train_loss"] = loss_sum / max(batches, 1)
             record["seconds"] = time.perf_counter() - started
             if eval_loader is not None:
-                scores = evaluate(model, eval_loader, loss_fn, distributed=is_distributed)
+                scores = evaluate(model, eval_loader, loss_fn, distributed=is_distributed, precision=precision)
                 record["test_loss"], record["test_accuracy"] = scores["loss"], scores["accuracy"]
             trainer._pending = record
             _emit(callbacks, "on_epoch_end", trainer)

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
-from ..storage import atomic_write_bytes, write_json
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
 from ..depth.channels import prune_channels
@@ -35,8 +34,10 @@ from ..depth.pruner import DepthPruner
 from ..depth.recovery import fine_tune, recover
 from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
+from ..engine.precision import resolve_device
 from ..errors import ConfigError
 from ..metrics import count_macs, count_params, measure_latency
+from ..storage import atomic_write_bytes, write_json
 from ._common import EVAL_BATCH, check_global_batch, start_run_folder
 from .train import load_trained, model_options
 
@@ -53,11 +54,13 @@ def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
     rank, world = dist_utils.rank(), dist_utils.world_size()
     options = model_options(config.dataset, config.width, config.pad_to)
     model, _ = load_trained(config.model, config.checkpoint, options)
+    device = resolve_device(config.device)
+    model = model.to(device)
     train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
-    example = next(iter(test))[0][:1]
+    example = next(iter(test))[0][:1].to(device)
     return model, DepthPruner(model, example_inputs=example), train, test
 
 
@@ -88,7 +91,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     model, pruner, train, test = prepare(config)
     example = pruner.example_inputs
     sharded = dist_utils.is_distributed()
-    accuracy_base = evaluate(model, test, distributed=sharded)["accuracy"]
+    accuracy_base = evaluate(model, test, distributed=sharded, precision=config.precision)["accuracy"]
     search_info = None
     if config.search:
         span, search_info = _search(config, pruner, test, out)
@@ -104,18 +107,21 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     teacher = copy.deepcopy(model).eval() if config.distill else None
     phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
                      finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
-                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test)
+                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
+                     precision=config.precision)
     channels = None
     if config.then_channels is not None:
         small = prune_channels(small, example, config.then_channels)
         if config.channels_epochs > 0:
             phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
                                     distill_weight=config.distill_weight, temperature=config.temperature,
-                                    eval_loader=test))
+                                    eval_loader=test, precision=config.precision))
         channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
-    accuracy_pruned = evaluate(small, test, distributed=sharded)["accuracy"]
+    accuracy_pruned = evaluate(small, test, distributed=sharded, precision=config.precision)["accuracy"]
     if not dist_utils.is_main_process():
         return {}
+    device = example.device
+    model, small, example = model.cpu(), small.cpu(), example.cpu()  # saved and timed on the CPU
     save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
                                   "input_shape": list(example.shape[1:]), "cut": span.cut})
     result = {
@@ -137,6 +143,8 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
                      "translator_init": config.translator_init},
         "channels": channels,
         "search": search_info,
+        "device": str(device),
+        "precision": config.precision,
     }
     write_json(out / "result.json", result)
     return result
@@ -172,7 +180,8 @@ def _search(config: DepthConfig, pruner: DepthPruner, test: Any, out: Path) -> t
     found = search_cuts(pruner, short, test, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
                         max_evaluated=config.max_evaluated, kernel_size=config.kernel_size,
-                        use_batchnorm=config.use_batchnorm, translator_init=config.translator_init)
+                        use_batchnorm=config.use_batchnorm, translator_init=config.translator_init,
+                        precision=config.precision)
     write_candidates(out, found.rows)
     return found.best, {"seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
                         "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),

@@ -22,6 +22,7 @@ from ..config import SynapticConfig, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
+from ..engine.precision import resolve_device
 from ..errors import ModelError, NeuropruneError
 from ..metrics import count_macs, count_params, measure_latency
 from ..models import create_model
@@ -91,7 +92,7 @@ def run_synaptic(
     test = create_loader(
         config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
     )
-    device = dist_utils.device()
+    device = resolve_device(config.device)
 
     def build() -> torch.nn.Module:
         return create_model(
@@ -167,6 +168,8 @@ def run_synaptic(
         "train_seconds": sum(r["seconds"] for r in history),
         "latency_ms": _latency(dense_arch, small, example) if config.measure_latency else None,
         "processes": {"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
+        "device": str(device),
+        "precision": config.precision,
         "history": history,
         "checks": pruner.history,
         "pruner": {
@@ -216,7 +219,7 @@ def _train(
         log.info("resuming %s at epoch %d of %d", checkpoint.name, trainer.epoch + 1, config.epochs)
     return fit(
         model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test, callbacks=callbacks,
-        show_progress=show_progress, trainer=trainer,
+        show_progress=show_progress, trainer=trainer, precision=config.precision,
     )
 
 

@@ -5,23 +5,25 @@ Also home of :func:`load_trained`, which rebuilds such a base model for later co
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from .. import distributed as dist_utils
-from ..saved_models import load_matching_state
-from ..storage import load_torch, write_json
 from ..data import create_loader, dataset_info
 from ..depth.config import TrainConfig
 from ..depth.graph_spec import save_graph_model
 from ..engine import EpochLRScheduler, fit
+from ..engine.precision import resolve_device
 from ..errors import ModelError
 from ..models import create_model
+from ..saved_models import check_against_file, load_matching_state, read_json_file
+from ..storage import load_torch, write_json
 from ._common import EVAL_BATCH, check_global_batch, make_optimizer, seeded_model, start_run_folder, write_history_csv
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,13 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
-    model = seeded_model(lambda: create_model(config.model, **options), config.seed).to(dist_utils.device())
+    device = resolve_device(config.device)
+    model = seeded_model(lambda: create_model(config.model, **options), config.seed).to(device)
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     log.info("training %s on %s for %d epochs", config.model, config.dataset, config.epochs)
     history = fit(model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test,
-                  callbacks=[EpochLRScheduler(schedule)], show_progress=show_progress)
+                  callbacks=[EpochLRScheduler(schedule)], show_progress=show_progress, precision=config.precision)
     if not dist_utils.is_main_process():
         return {}
     model = model.cpu()
@@ -79,7 +82,7 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
     result = {"method": "train", "model": config.model, "dataset": config.dataset, "epochs": config.epochs,
               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": sum(r["seconds"] for r in history),
               "checkpoint": str(out / "model.safetensors"), "history": history,
-              "processes": {"world_size": world}}
+              "processes": {"world_size": world}, "device": str(device), "precision": config.precision}
     write_history_csv(out / "history.csv", {"train": history})
     write_json(out / "result.json", result)
     return result
@@ -107,20 +110,23 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
         raise ModelError(f"checkpoint {weights} does not exist; pass the model.safetensors written by `neuroprune train`")
     described = weights.with_suffix(".json")
     if described.is_file():
-        saved = json.loads(described.read_text()).get("metadata", {})
+        document = read_json_file(described)
+        saved = document.get("metadata", {}) if isinstance(document, dict) else None
+        if not isinstance(saved, dict) or not isinstance(saved.get("model_options", {}), dict):
+            raise ModelError(f"{described} is not the model description `neuroprune train` writes")
         if saved.get("model") not in (None, model):
             raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; pass --model {saved['model']}")
         options = {**options, **saved.get("model_options", {})}
-    net = create_model(model, **options)
     if weights.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+        # sizes come from files that may be someone else's: check them before allocating
+        check_against_file(lambda: create_model(model, **options), weights, described)
+        net = create_model(model, **options)
         try:
             tensors = load_file(str(weights))
         except (SafetensorError, OSError) as exc:
             raise ModelError(f"{weights} is not a valid safetensors file: {exc}") from None
     else:
+        net = create_model(model, **options)
         tensors = load_torch(weights)
     load_matching_state(net, tensors, source=str(weights))
     return net.eval(), options

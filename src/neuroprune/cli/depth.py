@@ -1,18 +1,17 @@
-"""The ``neuroprune train`` and ``neuroprune depth`` commands (registered on the main CLI group).
+"""``neuroprune depth``: neuroplasticity-based depth pruning, and its subcommands.
 
-``neuroprune depth --cut A:B ...`` / ``--search`` runs depth pruning; ``neuroprune depth
-candidates`` lists the cuts and ``neuroprune depth search`` is the same run as ``--search``.
-Every command accepts ``--config FILE.yaml``; flags override the file.
+``neuroprune depth --cut A:B ...`` / ``--search`` runs depth pruning: cut a span of layers,
+bridge it with a translator, recover, and write ``OUT/result.json`` and the pruned model.
+``neuroprune depth candidates`` lists the valid cuts and ``neuroprune depth search`` is the
+same run as ``--search``. Every command accepts ``--config FILE.yaml``; flags override the file.
 
-``train`` and ``depth --cut`` run data-parallel under ``torchrun`` (only rank 0 prints and
-writes files); the search runs in one process.
+``depth --cut`` runs data-parallel under ``torchrun`` (only rank 0 prints and writes files);
+the search runs in one process.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,38 +19,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ._cli_errors import friendly_errors
-from .config import load_config
-from .depth.config import DepthConfig, TrainConfig
-from .errors import NeuropruneError
+from ..config import load_config
+from ..data import dataset_info
+from ..depth.config import DepthConfig
+from ..errors import NeuropruneError
+from ._common import MODEL_OPTIONS, TARGET_OPTIONS, combine_options, run_in_process_group
+from ._errors import friendly_errors
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
-
-
-def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def apply(function: Any) -> Any:
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
-_MODEL_OPTIONS = _options(
-    click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options."),
-    click.option("--model", type=str, help="Registered model (see `neuroprune models`)."),
-    click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: fashion-mnist]."),
-    click.option("--width", type=float, help="Channel width multiplier [default: 1]."),
-    click.option("--pad-to", type=int, help="Pad images to this size, e.g. 32 for 28-pixel sets."),
-    click.option("--seed", type=int, help="Seed [default: 0]."),
-    click.option("--data-root", type=str, help="Folder of a data set that is not in the cache."),
-    click.option("--limit-train", type=int, help="Use only the first N training samples."),
-    click.option("--limit-test", type=int, help="Use only the first N test samples."),
-    click.option("--batch-size", type=int, help="Training batch size [default: 128]."),
-)
-
-_DEPTH_OPTIONS = _options(
-    _MODEL_OPTIONS,
+_DEPTH_OPTIONS = combine_options(
+    MODEL_OPTIONS,
+    TARGET_OPTIONS,
     click.option("--checkpoint", type=str, help="Trained weights: model.safetensors or the folder of `neuroprune train`."),
     click.option("--cut", type=str, help="ORIGIN:DESTINATION, e.g. features.13:features.34."),
     click.option("--bridge", type=click.Choice(["translator", "identity"]), help="What replaces the span [translator]."),
@@ -79,30 +56,8 @@ _DEPTH_OPTIONS = _options(
     click.option("--channels-epochs", type=int, help="Fine-tuning epochs after channel pruning [0]."),
     click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
 )
-
-
-@click.command("train")
-@_MODEL_OPTIONS
-@click.option("--weights", type=str, help="ImageNet models: torchvision state_dict file to start from.")
-@click.option("--epochs", type=int, help="Epochs [default: 10].")
-@click.option("--lr", type=float, help="Peak learning rate, cosine decay [default: 0.05].")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd].")
-@click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
-@click.option("--weight-decay", type=float, help="Weight decay [default: 5e-4].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the model.")
-@friendly_errors
-def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
-    """Train a base model; writes OUT/model.safetensors, OUT/model.json and OUT/result.json."""
-    # imported here, not at the top: cli imports this module
-    from .cli import _run_in_process_group
-    from .runs.train import run_train
-
-    config = load_config(TrainConfig, config_path, options)
-    result, is_main = _run_in_process_group(lambda: run_train(config, out, show_progress=sys.stderr.isatty()))
-    if not is_main:
-        return
-    click.echo(f"{result['model']} on {result['dataset']}: test accuracy {100 * result['test_accuracy']:.2f}% "
-               f"after {result['epochs']} epochs; weights in {out}/model.safetensors")
+"""Options of a depth-pruning run (``depth`` and ``depth search``): the model options plus cut, recovery
+and search settings."""
 
 
 @click.group("depth", invoke_without_command=True)
@@ -137,7 +92,7 @@ def search_command(config_path: Path | None, out: Path, **options: Any) -> None:
 
 
 @depth_group.command("candidates")
-@_MODEL_OPTIONS
+@MODEL_OPTIONS
 @click.option("--checkpoint", type=str, help="Trained weights (only their model options matter here).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @friendly_errors
@@ -145,9 +100,8 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
     """List every valid cut with shapes, removed parameters and MACs, and the translator it needs."""
     import torch
 
-    from .data import dataset_info
-    from .depth.pruner import DepthPruner
-    from .runs.train import load_trained, model_options
+    from ..depth.pruner import DepthPruner
+    from ..runs.train import load_trained, model_options
 
     config = load_config(DepthConfig, config_path, {**options, "search": True})
     model_opts = model_options(config.dataset, config.width, config.pad_to)
@@ -169,14 +123,13 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
 
 
 def _run(config_path: Path | None, out: Path, options: dict[str, Any]) -> None:
-    # imported here, not at the top: cli imports this module
-    from .cli import _run_in_process_group
-    from .runs.depth import run_depth
+    """Run depth pruning (a given cut or a search) and print the one-line summary."""
+    from ..runs.depth import run_depth
 
     if options.get("kernel_size") is not None:
         options["kernel_size"] = int(options["kernel_size"])
     config = load_config(DepthConfig, config_path, options)
-    result, is_main = _run_in_process_group(lambda: run_depth(config, out))
+    result, is_main = run_in_process_group(lambda: run_depth(config, out), config.device)
     if not is_main:
         return
     b1_base, b1 = result["latency_ms_base"]["batch_1"], result["latency_ms_pruned"]["batch_1"]

@@ -1,8 +1,10 @@
-"""The ``neuroprune report`` and ``neuroprune reproduce`` commands.
+"""``neuroprune reproduce PAPER``: run a paper's benchmark suite and compare with its claims.
 
-Both write a folder holding ``index.html`` (open it in a browser), ``report.md`` and
-``figures/``. Library errors are printed as one line and exit with status 2, as in
-every other command.
+``zhao2021`` runs ``benchmarks/synaptic.py`` and ``camacho2022`` runs ``benchmarks/depth.py``
+(``--quick`` for small settings; arguments after ``--`` go to the script), or ``--results``
+builds the page from an existing benchmark JSON. Writes a folder holding ``index.html``,
+``report.md`` and ``figures/`` beside the benchmark's files. Options can also come from a
+YAML file (:class:`ReproduceConfig`, ``--config``).
 """
 
 from __future__ import annotations
@@ -13,17 +15,9 @@ from typing import Any
 
 import click
 
-from ._cli_errors import friendly_errors
-from .config import load_config
-from .errors import NeuropruneError
-
-
-@dataclass
-class ReportConfig:
-    """Options of ``neuroprune report`` (also readable from a YAML file with --config)."""
-
-    out: str = "report"
-    title: str | None = None
+from ..config import load_config
+from ..errors import NeuropruneError
+from ._errors import friendly_errors
 
 
 @dataclass
@@ -34,27 +28,6 @@ class ReproduceConfig:
     out: str | None = None
     results: str | None = None
     repo: str | None = None
-
-
-@click.command("report")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
-              help="YAML file with any of the options below (flags override it).")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for index.html, report.md and figures/ "
-                                                               "[default: report].")
-@click.option("--title", help="Page title [default: names the number of runs].")
-@friendly_errors
-def report_command(run_dirs: tuple[Path, ...], config_path: Path | None, **options: Any) -> None:
-    """Write an HTML page and Markdown with figures and tables on one or more RUN_DIRS.
-
-    Each RUN_DIR is a folder written by `neuroprune synaptic` or `neuroprune depth`
-    (it holds result.json).
-    """
-    from .report import build_report
-
-    config = load_config(ReportConfig, config_path, options)
-    files = build_report(list(run_dirs), Path(config.out), title=config.title)
-    click.echo(f"report: {files.html} (Markdown: {files.markdown}, {len(files.figures)} figures)")
 
 
 @click.command("reproduce", context_settings={"ignore_unknown_options": True})
@@ -79,7 +52,7 @@ def reproduce_command(paper: str, benchmark_args: tuple[str, ...], config_path: 
     Torch-Pruning). Arguments after `--` go to the benchmark script and override the
     mode's, e.g. `neuroprune reproduce zhao2021 --quick -- --seeds 0 1`.
     """
-    from .report.reproduce import RECIPES, reproduce
+    from ..report.reproduce import RECIPES, reproduce
 
     config = load_config(ReproduceConfig, config_path, options)
     quick = config.quick

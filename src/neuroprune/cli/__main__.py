@@ -1,0 +1,5 @@
+"""``python -m neuroprune.cli``: the same as the ``neuroprune`` command."""
+
+from .main import main
+
+main()

@@ -1,0 +1,131 @@
+"""``neuroprune synaptic``: train with activity-dependent synaptic pruning and compact the result.
+
+Options come from the defaults, then a YAML file (``--config``), then the flags given;
+``--resume OUT`` finishes an interrupted run from its checkpoint. The run writes
+``OUT/result.json`` and a summary table (pruned vs dense) is printed. Under ``torchrun`` the
+processes share every batch and only rank 0 prints and writes files.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..config import SynapticConfig, load_config, load_run_config
+from ..errors import ConfigError
+from ..models import list_models
+from ..synaptic.pruner import GRANULARITIES
+from ..synaptic.tracker import CRITERIA
+from ._common import DATASETS, FRACTION_OR_NONE, NONE, STEPS, TARGET_OPTIONS, run_in_process_group
+from ._errors import friendly_errors
+
+
+@click.command("synaptic")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options below.")
+@click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: mnist].")
+@click.option("--model", type=click.Choice(list_models()), help="Registered model [default: mlp].")
+@click.option("--epochs", type=int, help="Training epochs [default: 10].")
+@click.option("--batch-size", type=int, help="Training batch size [default: 64].")
+@click.option("--lr", type=float, help="Learning rate [default: 0.05].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd, momentum 0.9].")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule [default: constant].")
+@click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
+@click.option("--weight-decay", type=float, help="Weight decay [default: 0].")
+@click.option("--seed", type=int, help="Seed for weights and batch order [default: 0].")
+@click.option("--criterion", type=click.Choice(list(CRITERIA)),
+              help="Activity measure [default: deviation].")
+@click.option("--alpha", type=float, help="Weak = activity below alpha x the layer's mean [default: 0.5].")
+@click.option("--patience", type=int, help="Consecutive weak checks before pruning [default: 3].")
+@click.option("--check-every", type=STEPS, help="Optimizer steps between checks, or auto: 1% of training [default: auto].")
+@click.option("--warmup-steps", type=STEPS, help="Steps before activity counts, or auto: 5% of training [default: auto].")
+@click.option("--stop-step", type=STEPS,
+              help="No checks after this step; auto: 60% of training; none: until the end [default: auto].")
+@click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
+@click.option("--max-fraction-per-check", type=float,
+              help="Most of a layer pruned at one check, without --target-sparsity [default: 0.1].")
+@click.option("--target-sparsity", type=FRACTION_OR_NONE,
+              help="Share of connections pruned at --stop-step, reached on a cubic schedule; none: the rule alone "
+                   "decides [default: none].")
+@click.option("--granularity", type=click.Choice(list(GRANULARITIES)),
+              help="Prune connections, whole units (neurons/channels), or both [default: connection].")
+@click.option("--fold-bias/--no-fold-bias", default=None,
+              help="Fold a pruned connection's mean input into the bias [default: on with criterion deviation].")
+@click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
+@click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
+@click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
+@click.option("--limit-train", type=int, help="Use only the first N training samples.")
+@click.option("--limit-test", type=int, help="Use only the first N test samples.")
+@click.option("--measure-latency/--no-measure-latency", default=None, help="Time dense vs compact inference [default: on].")
+@TARGET_OPTIONS
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the interrupted run in this folder, as configured in its config.json.")
+@friendly_errors
+def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Path | None, **options: Any) -> None:
+    """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json.
+
+    Options come from the defaults, then the YAML file of --config, then the flags given.
+    A run writes a checkpoint every epoch; after a crash, `--resume OUT` finishes it with
+    the same result as an uninterrupted run. Under `torchrun --nproc-per-node N -m neuroprune`
+    the N processes share every batch of --batch-size (the global batch).
+    """
+    from ..runs.synaptic import run_synaptic
+
+    if resume_dir is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+        given += ["--config"] * (config_path is not None) + ["--out"] * (out is not None and out != resume_dir)
+        if given:
+            raise ConfigError(
+                f"--resume continues the run exactly as {resume_dir}/config.json describes; drop {', '.join(given)}"
+            )
+        config, out = load_run_config(SynapticConfig, resume_dir), resume_dir
+    elif out is None:
+        raise ConfigError("--out is required: the folder for the results (or --resume FOLDER to continue a run)")
+    else:
+        if options.get("check_every") == NONE or options.get("warmup_steps") == NONE:
+            raise ConfigError("--check-every and --warmup-steps take a whole number or 'auto', not 'none'")
+        # "none" switches off what the YAML file sets; None itself means "flag not given"
+        cleared = tuple(name for name in ("stop_step", "target_sparsity") if options.get(name) == NONE)
+        config = load_config(SynapticConfig, config_path, {**options, **{name: None for name in cleared}}, cleared)
+    folder = out
+    result, is_main = run_in_process_group(
+        lambda: run_synaptic(config, folder, show_progress=sys.stderr.isatty(), resume=resume_dir is not None),
+        config.device,
+    )
+    if is_main:
+        _print_synaptic_summary(result, folder)
+
+
+def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"synaptic pruning: {result['model']} on {result['dataset']}")
+    table.add_column("")
+    table.add_column("pruned", justify="right")
+    if "dense" in result:
+        table.add_column("dense", justify="right")
+    dense = result.get("dense")
+
+    def row(label: str, value: str, dense_value: str = "") -> None:
+        table.add_row(label, value, *([dense_value] if dense else []))
+
+    row("test accuracy", f"{100 * result['test_accuracy']:.2f}%", f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
+    row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%")
+    row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
+    row("MACs per sample", f"{result['macs_compact']:,}", f"{result['macs_dense']:,}")
+    row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
+    if result["latency_ms"] is not None:
+        for label, latency in result["latency_ms"].items():
+            if label.startswith("batch_"):
+                size = label.removeprefix("batch_")
+                row(f"latency batch {size} (ms)", f"{latency['compact']:.3f} ({latency['speedup']:.2f}x)",
+                    f"{latency['dense']:.3f}")
+    Console().print(table)
+    if result["pruner"]["granularity"] == "connection" and result["params_compact"] == result["params_dense"]:
+        # sparse weights alone make no dense layer faster: say how to get speed
+        click.echo("note: no neuron or channel lost all its connections, so the compacted model is as large as "
+                   "the dense one; --granularity unit or both removes whole neurons and channels")
+    click.echo(f"results in {out}/result.json")
