@@ -56,7 +56,7 @@ def test_cli_flags_override_yaml(tmp_path):
 
 
 def test_diverging_run_exits_with_a_clear_message(tmp_path):
-    result = _run([*BASE, "--lr", "1e12", "--out", str(tmp_path / "run")])
+    result = _run([*BASE, "--lr", "90", "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "loss became" in result.output and "lower learning rate" in result.output
 

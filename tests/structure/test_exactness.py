@@ -26,6 +26,7 @@ _OPTIONS = {
     "resnet18_imagenet": {"in_channels": 3, "image_size": 32, "num_classes": 10},
     "resnet50_imagenet": {"in_channels": 1, "image_size": 32, "num_classes": 10},
     "vgg16_imagenet": {"in_channels": 3, "image_size": 32, "num_classes": 10},
+    "efficientnet_lite0": {"in_channels": 1, "image_size": 28, "num_classes": 10, "resolution": 32},
 }
 
 

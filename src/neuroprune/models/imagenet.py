@@ -91,15 +91,26 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
 def _transfer(
     model: nn.Sequential, head: str, weights: str | Path | None, in_channels: int, num_classes: int
 ) -> nn.Sequential:
-    """Load ImageNet weights into ``model`` (built for 3 channels and 1000 classes), then adapt it.
+    """Load ImageNet weights into ``model`` (built for 3 channels and 1000 classes), then adapt it."""
+    if weights is not None:
+        load_matching_state(model, load_state_file(weights), source=str(weights))
+    first_name = "features.0" if "features" in dict(model.named_children()) else "conv1"
+    return adapt_input_and_head(model, first_name, head, in_channels, num_classes)
+
+
+def adapt_input_and_head(model: nn.Sequential, first_name: str, head: str, in_channels: int,
+                         num_classes: int) -> nn.Sequential:
+    """Fit an ImageNet network to the target data: grey input and a fresh head where needed.
 
     A grey-scale target (``in_channels=1``) gets the first conv's kernels summed over RGB,
     which equals feeding the grey image to all three colour channels.
+
+    Raises:
+        ModelError: ``in_channels`` is neither 1 nor 3.
     """
-    if weights is not None:
-        load_matching_state(model, load_state_file(weights), source=str(weights))
+    if in_channels not in (1, 3):
+        raise ModelError(f"an ImageNet network takes 1 (grey) or 3 (colour) input channels, not {in_channels}")
     if in_channels != 3:
-        first_name = "features.0" if "features" in dict(model.named_children()) else "conv1"
         first = model.get_submodule(first_name)
         assert isinstance(first, nn.Conv2d)
         new = nn.Conv2d(in_channels, first.out_channels, first.kernel_size, first.stride, first.padding,  # type: ignore[arg-type]

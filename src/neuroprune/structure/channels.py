@@ -292,11 +292,13 @@ class _Builder:
                 self._opaque(node, f"module {path!r} flattens other dimensions than channels and space")
                 return
             self._same(node, source, Step("map", (source.name,), fn=_identity), layout=_flattened(layout))
-        elif trait.role == "pool" and layout != "maps":
-            self._opaque(node, f"pooling {path!r} of a tensor that is not a feature map")
+        elif trait.role in ("pool", "pad", "resample") and layout != "maps":
+            self._opaque(node, f"{trait.role} {path!r} of a tensor that is not a feature map")
+        elif trait.role == "pad":
+            self._same(node, source, Step("map", (source.name,), fn=_zero_or_unknown))
         elif isinstance(module, nn.AvgPool2d) and module.padding not in (0, (0, 0)) and module.count_include_pad:
             self._same(node, source, Step("map", (source.name,), fn=_zero_or_unknown))
-        elif trait.role in ("pool", "passthrough"):
+        elif trait.role in ("pool", "passthrough", "resample"):
             self._same(node, source, Step("map", (source.name,), fn=_identity))
         else:  # activation
             self._same(node, source, Step("map", (source.name,), fn=_no_grad(module)))

@@ -13,6 +13,8 @@ Roles:
 - ``pool``: reduce space, keep channels; a constant channel stays the same constant.
 - ``passthrough``: return their input's values (Dropout at inference, Identity).
 - ``flatten``: lay channels out as consecutive features, ``c * H * W + s``.
+- ``pad``: zero padding around each map; a constant channel stays constant only if it is 0.
+- ``resample``: interpolation to another size; a constant channel stays the same constant.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-ROLES = ("weighted", "norm", "activation", "pool", "passthrough", "flatten")
+ROLES = ("weighted", "norm", "activation", "pool", "passthrough", "flatten", "pad", "resample")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ TRAITS: dict[type[nn.Module], LayerTrait] = {
     nn.Dropout: LayerTrait("passthrough", ("p",)),
     nn.Identity: LayerTrait("passthrough"),
     nn.Flatten: LayerTrait("flatten", ("start_dim", "end_dim")),
+    nn.ZeroPad2d: LayerTrait("pad", ("padding",), allocates=True),
+    nn.Upsample: LayerTrait("resample", ("size", "scale_factor", "mode", "align_corners"), allocates=True),
 }
 
 BY_NAME: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in TRAITS}
