@@ -21,8 +21,8 @@ CNNS = [
 
 def _model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    if name.endswith("_imagenet"):
-        return create_model(name, in_channels=1, num_classes=10)  # fixed width: torchvision's layout
+    if name.endswith("_imagenet") or name == "efficientnet_lite0":
+        return create_model(name, in_channels=1, num_classes=10)  # fixed width: the pretrained layout
     return create_model(name, in_channels=1, image_size=32, num_classes=10, **({} if name in ("lenet5",) else {"width": 0.125}))
 
 

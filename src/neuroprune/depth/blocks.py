@@ -167,7 +167,7 @@ def boundaries(units: list[Unit]) -> list[int]:
     found = []
     for i in range(1, len(units)):
         before, after = units[i - 1], units[i]
-        is_layer_start = after.kind in ("conv", "block", "global_pool", "flatten")
+        is_layer_start = after.kind in ("conv", "block", "global_pool", "flatten", "pad")
         if before.kind in ("act", "pool", "block", "other") and is_layer_start and len(before.out_shape) == 3 \
                 and len(after.in_shape) == 3:
             found.append(i)
@@ -206,6 +206,8 @@ def _kind(module: nn.Module) -> str:
         return "norm"
     if has_role(module, "activation"):
         return "act"
+    if has_role(module, "pad", "resample"):  # part of the layer after it, not a place to cut
+        return "pad"
     if isinstance(module, _GLOBAL_POOLS):
         return "global_pool"
     if has_role(module, "pool"):

