@@ -1,14 +1,21 @@
-"""Depth-pruning benchmark on Fashion-MNIST (padded to 32x32): base vs depth cut vs peers.
+"""Depth-pruning benchmark on Fashion-MNIST: base vs depth cut vs Torch-Pruning at equal measured latency.
 
-For each model: train a base network; search depth cuts (short translator-only recovery
-each, scored with tau * accuracy + (1 - tau) * (1 - latency / latency_base)); fully recover
-the best cut that is at least ``--speedup`` times faster at batch 1 (translator, then
-fine-tuning with distillation); compare with
+For each model: train a base network on the ``fit`` part of the training set (90%); search
+depth cuts (short translator-only recovery each on ``fit``, scored on the held-out
+``validation`` tenth with tau * accuracy + (1 - tau) * (1 - latency / latency_base));
+fully recover the best cut that is at least ``--speedup`` times faster at batch 1
+(translator, then fine-tuning with distillation); compare with
   * nn.Identity replacing the largest span whose shapes already match, same recovery;
-  * Torch-Pruning channel pruning of the base model at the depth cut's MACs, same fine-tuning;
-  * a milder depth cut followed by channel pruning to the same MACs, same fine-tuning.
-Latency: CPU, median of repeated runs after warm-up, batch 1 and 64, all models timed
-one after another in the same process at the end.
+  * Torch-Pruning channel pruning of the base model, bisected until it runs as fast as the
+    depth cut (measured, batch 1), same fine-tuning;
+  * a milder depth cut followed by channel pruning to that same measured latency.
+Every choice (cut, fast/mild rows) is made on validation; the test split gives only the
+final accuracies. Latency: ``neuroprune.metrics.compare_latency`` (interleaved rounds in one
+process, fixed threads, median per-round ratio to the base), batch 1 and 64.
+
+Models: ``name:width`` for the CIFAR-style nets (images padded to 32x32), or
+``efficientnet_lite0:pretrained`` (ImageNet weights, fine-tuned here; 28-pixel images
+upsampled to 64 inside the network; `neuroprune models fetch efficientnet_lite0` first).
 
 Usage:
     PYTHONPATH=src python benchmarks/depth.py --out benchmarks/results
@@ -21,7 +28,6 @@ import argparse
 import copy
 import json
 import logging
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ from neuroprune.depth import (
     TrainConfig,
     boundaries,
     fine_tune,
+    prune_channels_to_latency,
     prune_channels_to_macs,
     recover,
     search_cuts,
@@ -42,7 +49,7 @@ from neuroprune.depth import (
 from neuroprune.depth.graph_spec import save_graph_model
 from neuroprune.depth.init import init_translator
 from neuroprune.engine import evaluate
-from neuroprune.metrics import count_macs, count_params, measure_latency
+from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
 
@@ -51,9 +58,11 @@ DATASET = "fashion-mnist"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="vgg16:0.25,resnet56:0.25", help="name:width, comma separated")
+    parser.add_argument("--models", default="vgg16:0.25,resnet56:0.25",
+                        help="name:width, comma separated; efficientnet_lite0:pretrained for the ImageNet network")
     parser.add_argument("--limit-train", type=int, default=4000)
     parser.add_argument("--limit-test", type=int, default=2000)
+    parser.add_argument("--limit-validation", type=int, default=None, help="first N of the validation tenth")
     parser.add_argument("--search-train", type=int, default=1000, help="samples for each candidate's short recovery")
     parser.add_argument("--epochs", type=int, default=6, help="base training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3)
@@ -101,30 +110,34 @@ def main() -> None:
     results: dict[str, Any] = {"dataset": DATASET, "settings": {k: str(v) for k, v in vars(args).items()},
                                "environment": environment(), "models": {}}
     for item in args.models.split(","):
-        name, width = item.split(":")
+        name, width = item.split(":")  # width: a multiplier, or "pretrained" (EfficientNet-Lite0)
         started = time.perf_counter()
-        results["models"][item] = bench_model(name, float(width), args)
+        results["models"][item] = bench_model(name, width, args)
         results["models"][item]["wall_seconds"] = time.perf_counter() - started
         write(results, args.out, args.name)  # after every model, so a partial run still leaves results
 
 
-def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, Any]:
+def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, Any]:
     log = logging.getLogger("bench")
     torch.manual_seed(0)
-    config = TrainConfig(model=name, dataset=DATASET, width=width, pad_to=32, epochs=args.epochs, lr=0.05,
-                         limit_train=args.limit_train, limit_test=args.limit_test)
+    pretrained = width == "pretrained"
+    pad_to = None if pretrained else 32
+    width_value = 1.0 if pretrained else float(width)
+    config = TrainConfig(model=name, dataset=DATASET, width=width_value, pad_to=pad_to, epochs=args.epochs, lr=0.05,
+                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained)
     folder = args.work / f"{name}_{width}"
     if args.reuse_base and (folder / "result.json").is_file():
         trained = json.loads((folder / "result.json").read_text())
         log.info("reusing the base model in %s", folder)
     else:
-        trained = run_train(config, folder)
+        trained = run_train(config, folder, overwrite=True)
     from neuroprune.runs.train import load_trained, model_options
 
-    base, _ = load_trained(name, args.work / f"{name}_{width}", model_options(DATASET, width, 32))
-    train = create_loader(DATASET, "train", 128, seed=0, limit=args.limit_train, pad_to=32)
-    short = create_loader(DATASET, "train", 128, seed=1, limit=args.search_train, pad_to=32)
-    test = create_loader(DATASET, "test", 1000, limit=args.limit_test, pad_to=32)
+    base, _ = load_trained(name, folder, model_options(DATASET, width_value, pad_to))
+    train = create_loader(DATASET, "fit", 128, seed=0, limit=args.limit_train, pad_to=pad_to)
+    short = create_loader(DATASET, "fit", 128, seed=1, limit=args.search_train, pad_to=pad_to)
+    validation = create_loader(DATASET, "validation", 1000, limit=args.limit_validation, pad_to=pad_to)
+    test = create_loader(DATASET, "test", 1000, limit=args.limit_test, pad_to=pad_to)
     x = next(iter(test))[0][:1]
     pruner = DepthPruner(base, example_inputs=x)
     base_b1 = measure_latency(base, x, repeats=args.repeats).median_ms  # at --train-threads, as the search times
@@ -134,8 +147,9 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
     kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
     kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
     spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
-    found = search_cuts(pruner, short, test, budgets=Budgets(max_latency_ms=0.75 * base_b1), efficiency="latency",
-                        tau=args.tau, translator_epochs=args.search_epochs, max_evaluated=args.max_evaluated, latency_repeats=10, spans=spans,
+    found = search_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=0.75 * base_b1),
+                        efficiency="latency", tau=args.tau, translator_epochs=args.search_epochs,
+                        max_evaluated=args.max_evaluated, latency_repeats=args.repeats, spans=spans,
                         translator_init=args.translator_init)
     search_seconds = time.perf_counter() - started
     evaluated = [r for r in found.rows if r["accuracy"] is not None]
@@ -164,7 +178,7 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
     small = cut(depth_row)
     phases = recover(small, train, translator_epochs=1, finetune_epochs=ft, teacher=teacher, eval_loader=test)
     finish("depth (search)", small, phases, {"cut": depth_row["cut"], "translator": depth_row["translator"],
-                                             "accuracy_after_search": depth_row["accuracy"]})
+                                             "validation_accuracy_in_search": depth_row["accuracy"]})
 
     identity = [s for s in pruner.candidates() if s.is_identity_possible]
     if identity:
@@ -173,16 +187,19 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
         finish("identity", small, [fine_tune(small, train, epochs=ft, teacher=teacher, eval_loader=test)],
                {"cut": span.cut})
 
-    target = variants["depth (search)"]["macs"]
-    narrow, ratio = prune_channels_to_macs(base, x, target)
-    finish("torch-pruning (same MACs)", narrow, [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
-           {"channel_ratio": ratio})
+    reference = variants["depth (search)"]["model"]
+    narrow, ratio, relative = prune_channels_to_latency(base, x, reference, repeats=args.repeats)
+    finish("torch-pruning (equal latency)", narrow,
+           [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
+           {"channel_ratio": ratio, "speed_vs_depth_cut_when_matched": relative})
 
     mild_model = cut(mild_row)
     phases = recover(mild_model, train, translator_epochs=1, finetune_epochs=0)
-    composite, ratio = prune_channels_to_macs(mild_model, x, target)
+    composite, ratio, relative = prune_channels_to_latency(mild_model, x, reference, repeats=args.repeats)
     phases.append(fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test))
-    finish("depth + channels (same MACs)", composite, phases, {"cut": mild_row["cut"], "channel_ratio": ratio})
+    finish("depth + channels (equal latency)", composite, phases,
+           {"cut": mild_row["cut"], "channel_ratio": ratio, "speed_vs_depth_cut_when_matched": relative})
+    target = variants["depth (search)"]["macs"]
 
     if args.deeper is not None:
         # Compose: the searched cut, then channel pruning of what remains, against channels alone.
@@ -191,9 +208,10 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
         finish(f"depth + channels ({args.deeper:g}x cut MACs)", composite,
                [fine_tune(composite, train, epochs=ft, teacher=teacher, eval_loader=test)],
                {"cut": depth_row["cut"], "channel_ratio": ratio})
-        narrow, ratio = prune_channels_to_macs(base, x, lower)
-        finish(f"torch-pruning ({args.deeper:g}x cut MACs)", narrow,
-               [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)], {"channel_ratio": ratio})
+        narrow, ratio, relative = prune_channels_to_latency(base, x, composite, repeats=args.repeats)
+        finish(f"torch-pruning (latency of depth + channels {args.deeper:g}x)", narrow,
+               [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
+               {"channel_ratio": ratio, "speed_vs_reference_when_matched": relative})
 
     timing = interleaved_latency({label: e["model"] for label, e in variants.items()}, x, args)
     for label, entry in variants.items():
@@ -208,26 +226,15 @@ def bench_model(name: str, width: float, args: argparse.Namespace) -> dict[str, 
 
 
 def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor, args: argparse.Namespace) -> dict[str, dict]:
-    """Median latency per model and its speed-up over ``base``, from interleaved rounds.
-
-    Every round times each model in turn (``--repeats`` calls after warm-up, median), so load
-    from other processes hits all models alike; the speed-up is the median over rounds of the
-    per-round ratio base / model, the latency the median over rounds.
-    """
-    per_round: dict[str, dict[int, list[float]]] = {label: {1: [], 64: []} for label in models}
-    for _ in range(args.rounds):
-        for batch in (1, 64):
-            for label, model in models.items():
-                ms = measure_latency(model, x.repeat(batch, 1, 1, 1), repeats=args.repeats, warmup=3,
-                                     threads=args.threads, max_seconds=None).median_ms
-                per_round[label][batch].append(ms)
-    result: dict[str, dict] = {}
-    for label, times in per_round.items():
-        result[label] = {"latency_threads": args.threads, "latency_rounds": args.rounds}
-        for batch, values in times.items():
-            ratios = [b / v for b, v in zip(per_round["base"][batch], values)]
-            result[label][f"latency_ms_b{batch}"] = statistics.median(values)
-            result[label][f"speedup_b{batch}"] = statistics.median(ratios)
+    """Latency per model and its speed-up over ``base`` at batch 1 and 64 (``compare_latency``)."""
+    result: dict[str, dict] = {label: {"latency_threads": args.threads, "latency_rounds": args.rounds}
+                               for label in models}
+    for batch in (1, 64):
+        timed = compare_latency(models, x.repeat(batch, 1, 1, 1), baseline="base", rounds=args.rounds,
+                                repeats=args.repeats, threads=args.threads)
+        for label in models:
+            result[label][f"latency_ms_b{batch}"] = timed.median_ms[label]
+            result[label][f"speedup_b{batch}"] = timed.speedup[label]
     return result
 
 
@@ -256,7 +263,7 @@ def _slug(label: str) -> str:
 def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Depth pruning on Fashion-MNIST (32x32)", "",
+    lines = ["# Depth pruning on Fashion-MNIST (CIFAR-style nets padded to 32x32; EfficientNet-Lite0 at 28 px, upsampled to 64 inside)", "",
              f"Settings: {json.dumps(results['settings'])}", ""]
     lines += [f"- {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
     for run in results.get("runs", []):

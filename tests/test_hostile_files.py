@@ -118,3 +118,27 @@ def test_a_yaml_anchor_bomb_under_a_known_key_is_refused_in_bounded_memory(tmp_p
         tracemalloc.stop()
     assert len(str(caught.value)) < 400
     assert peak < 20 * 2**20
+
+
+def test_a_width_that_conflicts_with_the_checkpoint_is_refused(tmp_path):
+    folder = _trained_folder(tmp_path)  # trained at width 0.125
+    with pytest.raises(ModelError, match=r"--width 0.5 .* width 0.125"):
+        load_trained("resnet20", folder, {"in_channels": 1, "image_size": 16, "width": 0.5})
+    model, used = load_trained("resnet20", folder, {"in_channels": 1, "image_size": 16})  # no width given
+    assert used["width"] == 0.125 and model.conv1.out_channels == 2
+    model, _ = load_trained("resnet20", folder, {"width": 0.125})  # the same width, given
+    assert model.conv1.out_channels == 2
+
+
+def test_depth_with_a_conflicting_width_says_so(tmp_path):
+    from click.testing import CliRunner
+
+    from neuroprune.cli import main
+
+    folder = _trained_folder(tmp_path / "base")
+    result = CliRunner().invoke(main, ["depth", "--model", "resnet20", "--dataset", "digits", "--pad-to", "16",
+                                       "--width", "0.5", "--checkpoint", str(folder), "--cut", "relu:layer3.0",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    line = " ".join(result.output.split())
+    assert "--width 0.5 was given" in line and "trained at width 0.125" in line

@@ -200,9 +200,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_describe_yaml_error(exc)}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # safe_load builds dates and numbers itself; "2001-13-01" raises ValueError, not YAMLError
         raise ConfigError(f"config file {path} holds a value YAML cannot build: {exc}") from None
@@ -210,7 +210,52 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    values: dict[str, Any] = {}
+    spellings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in values:  # batch-size and batch_size name the same option
+            raise ConfigError(f"config file {path} sets {name} twice, as {_short(spellings[name])} and as "
+                              f"{_short(key)}; keep one")
+        values[name], spellings[name] = value, key
+    return values
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a key given twice in one mapping is an error.
+
+    Plain YAML loading keeps the last of two equal keys, so a file that sets ``epochs`` twice
+    would silently run with whichever came last.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults": explicit keys may override it
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                is_repeated = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if is_repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {_short(key)} is given twice (keep one)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong, and where (its own text quotes the file over several lines)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    parts = [part for part in (exc.context, exc.problem) if part]
+    text = "; ".join(" ".join(str(part).split()) for part in parts) or "syntax error"
+    mark = exc.problem_mark or exc.context_mark
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return text
 
 
 def _members(hint: Any) -> tuple[Any, ...]:

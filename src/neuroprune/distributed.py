@@ -13,16 +13,28 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from .errors import ConfigError, NeuropruneError
 
 log = logging.getLogger(__name__)
+# How long a collective waits for the other processes before it fails (``--dist-timeout``).
+# Long enough for rank 0's work alone at the end (saving, latency measurement), short
+# enough that a process waiting for a crashed or hung peer says so within minutes.
+DEFAULT_TIMEOUT_SECONDS = 600.0
+_timeout_seconds: float | None = None  # of the group init_from_env started
+
+
+class PeerStopped(NeuropruneError):
+    """A collective failed because another process stopped answering (crashed, hung or was killed)."""
 
 
 def is_distributed() -> bool:
@@ -45,11 +57,13 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def init_from_env(backend: str | None = None) -> bool:
+def init_from_env(backend: str | None = None, timeout: float | None = None) -> bool:
     """Join the process group that ``torchrun`` describes in the environment.
 
     Args:
         backend: ``"gloo"`` or ``"nccl"``; default NCCL when CUDA is available, else Gloo.
+        timeout: seconds a collective (and joining the group) waits for the other processes
+            before it fails with :class:`PeerStopped`; default :data:`DEFAULT_TIMEOUT_SECONDS`.
 
     Returns:
         True when this call started a process group (close it with :func:`shutdown`);
@@ -75,9 +89,51 @@ def init_from_env(backend: str | None = None) -> bool:
             raise ConfigError("the nccl backend needs CUDA; use gloo on CPU")
         # one GPU per process, picked by its rank on this node
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)
-    log.info("joined process group: rank %d of %d (%s)", rank(), world_size(), backend)
+    global _timeout_seconds
+    seconds = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"the process-group timeout must be a positive number of seconds, got {seconds!r}")
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=seconds))
+    _timeout_seconds = seconds
+    log.info("joined process group: rank %d of %d (%s, timeout %gs)", rank(), world_size(), backend, seconds)
     return True
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """True for the errors torch raises when a collective's peer crashed, hung or went away."""
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(sign in text for sign in _PEER_FAILURE_SIGNS)
+
+
+# what Gloo says when the other side timed out or went away (NCCL raises DistBackendError)
+_PEER_FAILURE_SIGNS = ("Timed out", "timed out", "Connection closed by peer", "Connection reset by peer",
+                       "Broken pipe")
+
+
+def peer_stopped(what: str, exc: BaseException) -> PeerStopped:
+    """The one-line error for a collective ``what`` that failed with torch's ``exc``."""
+    if "imed out" in str(exc):
+        limit = f" after --dist-timeout {_timeout_seconds:g} s" if _timeout_seconds is not None else ""
+        cause = f"it timed out{limit}"
+    else:
+        cause = "the connection to another process broke"
+    return PeerStopped(
+        f"rank {rank()}: {what} among the {world_size()} processes failed ({cause}): a peer process stopped "
+        "answering (it crashed, hangs or was killed); look at its output for the cause"
+    )
+
+
+@contextlib.contextmanager
+def _collective(what: str) -> Iterator[None]:
+    """Name the collective when it fails because a peer is gone."""
+    try:
+        yield
+    except Exception as exc:
+        if is_peer_failure(exc):
+            raise peer_stopped(what, exc) from None
+        raise
 
 
 def shutdown(wait: bool = True) -> None:
@@ -87,12 +143,15 @@ def shutdown(wait: bool = True) -> None:
         wait: first wait for every rank (after a normal finish); False after an error,
             when other ranks may never arrive.
     """
+    global _timeout_seconds
     if dist.is_available() and dist.is_initialized():
         if wait:
             # a process that tears down its connections while a peer is still finishing
             # (rank 0 writes the results after the others are done) can make the peer abort
-            dist.barrier()
+            with _collective("the final barrier (waiting for rank 0 to write the results)"):
+                dist.barrier()
         dist.destroy_process_group()
+        _timeout_seconds = None
 
 
 def device() -> torch.device:
@@ -105,14 +164,16 @@ def device() -> torch.device:
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` in place over all processes and return it (unchanged when alone)."""
     if is_distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        with _collective("an all-reduce (sum)"):
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
 def broadcast_(tensor: torch.Tensor, source: int = 0) -> torch.Tensor:
     """Overwrite ``tensor`` in place with rank ``source``'s copy and return it."""
     if is_distributed():
-        dist.broadcast(tensor, src=source)
+        with _collective(f"a broadcast from rank {source}"):
+            dist.broadcast(tensor, src=source)
     return tensor
 
 
@@ -121,11 +182,13 @@ def gather_objects(obj: Any) -> list[Any]:
     if not is_distributed():
         return [obj]
     gathered: list[Any] = [None] * world_size()
-    dist.all_gather_object(gathered, obj)
+    with _collective("an all-gather of objects"):
+        dist.all_gather_object(gathered, obj)
     return gathered
 
 
 def barrier() -> None:
     """Wait until every process gets here."""
     if is_distributed():
-        dist.barrier()
+        with _collective("a barrier"):
+            dist.barrier()

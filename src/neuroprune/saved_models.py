@@ -192,8 +192,16 @@ def check_against_file(build: Callable[[], nn.Module], weights_path: Path, sourc
 
 def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(tensors)`` with an error naming every mismatched key and shape."""
-    _compare(model.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    check_matching_state(model, tensors, source)
     model.load_state_dict(tensors)
+
+
+def check_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a ModelError naming every key and shape of ``tensors`` that ``model`` lacks or has otherwise.
+
+    Nothing is loaded, so the check can come before anything else changes.
+    """
+    _compare(model.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, source)
 
 
 def _compare(expected: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], source: str) -> None:

@@ -60,3 +60,30 @@ def test_config_json_holds_config_seed_versions_and_revision(tmp_path):
     assert saved["environment"]["versions"]["torch"] and "git_revision" in saved["environment"]
     assert saved["processes"] == {"world_size": 1, "backend": None}
     assert load_run_config(SynapticConfig, out) == load_config(SynapticConfig, None, saved["config"])
+
+
+@pytest.mark.parametrize("text, where", [("epochs: [1, 2\nlr: 0.1\n", "line 2, column 3"),
+                                         ("dataset: digits\nepochs: 2\n  lr: 3\n", "line 3, column 5"),
+                                         ("\tepochs: 2\n", "line 1, column 1")])
+def test_a_yaml_syntax_error_is_one_line_with_its_place(tmp_path, text, where):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is not valid YAML") as caught:
+        load_config(SynapticConfig, path)
+    assert "\n" not in str(caught.value) and where in str(caught.value)
+
+
+@pytest.mark.parametrize("text, key", [("dataset: digits\nepochs: 2\nlr: 0.1\nepochs: 20\n", "'epochs'"),
+                                       ("batch-size: 16\nbatch_size: 32\n", "batch_size")])
+def test_a_key_given_twice_is_refused(tmp_path, text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"{key}.*twice"):
+        load_config(SynapticConfig, path)
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("<<: {epochs: 3, lr: 0.5}\nepochs: 4\ndataset: digits\n")
+    config = load_config(SynapticConfig, path)
+    assert (config.epochs, config.lr) == (4, 0.5)

@@ -154,3 +154,13 @@ def test_malicious_batch_is_refused(tmp_path: Path, formats) -> None:
     with pytest.raises(DatasetError, match=r"refusing to unpickle \w+\.system from .*data_batch_2"):
         fetch("cifar10", source=folder)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"not an archive at all" * 20, b"\x1f\x8b\x08\x00" + b"\x00" * 40],
+                         ids=["garbage", "broken-gzip"])
+def test_an_unreadable_archive_is_one_line(tmp_path: Path, content: bytes) -> None:
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(content)
+    with pytest.raises(DatasetError, match=r"is not a readable tar archive") as caught:
+        fetch("cifar10", source=archive)
+    assert "\n" not in str(caught.value) and "download it again" in str(caught.value)

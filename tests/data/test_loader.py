@@ -135,3 +135,19 @@ def test_unknown_dataset_lists_valid_names() -> None:
     message = str(info.value)
     assert "unknown dataset 'imagenet'" in message
     assert all(name in message for name in DATASETS)
+
+
+def test_fit_and_validation_partition_the_training_set_the_same_way_for_every_seed():
+    import torch
+
+    from neuroprune import create_loader
+
+    def indices(split, seed):
+        images = torch.cat([x for x, _ in create_loader("digits", split, 500, seed=seed, shuffle=False)])
+        return {row.numpy().tobytes() for row in images.flatten(1)}
+
+    train, fit, held = indices("train", 0), indices("fit", 0), indices("validation", 0)
+    assert fit | held == train and not fit & held
+    assert abs(len(held) - 0.1 * len(train)) <= 2  # digits has a few duplicate images
+    assert indices("validation", 7) == held  # the carve does not follow the training seed
+    assert sum(len(y) for _, y in create_loader("digits", "validation", 64, validation_fraction=0.25)) > 300

@@ -3,6 +3,7 @@
 import sys
 
 import pytest
+import torch
 
 from neuroprune.depth import DepthPruner, prune_channels, prune_channels_to_macs
 from neuroprune.errors import ConfigError, NeuropruneError
@@ -30,3 +31,15 @@ def test_depth_cut_then_channels_to_a_mac_target(tiny, example) -> None:
     assert abs(count_macs(narrow, example) - target) < 0.25 * target
     assert narrow.eval()(example).shape == (2, 10)
     assert count_macs(model, example) > count_macs(small, example)  # inputs untouched
+
+
+def test_channel_pruning_to_the_measured_latency_of_a_reference(tiny) -> None:
+    from neuroprune.depth import prune_channels_to_latency
+    from neuroprune.metrics import count_params
+
+    base, reference = tiny("vgg11", width=0.25).eval(), tiny("vgg11", width=0.0625).eval()
+    narrow, ratio, relative = prune_channels_to_latency(base, torch.randn(1, 1, 16, 16), reference, steps=3,
+                                                        rounds=1, repeats=5)
+    assert 0 < ratio < 0.9
+    assert count_params(narrow) < count_params(base)
+    assert 0.2 < relative < 5  # the closest of three bisection steps to "as fast as the reference"

@@ -85,3 +85,34 @@ def test_errors_are_one_line(cli: click.Group, base: Path, tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["depth", *TINY, "--width", "0.25", "--checkpoint", str(lone),
                                       "--cut", "relu:layer3.0", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "conv1.weight: file (2, 1, 3, 3) vs model (4, 1, 3, 3)" in result.output
+
+
+def test_the_search_chooses_on_the_validation_split_never_on_test(base: Path, tmp_path: Path, monkeypatch) -> None:
+    import neuroprune.runs.depth as depth_run
+    from neuroprune.depth.config import DepthConfig
+
+    made: dict[int, str] = {}
+    real_loader, real_search = depth_run.create_loader, depth_run.search_cuts
+
+    def remembering_loader(name, split, *args, **kwargs):
+        loader = real_loader(name, split, *args, **kwargs)
+        made[id(loader)] = split
+        return loader
+
+    seen: list[str] = []
+
+    def watched_search(pruner, train_loader, eval_loader, **kwargs):
+        seen.append(made[id(eval_loader)])
+        seen.append(made[id(train_loader)])
+        return real_search(pruner, train_loader, eval_loader, **kwargs)
+
+    monkeypatch.setattr(depth_run, "create_loader", remembering_loader)
+    monkeypatch.setattr(depth_run, "search_cuts", watched_search)
+    config = DepthConfig(model="resnet20", dataset="digits", width=0.125, pad_to=16, limit_train=128, limit_test=64,
+                         batch_size=64, checkpoint=str(base), search=True, max_evaluated=2, search_epochs=1,
+                         search_limit_train=64, translator_epochs=1, latency_repeats=2)
+    result = depth_run.run_depth(config, tmp_path)
+    assert seen == ["validation", "fit"]
+    assert result["selection_split"] == "validation" and result["validation_size"] == 144  # 10% of digits' train
+    assert "test" in made.values()  # the test split is still there, for the final numbers only
+    assert set(result["latency"]) >= {"batch_1", "batch_64", "threads", "rounds", "repeats"}

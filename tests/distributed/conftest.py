@@ -44,6 +44,6 @@ def torchrun() -> Callable[..., subprocess.CompletedProcess[str]]:
             sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
             "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "neuroprune", *args,
         ]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
 
     return run

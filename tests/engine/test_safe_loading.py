@@ -65,3 +65,14 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(NeuropruneError, match="corrupt"):
         load_checkpoint(path)
+
+
+def test_the_refusal_gives_no_advice_to_load_the_file_unsafely(tmp_path):
+    path, _ = _tampered_checkpoint(tmp_path)
+    with pytest.raises(NeuropruneError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 300
+    assert "_touch" in message  # the reason: the object it would have called
+    for advice in ("weights_only", "trusted source", "add_safe_globals", "safe_globals"):
+        assert advice not in message

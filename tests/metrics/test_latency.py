@@ -57,3 +57,21 @@ def test_threads_restored_when_model_is_refused() -> None:
 def test_bad_options_are_refused(options: dict) -> None:
     with pytest.raises(NeuropruneError):
         measure_latency(_model(), torch.randn(1, 16), **options)
+
+
+def test_compare_latency_interleaves_rounds_and_reports_ratios_to_the_baseline():
+    import torch
+    from torch import nn
+
+    from neuroprune import ConfigError
+    from neuroprune.metrics import compare_latency
+
+    big, small = nn.Linear(1024, 1024), nn.Linear(1024, 8)  # 128x the arithmetic
+    before = torch.get_num_threads()
+    result = compare_latency({"big": big, "small": small}, torch.randn(64, 1024), rounds=3, repeats=5, threads=1)
+    assert torch.get_num_threads() == before
+    assert result.baseline == "big" and result.speedup["big"] == 1.0
+    assert result.speedup["small"] > 1.0
+    assert (result.rounds, result.repeats, result.threads, result.batch_size) == (3, 5, 1, 64)
+    with pytest.raises(ConfigError, match="baseline"):
+        compare_latency({"big": big}, torch.randn(2, 1024), baseline="other")

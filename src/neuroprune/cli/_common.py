@@ -5,7 +5,8 @@
 - ``STEPS`` and ``FRACTION_OR_NONE``: option types that also take ``auto`` / ``none``;
   ``NONE`` is the value ``none`` parses to.
 - ``show_warning``: library warnings as one plain line.
-- ``run_in_process_group``: run a job inside the process group ``torchrun`` describes.
+- ``run_in_process_group``: run a job inside the process group ``torchrun`` describes, with the
+  collective timeout of ``--dist-timeout`` (``dist_timeout``).
 - ``combine_options`` and ``MODEL_OPTIONS``: the model and data options of ``train``, ``depth``
   and ``depth candidates``.
 """
@@ -22,6 +23,7 @@ from rich.console import Console
 from .. import distributed as dist_utils
 from ..data import DATASETS
 from ..engine.precision import PRECISIONS, resolve_device
+from ..errors import NeuropruneError
 
 __all__ = [
     "DATASETS",
@@ -34,6 +36,7 @@ __all__ = [
     "StepsOrAuto",
     "combine_options",
     "console",
+    "dist_timeout",
     "run_in_process_group",
     "show_warning",
 ]
@@ -87,10 +90,21 @@ def run_in_process_group(job: Callable[[], Any], device: str = "auto") -> tuple[
     """Run ``job`` inside the process group torchrun describes (if any); return (its result, is rank 0).
 
     The backend follows the run's device: NCCL when it computes on GPUs, Gloo on the CPU.
+    Collectives wait ``--dist-timeout`` seconds (the main group's option) for the other
+    processes; one that fails because a peer stopped answering becomes a one-line
+    :class:`~neuroprune.distributed.PeerStopped` error instead of torch's traceback.
     """
-    started = dist_utils.init_from_env(backend="nccl" if resolve_device(device).type == "cuda" else "gloo")
+    started = dist_utils.init_from_env(backend="nccl" if resolve_device(device).type == "cuda" else "gloo",
+                                       timeout=dist_timeout())
     try:
         result, is_main = job(), dist_utils.is_main_process()
+    except Exception as exc:
+        if started:
+            dist_utils.shutdown(wait=False)
+        if started and not isinstance(exc, NeuropruneError) and dist_utils.is_peer_failure(exc):
+            # collectives outside our helpers: DDP's gradient all-reduce, the pruner's broadcasts
+            raise dist_utils.peer_stopped("a collective of the training step", exc) from None
+        raise
     except BaseException:
         if started:
             dist_utils.shutdown(wait=False)
@@ -98,6 +112,13 @@ def run_in_process_group(job: Callable[[], Any], device: str = "auto") -> tuple[
     if started:
         dist_utils.shutdown()
     return result, is_main
+
+
+def dist_timeout() -> float:
+    """Seconds a collective waits for the other processes: ``neuroprune --dist-timeout``, or the default."""
+    context = click.get_current_context(silent=True)
+    value = context.find_root().params.get("dist_timeout") if context is not None else None
+    return float(value) if value is not None else dist_utils.DEFAULT_TIMEOUT_SECONDS
 
 
 def combine_options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -129,5 +150,7 @@ MODEL_OPTIONS = combine_options(
     click.option("--limit-train", type=int, help="Use only the first N training samples."),
     click.option("--limit-test", type=int, help="Use only the first N test samples."),
     click.option("--batch-size", type=int, help="Training batch size [default: 128]."),
+    click.option("--pretrained/--no-pretrained", default=None,
+                 help="Start from ImageNet weights (`neuroprune models fetch MODEL` first; efficientnet_lite0)."),
 )
 """Model and data options of ``train``, ``depth`` and ``depth candidates`` (``--config`` included)."""

@@ -58,15 +58,18 @@ _DEPTH_OPTIONS = combine_options(
 )
 """Options of a depth-pruning run (``depth`` and ``depth search``): the model options plus cut, recovery
 and search settings."""
+_OVERWRITE_HELP = "Replace the earlier run in --out (without it such a folder is refused)."
 
 
 @click.group("depth", invoke_without_command=True)
 @_DEPTH_OPTIONS
 @click.option("--search/--no-search", "search", default=None, help="Choose the cut by search instead of --cut.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
+@click.option("--overwrite", is_flag=True, help=_OVERWRITE_HELP)
 @click.pass_context
 @friendly_errors
-def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, **options: Any) -> None:
+def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, overwrite: bool,
+                **options: Any) -> None:
     """Neuroplasticity-based depth pruning: cut a span of layers, bridge it with a translator, recover.
 
     \b
@@ -79,16 +82,17 @@ def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, 
         return
     if out is None:
         raise NeuropruneError("--out is required: the folder for result.json and the pruned model")
-    _run(config_path, out, options)
+    _run(config_path, out, options, overwrite)
 
 
 @depth_group.command("search")
 @_DEPTH_OPTIONS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the results.")
+@click.option("--overwrite", is_flag=True, help=_OVERWRITE_HELP)
 @friendly_errors
-def search_command(config_path: Path | None, out: Path, **options: Any) -> None:
+def search_command(config_path: Path | None, out: Path, overwrite: bool, **options: Any) -> None:
     """Score candidate cuts (short recovery each), recover the winner, save the candidate table."""
-    _run(config_path, out, {**options, "search": True, "cut": None})
+    _run(config_path, out, {**options, "search": True, "cut": None}, overwrite)
 
 
 @depth_group.command("candidates")
@@ -104,7 +108,8 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
     from ..runs.train import load_trained, model_options
 
     config = load_config(DepthConfig, config_path, {**options, "search": True})
-    model_opts = model_options(config.dataset, config.width, config.pad_to)
+    model_opts = model_options(config.dataset, config.width, config.pad_to,
+                               pretrained=config.pretrained and config.checkpoint is None)
     model, used = load_trained(config.model, config.checkpoint, model_opts)
     info = dataset_info(config.dataset)
     example = torch.zeros(1, info.in_channels, used["image_size"], used["image_size"])
@@ -122,14 +127,20 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
     Console(width=200).print(table)
 
 
-def _run(config_path: Path | None, out: Path, options: dict[str, Any]) -> None:
+def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite: bool) -> None:
     """Run depth pruning (a given cut or a search) and print the one-line summary."""
+    from ..runs._common import undo_unstarted_run
     from ..runs.depth import run_depth
 
     if options.get("kernel_size") is not None:
         options["kernel_size"] = int(options["kernel_size"])
     config = load_config(DepthConfig, config_path, options)
-    result, is_main = run_in_process_group(lambda: run_depth(config, out), config.device)
+
+    def job() -> dict[str, Any]:
+        with undo_unstarted_run(out):  # a run that fails before it writes results leaves no folder
+            return run_depth(config, out, overwrite=overwrite)
+
+    result, is_main = run_in_process_group(job, config.device)
     if not is_main:
         return
     b1_base, b1 = result["latency_ms_base"]["batch_1"], result["latency_ms_pruned"]["batch_1"]

@@ -65,13 +65,18 @@ from ._errors import friendly_errors
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue the interrupted run in this folder, as configured in its config.json.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the earlier run in --out (without it such a folder is refused).")
 @friendly_errors
-def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Path | None, **options: Any) -> None:
+def synaptic_command(
+    config_path: Path | None, out: Path | None, resume_dir: Path | None, overwrite: bool, **options: Any
+) -> None:
     """Train with activity-dependent synaptic pruning, compact the result, write OUT/result.json.
 
     Options come from the defaults, then the YAML file of --config, then the flags given.
     A run writes a checkpoint every epoch; after a crash, `--resume OUT` finishes it with
-    the same result as an uninterrupted run. Under `torchrun --nproc-per-node N -m neuroprune`
+    the same result as an uninterrupted run. An OUT that holds an earlier run is refused
+    unless --overwrite is given. Under `torchrun --nproc-per-node N -m neuroprune`
     the N processes share every batch of --batch-size (the global batch).
     """
     from ..runs.synaptic import run_synaptic
@@ -79,6 +84,7 @@ def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Pat
     if resume_dir is not None:
         given = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
         given += ["--config"] * (config_path is not None) + ["--out"] * (out is not None and out != resume_dir)
+        given += ["--overwrite"] * overwrite  # resuming keeps the run it continues
         if given:
             raise ConfigError(
                 f"--resume continues the run exactly as {resume_dir}/config.json describes; drop {', '.join(given)}"
@@ -94,7 +100,8 @@ def synaptic_command(config_path: Path | None, out: Path | None, resume_dir: Pat
         config = load_config(SynapticConfig, config_path, {**options, **{name: None for name in cleared}}, cleared)
     folder = out
     result, is_main = run_in_process_group(
-        lambda: run_synaptic(config, folder, show_progress=sys.stderr.isatty(), resume=resume_dir is not None),
+        lambda: run_synaptic(config, folder, show_progress=sys.stderr.isatty(), resume=resume_dir is not None,
+                             overwrite=overwrite),
         config.device,
     )
     if is_main:

@@ -30,14 +30,17 @@ from ._errors import friendly_errors
 @click.option("--weight-decay", type=float, help="Weight decay [default: 5e-4].")
 @TARGET_OPTIONS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for the model.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the earlier run in --out (without it such a folder is refused).")
 @friendly_errors
-def train_command(config_path: Path | None, out: Path, **options: Any) -> None:
+def train_command(config_path: Path | None, out: Path, overwrite: bool, **options: Any) -> None:
     """Train a base model; writes OUT/model.safetensors, OUT/model.json and OUT/result.json."""
     from ..runs.train import run_train
 
     config = load_config(TrainConfig, config_path, options)
-    result, is_main = run_in_process_group(lambda: run_train(config, out, show_progress=sys.stderr.isatty()),
-                                           config.device)
+    result, is_main = run_in_process_group(
+        lambda: run_train(config, out, show_progress=sys.stderr.isatty(), overwrite=overwrite), config.device
+    )
     if not is_main:
         return
     click.echo(f"{result['model']} on {result['dataset']}: test accuracy {100 * result['test_accuracy']:.2f}% "

@@ -92,11 +92,23 @@ def _read_members(location: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                             raise DatasetError(f"{where} cannot be read from the archive; download it again")
                         raw[name] = (stream.read(), where)
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DatasetError(f"{location} is not a readable tar archive ({exc}); download it again") from None
+            raise DatasetError(f"{location} is not a readable tar archive ({_archive_problem(exc)}); "
+                               "download it again") from None
     missing = sorted(wanted - raw.keys())
     if missing:
         raise DatasetError(f"{location} lacks the CIFAR-10 batch(es) {', '.join(missing)}; {HOW_TO_GET}")
     return {name: _parse_batch(data, where) for name, (data, where) in raw.items()}
+
+
+def _archive_problem(exc: BaseException) -> str:
+    """Why tarfile could not read the archive, on one line.
+
+    Opened with ``r:*``, tarfile lists each compression it tried on a line of its own.
+    """
+    text = str(exc)
+    if "could not be opened successfully" in text:
+        return "it is neither a gzip, bzip2 or xz compressed tar file nor a plain one"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def _check_size(size: int, where: str) -> None:

@@ -12,7 +12,13 @@ from ..errors import DatasetError
 from ._normalize import background
 from ._sampler import EpochBatchSampler
 from .arrays import load_arrays
-from .info import canonical_name, check_split, dataset_info
+from .info import canonical_name, dataset_info
+
+
+LOADER_SPLITS = ("train", "test", "fit", "validation")
+VALIDATION_FRACTION = 0.1
+# fixed, so every run, seed and method chooses on the same held-out images
+VALIDATION_SEED = 2021
 
 
 def create_loader(
@@ -27,6 +33,7 @@ def create_loader(
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    validation_fraction: float = VALIDATION_FRACTION,
 ) -> DataLoader[tuple[torch.Tensor, ...]]:
     """Build a DataLoader over a whole split held in memory.
 
@@ -35,7 +42,10 @@ def create_loader(
 
     Args:
         name: one of :data:`~neuroprune.data.DATASETS`.
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"``; or ``"fit"`` and ``"validation"``, the two disjoint
+            parts of the training set: ``validation_fraction`` of it, drawn with a fixed seed
+            (the same images whatever ``seed`` is), for choices such as a depth cut, and the
+            rest to train on. The test split is then touched only for final numbers.
         batch_size: samples per batch, at least 1; with ``world_size > 1`` the global batch
             that all processes share.
         root: where the data lives; see :func:`~neuroprune.data.load_arrays`.
@@ -44,7 +54,8 @@ def create_loader(
             iterating moves on to the next epoch, and ``loader.sampler.set_epoch(e)`` (which
             :func:`~neuroprune.engine.fit` calls) jumps to any epoch, so a resumed run sees
             the same batches as an uninterrupted one.
-        limit: keep only the first ``limit`` samples (before shuffling), for quick runs.
+        limit: keep only the first ``limit`` samples (before shuffling; of the part, for
+            ``fit`` and ``validation``), for quick runs.
         pad_to: pad images symmetrically with black (zero-valued) pixels to
             ``pad_to x pad_to``, e.g. 28 -> 32 for networks made for 32-pixel inputs. The
             padding takes the value a zero pixel has after normalisation, so it matches the
@@ -55,6 +66,7 @@ def create_loader(
             shard of the same batch (every process uses the same ``seed``). For the train
             split, shards are equal, so a last batch that does not divide evenly loses up to
             ``world_size - 1`` samples; the test split is covered exactly once.
+        validation_fraction: share of the training set in ``validation`` (default 10%).
 
     Returns:
         A DataLoader yielding ``(images float32 (B, C, H, W), labels int64 (B,))``.
@@ -69,7 +81,10 @@ def create_loader(
         (torch.Size([64, 1, 12, 12]), torch.Size([64]))
     """
     name = canonical_name(name)
-    check_split(split)
+    if split not in LOADER_SPLITS:
+        raise DatasetError(f"unknown split {split!r}; choose one of: {', '.join(LOADER_SPLITS)}")
+    if not 0 < validation_fraction < 1:
+        raise DatasetError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
     info = dataset_info(name)
     _check_positive("batch_size", batch_size)
     if limit is not None:
@@ -89,7 +104,9 @@ def create_loader(
     if batch_size < world_size:
         raise DatasetError(f"batch_size={batch_size} cannot be shared by world_size={world_size} processes")
 
-    images, labels = load_arrays(name, split, root)
+    images, labels = load_arrays(name, "test" if split == "test" else "train", root)
+    if split in ("fit", "validation"):
+        images, labels = _part_of_train(images, labels, split, validation_fraction)
     if limit is not None and limit < len(labels):
         # clone() so the full split's storage can be freed
         images, labels = images[:limit].clone(), labels[:limit].clone()
@@ -105,11 +122,11 @@ def create_loader(
         len(dataset),
         batch_size,
         seed=seed,
-        shuffle=split == "train" if shuffle is None else shuffle,
+        shuffle=split in ("train", "fit") if shuffle is None else shuffle,
         drop_last=drop_last,
         rank=rank,
         world_size=world_size,
-        even_shards=split == "train",
+        even_shards=split in ("train", "fit"),
     )
     return DataLoader(
         dataset,
@@ -119,6 +136,19 @@ def create_loader(
         # DataLoader draws a base seed per epoch; its own generator keeps that off the global RNG.
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def _part_of_train(
+    images: torch.Tensor, labels: torch.Tensor, part: str, fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``validation`` images (a fixed random ``fraction``) or the ``fit`` rest, each in file order."""
+    count = len(labels)
+    held = max(1, round(fraction * count))
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    is_held = torch.zeros(count, dtype=torch.bool)
+    is_held[order[:held]] = True
+    chosen = torch.nonzero(is_held if part == "validation" else ~is_held).flatten()
+    return images[chosen], labels[chosen]
 
 
 def _keep_batch(batch: Any) -> Any:

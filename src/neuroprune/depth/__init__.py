@@ -11,7 +11,7 @@ Example:
 """
 
 from .blocks import BlockSpan, Unit, boundaries, chain, find_spans, probe
-from .channels import prune_channels, prune_channels_to_macs
+from .channels import prune_channels, prune_channels_to_latency, prune_channels_to_macs
 from .config import DepthConfig, TrainConfig
 from .graph_spec import from_graph, load_graph_model, save_graph_model, to_graph
 from .init import init_translator
@@ -44,6 +44,7 @@ __all__ = [
     "pooling_for",
     "probe",
     "prune_channels",
+    "prune_channels_to_latency",
     "prune_channels_to_macs",
     "recover",
     "save_graph_model",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, NeuropruneError
-from ..metrics import count_macs
+from ..metrics import compare_latency, count_macs
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +92,33 @@ def prune_channels_to_macs(
             high = ratio
     _, ratio, best = min(tried, key=lambda t: t[0])
     return best, ratio
+
+
+def prune_channels_to_latency(
+    model: nn.Module, example_inputs: torch.Tensor, reference: nn.Module, steps: int = 6, max_ratio: float = 0.9,
+    rounds: int = 3, repeats: int = 20,
+) -> tuple[nn.Module, float, float]:
+    """Channel-prune ``model`` until it runs as fast as ``reference`` on ``example_inputs``, by bisection.
+
+    Each tried ratio is timed against ``reference`` in interleaved rounds
+    (:func:`~neuroprune.metrics.compare_latency`), so the comparison is "equal measured
+    latency" in this process, not equal MACs. The closest ratio wins.
+
+    Returns:
+        ``(pruned model, ratio used, its speed relative to reference)`` (1.0: equally fast).
+    """
+    low, high = 0.0, max_ratio
+    tried: list[tuple[float, float, float, nn.Module]] = []
+    for _ in range(steps):
+        ratio = (low + high) / 2
+        candidate = prune_channels(model, example_inputs, ratio)
+        timed = compare_latency({"reference": reference, "candidate": candidate}, example_inputs, rounds=rounds,
+                                repeats=repeats)
+        relative = timed.speedup["candidate"]  # > 1: faster than the reference
+        tried.append((abs(relative - 1.0), ratio, relative, candidate))
+        if relative < 1.0:
+            low = ratio
+        else:
+            high = ratio
+    _, ratio, relative, best = min(tried, key=lambda t: t[0])
+    return best, ratio, relative

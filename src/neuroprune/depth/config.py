@@ -20,6 +20,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist"
     width: float = 1.0
     weights: str | None = None
+    pretrained: bool = False
     pad_to: int | None = None
     epochs: int = 10
     batch_size: int = 128
@@ -53,6 +54,7 @@ class DepthConfig:
 
     model: str = "vgg16"
     checkpoint: str | None = None
+    pretrained: bool = False
     dataset: str = "fashion-mnist"
     width: float = 1.0
     pad_to: int | None = None

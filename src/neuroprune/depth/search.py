@@ -9,6 +9,7 @@ pruned model, so only candidates that fit are recovered and scored.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 
 from ..engine import evaluate
 from ..errors import ConfigError, NeuropruneError
-from ..metrics import count_macs, count_params, measure_latency
+from ..metrics import compare_latency, count_macs, count_params
 from .blocks import BlockSpan
 from .init import init_translator
 from .pruner import DepthPruner
@@ -90,7 +91,8 @@ def search_cuts(
     max_evaluated: int | None = None,
     kernel_size: int = 1,
     use_batchnorm: bool = False,
-    latency_repeats: int = 10,
+    latency_repeats: int = 30,
+    latency_rounds: int = 3,
     spans: Sequence[BlockSpan] | None = None,
     translator_init: str = "lstsq",
     precision: str = "32",
@@ -109,7 +111,11 @@ def search_cuts(
         max_evaluated: recover at most this many candidates that fit the budgets; they are
             spread evenly over the range of cost (``None``: all).
         kernel_size, use_batchnorm: translator options.
-        latency_repeats: timed runs per latency measurement.
+        latency_repeats: timed calls per model and round of a latency comparison.
+        latency_rounds: interleaved rounds in which each candidate is timed beside the intact
+            model (:func:`~neuroprune.metrics.compare_latency`); its latency is the intact
+            model's median over the whole search divided by the candidate's median speed-up,
+            so machine load during one comparison touches both sides.
         spans: the candidates to consider (default: all of ``pruner.candidates()``).
         translator_init: ``lstsq`` (fit to the intact model's activations, see
             :func:`~.init.init_translator`) or ``random`` (the authors' start).
@@ -130,11 +136,17 @@ def search_cuts(
     timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
     is_timed = budgets.max_latency_ms is not None or efficiency == "latency"
 
-    def latency(model: torch.nn.Module) -> float | None:
-        return measure_latency(model, timed, repeats=latency_repeats).median_ms if is_timed else None
+    speedups: dict[str, float] = {}
+    base_ms: list[float] = []
+
+    def time_against_base(cut: str, model: torch.nn.Module) -> None:
+        timed_pair = compare_latency({"base": pruner.model, "candidate": model}, timed, rounds=latency_rounds,
+                                     repeats=latency_repeats)
+        speedups[cut] = timed_pair.speedup["candidate"]
+        base_ms.append(timed_pair.median_ms["base"])
 
     base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
-                            "latency_ms": latency(pruner.model)}
+                            "latency_ms": None}
     base["accuracy"] = evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]
     cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
     rows = []
@@ -144,9 +156,15 @@ def search_cuts(
         row = {**span.to_dict(), "params": base["params"] - span.params_removed + bridge_params,
                "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None, "score": None}
         if is_timed:
-            row["latency_ms"] = latency(pruner.plan(span.cut, kernel_size=kernel_size, use_batchnorm=use_batchnorm).apply())
-        row["meets_budget"] = budgets.excess(row) <= 1.0
+            time_against_base(span.cut, pruner.plan(span.cut, kernel_size=kernel_size, use_batchnorm=use_batchnorm).apply())
         rows.append(row)
+    if is_timed:
+        base["latency_ms"] = statistics.median(base_ms)
+        for row in rows:
+            row["speedup"] = speedups[row["cut"]]
+            row["latency_ms"] = base["latency_ms"] / row["speedup"]
+    for row in rows:
+        row["meets_budget"] = budgets.excess(row) <= 1.0
     fitting = [r for r in rows if r["meets_budget"]]
     if not fitting:
         closest = sorted(rows, key=budgets.excess)[:5]

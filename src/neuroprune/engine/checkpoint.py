@@ -11,7 +11,7 @@ state: :func:`~neuroprune.data.create_loader` derives epoch ``e``'s batches from
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .. import distributed as dist_utils
 from ..errors import ModelError
 from ..saved_models import load_matching_state
 from ..storage import load_torch, save_torch
+from .checkpoint_checks import check_checkpoint
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,15 @@ def resume(
     *,
     pruner: Any | None = None,
     states: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    history_keys: Sequence[str] = (),
 ) -> Trainer:
     """Restore a checkpoint into freshly built objects and return the Trainer to continue.
 
     Build the model, pruner, optimizer and callbacks exactly as the original run did, then
-    call this and pass the result to ``fit(..., trainer=trainer)``.
+    call this and pass the result to ``fit(..., trainer=trainer)``. The whole checkpoint is
+    checked first (every field, against these objects): when it does not fit, nothing has
+    been changed.
 
     Args:
         path: a file written by :class:`Checkpointer`.
@@ -104,24 +109,27 @@ def resume(
         optimizer: the optimizer over the same parameters, in the same order.
         pruner: receives the saved pruner state (masks, counters, activity, step).
         states: objects saved under these names by the Checkpointer's ``states``.
+        epochs: the run's length in epochs (from epoch 0), when known: a checkpoint beyond
+            it, or without a history record for each finished epoch, is refused.
+        history_keys: numbers every history record must hold (what the caller reads from
+            the history afterwards, e.g. ``test_accuracy``).
 
     Returns:
         A :class:`Trainer` at the saved epoch and step, with the saved history.
 
     Raises:
-        ModelError: the checkpoint is unreadable or does not fit these objects.
+        ModelError: the checkpoint is unreadable or does not fit these objects (the message
+            names the file and the field).
 
     Example:
         >>> trainer = resume("run/checkpoint.pt", model, optimizer, pruner=pruner)
         >>> fit(model, loader, epochs=10, callbacks=[pruner], trainer=trainer)
     """
     state = load_checkpoint(path)
-    for key in ("model", "optimizer", "epoch", "step", "history"):
-        if key not in state:
-            raise ModelError(f"{path} is not a training checkpoint: it has no {key!r}")
+    check_checkpoint(state, str(path), model=model, optimizer=optimizer, pruner=pruner, states=states, epochs=epochs,
+                     history_keys=history_keys, format_version=FORMAT_VERSION)
+    # Everything below was checked; the except clauses only turn a surprise into the same kind of error.
     if pruner is not None:
-        if "pruner" not in state:
-            raise ModelError(f"{path} holds no pruner state, but the run has a pruner")
         pruner.load_state_dict(state["pruner"])
     _load_model_state(model, state["model"], str(path))
     try:
@@ -130,16 +138,14 @@ def resume(
         raise ModelError(f"the optimizer state in {path} does not fit this optimizer: {exc}") from None
     saved_states = state.get("states", {})
     for name, obj in (states or {}).items():
-        if name not in saved_states:
-            raise ModelError(f"{path} holds no state named {name!r} (it has {sorted(saved_states)})")
         obj.load_state_dict(saved_states[name])
     _restore_rng(state, str(path))
     scaler = None
     if "grad_scaler" in state:  # float16 training: continue with the loss scale it had reached
         scaler = torch.amp.GradScaler(next(model.parameters()).device.type)
         scaler.load_state_dict(state["grad_scaler"])
-    return Trainer(model, optimizer, epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]),
-                   scaler=scaler)
+    return Trainer(model, optimizer, epoch=state["epoch"], step=state["step"],
+                   history=[dict(record) for record in state["history"]], scaler=scaler)
 
 
 def _load_model_state(model: nn.Module, saved: dict[str, torch.Tensor], source: str) -> None:
@@ -165,7 +171,7 @@ def _restore_rng(state: dict[str, Any], source: str) -> None:
                     source, len(saved), dist_utils.world_size())
     mine = saved[dist_utils.rank() if dist_utils.rank() < len(saved) else 0]
     torch.set_rng_state(mine["torch"])
-    if mine["cuda"] and torch.cuda.is_available() and len(mine["cuda"]) == torch.cuda.device_count():
+    if mine.get("cuda") and torch.cuda.is_available() and len(mine["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(mine["cuda"])
 
 

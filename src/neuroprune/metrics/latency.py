@@ -157,3 +157,89 @@ def _percentile(ordered: list[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Latencies of several models timed in interleaved rounds in one process.
+
+    Attributes:
+        median_ms: model -> median over rounds of its per-round median latency.
+        speedup: model -> median over rounds of (baseline ms / model ms) in the same round.
+        baseline: the model the speed-ups are relative to.
+        rounds: interleaved rounds.
+        repeats: timed calls per model and round.
+        threads: torch threads during the measurement.
+        batch_size: batch size of the timed input.
+    """
+
+    median_ms: dict[str, float]
+    speedup: dict[str, float]
+    baseline: str
+    rounds: int
+    repeats: int
+    threads: int
+    batch_size: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able fields."""
+        return {"median_ms": self.median_ms, "speedup": self.speedup, "baseline": self.baseline,
+                "rounds": self.rounds, "repeats": self.repeats, "threads": self.threads,
+                "batch_size": self.batch_size}
+
+
+def compare_latency(
+    models: dict[str, nn.Module],
+    example_input: torch.Tensor,
+    *,
+    baseline: str | None = None,
+    rounds: int = 5,
+    repeats: int = 20,
+    warmup: int = 3,
+    threads: int | None = None,
+) -> LatencyComparison:
+    """Time ``models`` against each other fairly: interleaved rounds, same process, same threads.
+
+    Every round times each model in turn (``warmup`` untimed calls, then the median of
+    ``repeats`` timed ones), so a change of machine load between rounds touches every model
+    alike; the speed-up is the median over rounds of the per-round ratio to the baseline.
+
+    Args:
+        models: label -> model, all on the device of ``example_input``.
+        example_input: the batch to time.
+        baseline: the label speed-ups are relative to (default: the first).
+        rounds: interleaved rounds (at least 1).
+        repeats: timed calls per model and round.
+        warmup: untimed calls per model and round.
+        threads: torch threads for the whole comparison (default: the current setting).
+
+    Raises:
+        ConfigError: no models, an unknown baseline, or rounds/repeats below 1.
+    """
+    if not models:
+        raise ConfigError("compare_latency needs at least one model")
+    baseline = next(iter(models)) if baseline is None else baseline
+    if baseline not in models:
+        raise ConfigError(f"baseline {baseline!r} is not one of the models {sorted(models)}")
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        used_threads = torch.get_num_threads()
+        per_round: dict[str, list[float]] = {label: [] for label in models}
+        for _ in range(rounds):
+            for label, model in models.items():
+                timed = measure_latency(model, example_input, warmup=warmup, repeats=repeats, max_seconds=None)
+                per_round[label].append(timed.median_ms)
+    finally:
+        torch.set_num_threads(previous_threads)
+    base = per_round[baseline]
+    return LatencyComparison(
+        median_ms={label: _percentile(sorted(values), 0.5) for label, values in per_round.items()},
+        speedup={label: _percentile(sorted(b / v for b, v in zip(base, values)), 0.5)
+                 for label, values in per_round.items()},
+        baseline=baseline, rounds=rounds, repeats=repeats, threads=used_threads,
+        batch_size=batch_size_of(example_input),
+    )

@@ -10,7 +10,8 @@ is cut like any other model here.
 
 Two things the TensorFlow original does are kept exactly: convolutions pad "SAME" (a
 stride-2 convolution on an even-sized map pads one pixel less at the top and left, done
-here with an explicit ``nn.ZeroPad2d``), and BatchNorm uses eps 1e-3. Images smaller than
+here with an explicit ``nn.ZeroPad2d``), and BatchNorm uses eps 1e-3 (its momentum is
+PyTorch's 0.1, which only changes how fast running statistics follow new data). Images smaller than
 the network's working ``resolution`` are first upsampled to it (bilinear), and grey images
 use the RGB stem's kernels summed over colour, which equals feeding the grey image to all
 three colours.
@@ -29,7 +30,11 @@ from .imagenet import adapt_input_and_head
 from .pretrained import pretrained_state
 from .resnet import Block, Residual
 
-_BN_EPS, _BN_MOMENTUM = 1e-3, 0.01  # TensorFlow's epsilon and decay 0.99
+# TensorFlow's epsilon (it changes the outputs). Not its decay of 0.99 (momentum 0.01): that
+# suits ImageNet's long runs, but after a few hundred fine-tuning steps the running statistics
+# would still be ImageNet's (or, from scratch, the initial ones): a random-init run that
+# reached a training loss of 0.31 on Fashion-MNIST scored 10% in eval mode with it.
+_BN_EPS, _BN_MOMENTUM = 1e-3, 0.1
 IMAGENET_CLASSES = 1000
 
 

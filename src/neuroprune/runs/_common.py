@@ -1,15 +1,19 @@
-"""Pieces every run shares: seeding, optimizers, run metadata, history files."""
+"""Pieces every run shares: seeding, optimizers, the run folder, run metadata, history files."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
+import logging
 import platform
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -18,10 +22,18 @@ from .. import distributed as dist_utils
 from ..config import to_dict
 from ..engine import EpochLRScheduler
 from ..errors import ConfigError
-from ..storage import atomic_write_bytes, write_json
+from ..storage import atomic_write_bytes, remove_stale_temp_files, write_json
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # test-set batch of every run: large batches evaluate fastest, and 1000 images fit any model here
 EVAL_BATCH = 1000
+# a folder holding any of these holds a run: a new run there must be asked for (overwrite)
+RUN_FILES = ("result.json", "checkpoint.pt", "dense_checkpoint.pt", "model.safetensors")
+# what a run writes; overwriting removes these (and nothing else the folder holds)
+OUTPUT_FILES = (*RUN_FILES, "config.json", "model.json", "history.csv", "candidates.json", "candidates.csv")
 
 
 def seeded_model(factory: Any, seed: int) -> nn.Module:
@@ -51,12 +63,101 @@ def check_global_batch(batch_size: int, world: int) -> None:
         raise ConfigError(f"batch_size ({batch_size}, the global batch) must be divisible by the {world} processes")
 
 
-def start_run_folder(out: Path, config: Any, world: int) -> None:
-    """On rank 0: create the run folder and save the resolved config beside the results."""
+def start_run_folder(out: Path, config: Any, world: int, *, overwrite: bool = False) -> None:
+    """Claim the run folder (see :func:`claim_run_folder`), then on rank 0 create it and save the config."""
+    claim_run_folder(out, overwrite=overwrite)
     if dist_utils.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {"config": to_dict(config), "environment": environment(),
                                          "processes": {"world_size": world}})
+
+
+def claim_run_folder(out: Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = False) -> None:
+    """Make ``out`` ready for a run, before anything is written there; every rank calls it.
+
+    A folder that already holds a run (one of :data:`RUN_FILES`) is refused unless
+    ``overwrite`` (then that run's files go) or ``resume`` (the run goes on in place). On
+    rank 0, temporary files that killed writes left behind are removed. Rank 0 decides and
+    the other ranks follow, so all of them stop together.
+
+    Raises:
+        ConfigError: ``out`` holds an earlier run and neither ``overwrite`` nor ``resume`` is set.
+    """
+    problem = None
+    if dist_utils.is_main_process() and not resume and not overwrite:
+        earlier = [name for name in RUN_FILES if (out / name).exists()]
+        if earlier:
+            problem = (f"{out} already holds a run ({', '.join(earlier)}); pass --overwrite to replace it"
+                       + (f", or --resume {out} to finish it" if resumable else "") + ", or choose another --out")
+    problem = dist_utils.gather_objects(problem)[0]  # rank 0's verdict, on every rank
+    if problem is not None:
+        raise ConfigError(problem)
+    if not dist_utils.is_main_process():
+        return
+    remove_stale_temp_files(out)
+    if overwrite and not resume:
+        for name in OUTPUT_FILES:
+            if (out / name).is_file():
+                log.info("removing %s of the earlier run in %s (--overwrite)", name, out)
+                (out / name).unlink()
+
+
+def discards_unstarted_folder(run: Callable[P, R]) -> Callable[P, R]:
+    """Decorate ``run(config, out_dir, ...)``: when it fails having written nothing but config.json, undo that.
+
+    A run refused after it saved its config (missing data, a checkpoint that does not fit)
+    would otherwise leave a folder that looks like a run and holds none.
+    """
+
+    @functools.wraps(run)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        out = Path(kwargs["out_dir"] if "out_dir" in kwargs else args[1])  # type: ignore[arg-type]
+        with undo_unstarted_run(out):
+            return run(*args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def undo_unstarted_run(out: Path) -> Iterator[None]:
+    """On failure (rank 0): if the run wrote nothing in ``out`` but its config.json, remove that,
+    and the folder too if the run created it and it is empty now."""
+    existed = out.is_dir()
+    before = _names(out)
+    config_before = _stamp(out / "config.json")
+    try:
+        yield
+    except BaseException:
+        if dist_utils.is_main_process():
+            _discard_unstarted(out, existed, before, config_before)
+        raise
+
+
+def _names(folder: Path) -> set[str]:
+    try:
+        return {entry.name for entry in folder.iterdir()}
+    except OSError:
+        return set()
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Identifies one version of a file (each atomic write gives it a new inode)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def _discard_unstarted(out: Path, existed: bool, before: set[str], config_before: tuple[int, int] | None) -> None:
+    try:
+        is_only_config_new = _names(out) - before <= {"config.json"}
+        if is_only_config_new and _stamp(out / "config.json") not in (None, config_before):
+            (out / "config.json").unlink()
+        if not existed and out.is_dir() and not _names(out):
+            out.rmdir()
+    except OSError as exc:  # tidying up must not hide the error that ended the run
+        log.warning("could not remove the unstarted run's files in %s: %s", out, exc)
 
 
 def environment() -> dict[str, Any]:

@@ -36,27 +36,32 @@ from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
 from ..engine.precision import resolve_device
 from ..errors import ConfigError
-from ..metrics import count_macs, count_params, measure_latency
+from ..metrics import compare_latency, count_macs, count_params
 from ..storage import atomic_write_bytes, write_json
-from ._common import EVAL_BATCH, check_global_batch, start_run_folder
+from ._common import EVAL_BATCH, check_global_batch, discards_unstarted_folder, start_run_folder
 from .train import load_trained, model_options
 
 log = logging.getLogger(__name__)
 LATENCY_BATCHES = (1, 64)
+LATENCY_ROUNDS = 5
 
 
 def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
     """Load the trained model and the data; returns ``(model, pruner, train loader, test loader)``.
 
+    Recovery trains on the ``fit`` part of the training set; the ``validation`` part is kept
+    for choosing the cut (:func:`validation_loader`), the test split for the final numbers.
     Under a process group the loaders are this rank's shards (the train batches of the
     global ``batch_size``, and its share of the test split).
     """
     rank, world = dist_utils.rank(), dist_utils.world_size()
-    options = model_options(config.dataset, config.width, config.pad_to)
+    # a trained checkpoint replaces the starting weights: ImageNet ones matter only without one
+    options = model_options(config.dataset, config.width, config.pad_to,
+                            pretrained=config.pretrained and config.checkpoint is None)
     model, _ = load_trained(config.model, config.checkpoint, options)
     device = resolve_device(config.device)
     model = model.to(device)
-    train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+    train = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
@@ -64,13 +69,25 @@ def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
     return model, DepthPruner(model, example_inputs=example), train, test
 
 
-def latencies(model: nn.Module, example: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median CPU latency in ms at batch 1 and 64 (after warm-up), keyed ``batch_1``, ``batch_64``."""
-    return {f"batch_{b}": measure_latency(model, example[:1].repeat(b, 1, 1, 1), repeats=repeats).median_ms
-            for b in LATENCY_BATCHES}
+def validation_loader(config: DepthConfig) -> Any:
+    """The held-out part of the training set every choice of the run is made on."""
+    return create_loader(config.dataset, "validation", EVAL_BATCH, root=config.data_root, pad_to=config.pad_to)
 
 
-def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
+def compare_speed(base: nn.Module, pruned: nn.Module, example: torch.Tensor, repeats: int,
+                  rounds: int = LATENCY_ROUNDS) -> dict[str, Any]:
+    """CPU latency of base and pruned at batch 1 and 64: interleaved rounds, one process, fixed threads."""
+    timing: dict[str, Any] = {"threads": torch.get_num_threads(), "rounds": rounds, "repeats": repeats}
+    for batch in LATENCY_BATCHES:
+        compared = compare_latency({"base": base, "pruned": pruned}, example[:1].repeat(batch, 1, 1, 1),
+                                   rounds=rounds, repeats=repeats)
+        timing[f"batch_{batch}"] = {"base_ms": compared.median_ms["base"], "pruned_ms": compared.median_ms["pruned"],
+                                    "speedup": compared.speedup["pruned"]}
+    return timing
+
+
+@discards_unstarted_folder
+def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
     """Run one depth-pruning experiment and write its files into ``out_dir``.
 
     Returns:
@@ -86,7 +103,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"the cut search runs in one process, not {world}: start it without torchrun "
                           "(a given --cut runs data-parallel)")
     check_global_batch(config.batch_size, world)
-    start_run_folder(out, config, world)
+    start_run_folder(out, config, world, overwrite=overwrite)  # refuses an earlier run unless overwrite
     torch.manual_seed(config.seed)
     model, pruner, train, test = prepare(config)
     example = pruner.example_inputs
@@ -94,7 +111,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
     accuracy_base = evaluate(model, test, distributed=sharded, precision=config.precision)["accuracy"]
     search_info = None
     if config.search:
-        span, search_info = _search(config, pruner, test, out)
+        span, search_info = _search(config, pruner, validation_loader(config), out)
     else:
         span = pruner.span(config.cut)  # type: ignore[arg-type]
     plan = pruner.plan(span.cut, bridge=config.bridge, kernel_size=config.kernel_size,
@@ -122,6 +139,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
         return {}
     device = example.device
     model, small, example = model.cpu(), small.cpu(), example.cpu()  # saved and timed on the CPU
+    speed = compare_speed(model, small, example, config.latency_repeats)
     save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
                                   "input_shape": list(example.shape[1:]), "cut": span.cut})
     result = {
@@ -135,14 +153,18 @@ def run_depth(config: DepthConfig, out_dir: str | Path) -> dict[str, Any]:
         "params_pruned": count_params(small),
         "macs_base": count_macs(model, example),
         "macs_pruned": count_macs(small, example),
-        "latency_ms_base": latencies(model, example, config.latency_repeats),
-        "latency_ms_pruned": latencies(small, example, config.latency_repeats),
-        "latency_threads": torch.get_num_threads(),
+        "latency": speed,
+        "latency_ms_base": {key: speed[key]["base_ms"] for key in speed if key.startswith("batch_")},
+        "latency_ms_pruned": {key: speed[key]["pruned_ms"] for key in speed if key.startswith("batch_")},
+        "latency_threads": speed["threads"],
         "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
                      "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
                      "translator_init": config.translator_init},
         "channels": channels,
         "search": search_info,
+        # recovery trains on the fit part; a search chooses on the validation part; test is reported
+        "selection_split": "validation" if config.search else None,
+        "validation_size": search_info["validation_size"] if search_info else None,
         "device": str(device),
         "precision": config.precision,
     }
@@ -171,20 +193,21 @@ def cut_record(span: BlockSpan, small: nn.Module, bridge: str) -> dict[str, Any]
     }
 
 
-def _search(config: DepthConfig, pruner: DepthPruner, test: Any, out: Path) -> tuple[BlockSpan, dict[str, Any]]:
-    """Score the candidates and save the table; returns the winner and a summary."""
-    short = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path) -> tuple[BlockSpan, dict[str, Any]]:
+    """Score the candidates on ``validation`` and save the table; returns the winner and a summary."""
+    short = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.search_limit_train or config.limit_train, pad_to=config.pad_to)
     budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch)
     started = time.perf_counter()
-    found = search_cuts(pruner, short, test, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
+    found = search_cuts(pruner, short, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
                         max_evaluated=config.max_evaluated, kernel_size=config.kernel_size,
                         use_batchnorm=config.use_batchnorm, translator_init=config.translator_init,
-                        precision=config.precision)
+                        precision=config.precision, latency_repeats=config.latency_repeats)
     write_candidates(out, found.rows)
     return found.best, {"seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
                         "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),
+                        "selection_split": "validation", "validation_size": len(validation.dataset),
                         "table": "candidates.json"}
 
 
@@ -192,7 +215,7 @@ def write_candidates(out: Path, rows: list[dict[str, Any]]) -> None:
     """``candidates.json`` and ``candidates.csv``: one row per candidate cut."""
     write_json(out / "candidates.json", rows)
     columns = ["cut", "origin", "destination", "in_shape", "out_shape", "params_removed", "macs_removed",
-               "translator", "params", "macs", "latency_ms", "meets_budget", "accuracy", "score"]
+               "translator", "params", "macs", "latency_ms", "speedup", "meets_budget", "accuracy", "score"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()

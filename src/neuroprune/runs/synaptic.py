@@ -33,6 +33,8 @@ from ..synaptic import SynapticPruner
 from ._common import (
     EVAL_BATCH,
     check_global_batch,
+    claim_run_folder,
+    discards_unstarted_folder,
     environment,
     lr_schedule_callbacks,
     make_optimizer,
@@ -48,8 +50,14 @@ CHECKPOINT = "checkpoint.pt"
 DENSE_CHECKPOINT = "dense_checkpoint.pt"
 
 
+@discards_unstarted_folder
 def run_synaptic(
-    config: SynapticConfig, out_dir: str | Path, *, show_progress: bool = False, resume: bool = False
+    config: SynapticConfig,
+    out_dir: str | Path,
+    *,
+    show_progress: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run one synaptic-pruning experiment and write its files into ``out_dir``.
 
@@ -64,26 +72,30 @@ def run_synaptic(
         show_progress: draw a progress bar (rank 0 only).
         resume: continue each training run from its checkpoint in ``out_dir`` where there is
             one (the interrupted epoch restarts from its beginning, with the same batches).
+        overwrite: replace an earlier run in ``out_dir`` (its files are removed first);
+            without it such a folder is refused, so a finished run is never lost by accident.
 
     Returns:
         The contents of ``result.json`` on rank 0; an empty dict on the other ranks.
 
     Raises:
-        ConfigError: ``batch_size`` does not divide among the processes.
+        ConfigError: ``batch_size`` does not divide among the processes, or ``out_dir``
+            holds an earlier run and neither ``resume`` nor ``overwrite`` is set.
+        ModelError: ``resume`` found a checkpoint that does not fit this run.
         TrainingDiverged: the loss became NaN or infinite (the checkpoints stay loadable).
     """
     out = Path(out_dir)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     check_global_batch(config.batch_size, world)
+    claim_run_folder(out, overwrite=overwrite, resume=resume, resumable=True)
     if dist_utils.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
-            _remove_stale_checkpoints(out)
             write_json(out / "config.json", {
                 "config": to_dict(config), "seed": config.seed, "environment": environment(),
                 "processes": {"world_size": world, "backend": _backend()},
             })
-    dist_utils.barrier()  # stale checkpoints are gone before any rank looks for one
+    dist_utils.barrier()  # an overwritten run's checkpoints are gone before any rank looks for one
     info = dataset_info(config.dataset)
     train = create_loader(
         config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
@@ -215,7 +227,8 @@ def _train(
     callbacks = [*([pruner] if pruner is not None else []), *schedule, Checkpointer(checkpoint, pruner, states=states)]
     trainer = None
     if resume and checkpoint.is_file():
-        trainer = resume_training(checkpoint, model, optimizer, pruner=pruner, states=states)
+        trainer = resume_training(checkpoint, model, optimizer, pruner=pruner, states=states, epochs=config.epochs,
+                                  history_keys=("seconds", "test_accuracy"))  # what the result is built from
         log.info("resuming %s at epoch %d of %d", checkpoint.name, trainer.epoch + 1, config.epochs)
     return fit(
         model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test, callbacks=callbacks,
@@ -233,14 +246,6 @@ def _check_compactable(model: torch.nn.Module, name: str) -> None:
             f"model {name!r} could not be compacted or saved after pruning ({exc}); the run would fail after its "
             "last epoch, so it does not start. Prune it from Python with SynapticPruner and finalize() instead"
         ) from None
-
-
-def _remove_stale_checkpoints(out: Path) -> None:
-    """A fresh run must never resume from an older run's checkpoints left in the same folder."""
-    for name in (CHECKPOINT, DENSE_CHECKPOINT):
-        if (out / name).exists():
-            log.warning("removing %s from an earlier run in %s", name, out)
-            (out / name).unlink()
 
 
 def _masks_identical_across_ranks(pruner: SynapticPruner) -> bool:

@@ -24,12 +24,21 @@ from ..errors import ModelError
 from ..models import create_model
 from ..saved_models import check_against_file, load_matching_state, read_json_file
 from ..storage import load_torch, write_json
-from ._common import EVAL_BATCH, check_global_batch, make_optimizer, seeded_model, start_run_folder, write_history_csv
+from ._common import (
+    EVAL_BATCH,
+    check_global_batch,
+    discards_unstarted_folder,
+    make_optimizer,
+    seeded_model,
+    start_run_folder,
+    write_history_csv,
+)
 
 log = logging.getLogger(__name__)
 
 
-def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None) -> dict[str, Any]:
+def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None,
+                  pretrained: bool = False) -> dict[str, Any]:
     """The keyword arguments ``create_model`` needs for ``dataset`` (images padded to ``pad_to``)."""
     info = dataset_info(dataset)
     options: dict[str, Any] = {"in_channels": info.in_channels, "image_size": pad_to or info.image_size,
@@ -38,11 +47,19 @@ def model_options(dataset: str, width: float, pad_to: int | None, weights: str |
         options["width"] = width
     if weights is not None:
         options["weights"] = weights
+    if pretrained:
+        options["pretrained"] = True
     return options
 
 
-def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool = False) -> dict[str, Any]:
+@discards_unstarted_folder
+def run_train(
+    config: TrainConfig, out_dir: str | Path, *, show_progress: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """Train ``config.model`` on ``config.dataset`` and write its files into ``out_dir``.
+
+    It trains on the ``fit`` part of the training set (90%); the ``validation`` tenth stays
+    unseen, so a later depth search can choose its cut on images the network never saw.
 
     Files: ``model.safetensors`` + ``model.json`` (graph spec, registry name and options),
     ``result.json``, ``history.csv``, ``config.json`` (resolved config and environment).
@@ -51,18 +68,23 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
     global batch the processes share, the test accuracy is summed over all of them, and only
     rank 0 writes files.
 
+    A folder that already holds a run is refused unless ``overwrite`` is set; a run that
+    fails before training leaves no folder behind (or none of its files, if it existed).
+
     Returns:
         The contents of ``result.json`` on rank 0; an empty dict on the other ranks.
 
     Raises:
-        ConfigError: ``batch_size`` does not divide among the processes.
+        ConfigError: ``batch_size`` does not divide among the processes, or ``out_dir``
+            holds an earlier run and ``overwrite`` is not set.
     """
     out = Path(out_dir)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     check_global_batch(config.batch_size, world)
-    start_run_folder(out, config, world)
-    options = model_options(config.dataset, config.width, config.pad_to, config.weights)
-    train = create_loader(config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+    start_run_folder(out, config, world, overwrite=overwrite)
+    options = model_options(config.dataset, config.width, config.pad_to, config.weights, config.pretrained)
+    # the validation tenth of the training set stays unseen: depth pruning chooses its cut there
+    train = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
     test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
@@ -76,13 +98,16 @@ def run_train(config: TrainConfig, out_dir: str | Path, *, show_progress: bool =
     if not dist_utils.is_main_process():
         return {}
     model = model.cpu()
-    metadata = {"model": config.model, "model_options": {k: v for k, v in options.items() if k != "weights"},
+    # the trained weights replace whatever the model started from (a file, ImageNet weights)
+    metadata = {"model": config.model, "model_options": {k: v for k, v in options.items()
+                                                         if k not in ("weights", "pretrained")},
                 "dataset": config.dataset, "pad_to": config.pad_to, "input_shape": list(next(iter(test))[0].shape[1:])}
     save_graph_model(model, out, metadata)
     result = {"method": "train", "model": config.model, "dataset": config.dataset, "epochs": config.epochs,
               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": sum(r["seconds"] for r in history),
               "checkpoint": str(out / "model.safetensors"), "history": history,
-              "processes": {"world_size": world}, "device": str(device), "precision": config.precision}
+              "processes": {"world_size": world}, "device": str(device), "precision": config.precision,
+              "train_split": "fit"}
     write_history_csv(out / "history.csv", {"train": history})
     write_json(out / "result.json", result)
     return result
@@ -116,6 +141,8 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
             raise ModelError(f"{described} is not the model description `neuroprune train` writes")
         if saved.get("model") not in (None, model):
             raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; pass --model {saved['model']}")
+        if "model_options" in saved:
+            _check_same_width(options, saved["model_options"], weights)
         options = {**options, **saved.get("model_options", {})}
     if weights.suffix == ".safetensors":
         # sizes come from files that may be someone else's: check them before allocating
@@ -131,3 +158,20 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
     load_matching_state(net, tensors, source=str(weights))
     return net.eval(), options
 
+
+def _check_same_width(given: dict[str, Any], saved: dict[str, Any], weights: Path) -> None:
+    """Refuse a width the user asked for that differs from the one the checkpoint was trained at.
+
+    The saved options win otherwise (the weights only fit them), so a conflicting request
+    would be dropped without a word. :func:`model_options` leaves the default width 1 out,
+    so only a width other than 1 counts as asked for: ``--width 1`` cannot be told apart
+    from no ``--width`` at all, and then the checkpoint's width is used.
+    """
+    if "width" not in given:
+        return
+    trained = saved.get("width", 1.0)
+    if isinstance(trained, bool) or not isinstance(trained, (int, float)):
+        return  # a malformed width: building the model from it reports that
+    if given["width"] != trained:
+        raise ModelError(f"--width {given['width']:g} was given, but checkpoint {weights} was trained at width "
+                         f"{trained:g} and its weights only fit that; drop --width or pass --width {trained:g}")
