@@ -27,3 +27,18 @@ def test_needs_a_one_by_one_translator(tiny, example, digits_train) -> None:
     plan = pruner.plan(cut="layer2.2:avgpool", kernel_size=3)
     with pytest.raises(ConfigError, match="1x1"):
         init_translator(plan.apply(), pruner.model, plan.span, digits_train)
+
+
+def test_least_squares_start_is_refused_for_a_translator_with_batch_norm(tiny, digits_train) -> None:
+    import pytest
+
+    from neuroprune.depth import DepthPruner
+    from neuroprune.depth.init import init_translator
+    from neuroprune.errors import ConfigError
+
+    model = tiny("vgg11").eval()
+    pruner = DepthPruner(model, example_inputs=next(iter(digits_train))[0][:1])
+    span = pruner.candidates()[0]
+    small = pruner.plan(span.cut, use_batchnorm=True).apply()
+    with pytest.raises(ConfigError, match="batch norm"):
+        init_translator(small, model, span, digits_train)

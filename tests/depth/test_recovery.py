@@ -41,3 +41,11 @@ def test_identity_cut_skips_translator_phase(tiny, example, digits_train) -> Non
     small = DepthPruner(tiny("resnet20"), example_inputs=example).plan(cut="layer2.0:layer2.2", bridge="identity").apply()
     phases = recover(small, digits_train, translator_epochs=1, finetune_epochs=1)
     assert [p.name for p in phases] == ["finetune"]
+
+
+def test_distillation_hands_the_teacher_back_in_the_mode_it_came_in(tiny, example, digits_train) -> None:
+    base = tiny("resnet20")
+    base.train()  # the caller's model, e.g. still being trained elsewhere
+    small = DepthPruner(base, example_inputs=example).plan("layer1.2:layer3.0").apply()
+    recover(small, digits_train, translator_epochs=0, finetune_epochs=1, teacher=base)
+    assert base.training and all(m.training for m in base.modules())

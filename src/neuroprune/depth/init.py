@@ -23,6 +23,11 @@ from .recovery import translator_modules
 log = logging.getLogger(__name__)
 
 
+def can_init_by_least_squares(translator: nn.Module) -> bool:
+    """True for a translator whose conv alone maps origin to destination (1x1, no batch norm)."""
+    return getattr(translator, "kernel_size", None) == 1 and not getattr(translator, "use_batchnorm", False)
+
+
 def init_translator(
     pruned: nn.Module, intact: nn.Module, span: BlockSpan, loader: Iterable, *, batches: int = 8, ridge: float = 1e-3
 ) -> float:
@@ -40,11 +45,13 @@ def init_translator(
         The relative residual ||XW - Y|| / ||Y|| of the fit (0 is a perfect remapping).
 
     Raises:
-        ConfigError: the pruned model has no Translator, or its conv is not 1x1.
+        ConfigError: the pruned model has no Translator, its conv is not 1x1, or it has batch
+            norm (the fitted map, bias included, could not be installed as it is).
     """
     translators = translator_modules(pruned)
-    if len(translators) != 1 or translators[0].kernel_size != 1:
-        raise ConfigError("least-squares initialisation needs exactly one translator with a 1x1 conv")
+    if len(translators) != 1 or not can_init_by_least_squares(translators[0]):
+        raise ConfigError("least-squares initialisation needs exactly one translator with a 1x1 conv and no batch "
+                          "norm (between the conv and the ReLU, batch norm would change the fitted map)")
     translator = translators[0]
     sources, targets = _activations(intact, span, loader, batches)
     pool = getattr(translator, "pool", None)

@@ -177,7 +177,7 @@ def search_cuts(
     for index, row in enumerate(chosen, start=1):
         plan = pruner.plan(row["cut"], kernel_size=kernel_size, use_batchnorm=use_batchnorm)
         small = plan.apply()
-        if translator_init == "lstsq" and kernel_size == 1:
+        if translator_init == "lstsq" and kernel_size == 1 and not use_batchnorm:  # else random, see init_translator
             init_translator(small, pruner.model, plan.span, train_loader)
         if translator_epochs > 0:
             train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr, precision=precision)

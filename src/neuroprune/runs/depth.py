@@ -118,7 +118,9 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
                        use_batchnorm=config.use_batchnorm)
     log.info("%s", plan)
     small = plan.apply()
-    if config.bridge == "translator" and config.translator_init == "lstsq" and config.kernel_size == 1:
+    # least squares fits the translator's conv alone: with batch norm after it, the start is random
+    translator_init = config.translator_init if config.kernel_size == 1 and not config.use_batchnorm else "random"
+    if config.bridge == "translator" and translator_init == "lstsq":
         init_translator(small, model, span, train)
     _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
     teacher = copy.deepcopy(model).eval() if config.distill else None
@@ -159,7 +161,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
         "latency_threads": speed["threads"],
         "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
                      "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
-                     "translator_init": config.translator_init},
+                     "translator_init": translator_init if config.bridge == "translator" else None},
         "channels": channels,
         "search": search_info,
         # recovery trains on the fit part; a search chooses on the validation part; test is reported
