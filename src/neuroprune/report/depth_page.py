@@ -3,10 +3,10 @@
 Every figure of the paper itself is unknown, so the page says so, shows what our depth
 pruning measured, and sets it beside the peers whose figures are known (Torch-Pruning's
 ResNet-56 and ResNet-50 results, a layer-pruning result on ResNet-110) and beside our own
-runs of the peers (identity replacement, Torch-Pruning at the same MACs).
+runs of the peers (identity replacement, Torch-Pruning at equal measured latency).
 
 The benchmark writes ``models``: per setting (``vgg16:0.25``) its ``variants`` (``base``,
-``depth (search)``, ``identity``, ``torch-pruning (same MACs)``, ...), each with accuracy,
+``depth (search)``, ``identity``, ``torch-pruning (equal latency)``, ...), each with accuracy,
 params, MACs and latency at batch 1 and 64, plus ``search_rows`` (the candidates scored
 during the search). A ``runs`` list of settings whose methods are nested objects is read
 the same way, so the page survives small changes of that format.
@@ -29,7 +29,8 @@ BASE_NAMES = ("base", "dense", "unpruned", "original")
 # each normalised value and the keys a benchmark may have used for it
 _VALUE_KEYS = {"accuracy": ("accuracy", "test_accuracy"), "params": ("params",), "macs": ("macs",),
                "latency_b1": ("latency_ms_b1", "latency_ms"), "latency_b64": ("latency_ms_b64",)}
-_DETAIL_KEYS = ("cut", "translator", "channel_ratio", "accuracy_after_search")
+# validation_accuracy_in_search: the cut's score in the search; older files said accuracy_after_search
+_DETAIL_KEYS = ("cut", "translator", "channel_ratio", "validation_accuracy_in_search", "accuracy_after_search")
 
 
 def camacho2022_page(payload: dict[str, Any], provenance: Provenance) -> Page:
@@ -113,7 +114,7 @@ def _row(setting: str, method: str, values: dict[str, Any]) -> dict[str, Any]:
     detail = []
     for key in _DETAIL_KEYS:
         if key in values and values[key] is not None:
-            shown = percent(values[key]) if key.startswith("accuracy") else text(values[key])
+            shown = percent(values[key]) if "accuracy" in key else text(values[key])
             detail.append(f"{key.replace('_', ' ')} {shown}")
     row["detail"] = "; ".join(detail)
     return row

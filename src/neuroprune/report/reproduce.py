@@ -63,7 +63,8 @@ RECIPES: dict[str, Recipe] = {
     # Full: the script's own defaults (VGG-16 and ResNet-56 at width 0.25 on Fashion-MNIST).
     "camacho2022": Recipe(
         "camacho2022", "benchmarks/depth.py", "depth.json",
-        quick=("--models", "resnet20:0.25", "--limit-train", "2000", "--limit-test", "1000", "--search-train", "500",
+        quick=("--models", "resnet20:0.25", "--limit-train", "2000", "--limit-test", "1000", "--limit-validation", "1000",
+               "--search-train", "500",
                "--epochs", "2", "--finetune-epochs", "1", "--max-evaluated", "4", "--repeats", "10"),
         full=(),
         out_args=("--out", "{out}", "--work", "{out}/work"),
