@@ -38,3 +38,15 @@ def test_bad_options() -> None:
         search_cuts(None, [], [], tau=2.0)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="efficiency"):
         search_cuts(None, [], [], efficiency="flops")  # type: ignore[arg-type]
+
+
+def test_latency_search_times_candidates_beside_the_base_and_again_when_recovered(tiny, digits_train) -> None:
+    model = tiny("vgg11").eval()
+    pruner = DepthPruner(model, example_inputs=next(iter(digits_train))[0][:1])
+    found = search_cuts(pruner, digits_train, digits_train, efficiency="latency", translator_epochs=0,
+                        max_evaluated=2, latency_repeats=3, latency_rounds=1, spans=pruner.candidates()[:4])
+    assert found.base["latency_ms"] > 0
+    for row in found.rows:
+        assert row["speedup"] > 0
+        assert abs(row["latency_ms"] - found.base["latency_ms"] / row["speedup"]) < 1e-9
+    assert sum(row["accuracy"] is not None for row in found.rows) == 2
