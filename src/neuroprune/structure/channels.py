@@ -68,11 +68,6 @@ class ChannelSpace:
     channelwise: list[tuple[str, int]] = field(default_factory=list)
     fixed: str | None = None
 
-    @property
-    def name(self) -> str:
-        """A stable name: the first writer's path."""
-        return self.writers[0] if self.writers else "<input>"
-
 
 @dataclass(frozen=True)
 class Step:
@@ -98,21 +93,6 @@ class ChannelMap:
     layout: dict[str, str]  # traced value -> "maps" (N, C, H, W), "features" (N, F), "flat" (flattened maps)
     steps: dict[str, Step]  # traced value -> how it was computed, in forward order
     modules: dict[str, nn.Module]
-
-    def output_space(self, module: str) -> ChannelSpace | None:
-        """The space a weighted layer writes, or None."""
-        for space in self.spaces:
-            if module in space.writers:
-                return space
-        return None
-
-    def input_space(self, module: str) -> tuple[ChannelSpace, Reader] | None:
-        """The space a weighted layer reads and how, or None."""
-        for space in self.spaces:
-            for reader in space.readers:
-                if reader.module == module:
-                    return space, reader
-        return None
 
 
 def trace_channels(model: nn.Module) -> ChannelMap:

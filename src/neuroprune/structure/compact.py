@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .channels import ChannelMap, ChannelSpace, Reader, trace_channels
+from .channels import ChannelMap, ChannelSpace, trace_channels
 
 _Constants = dict[str, "torch.Tensor | None"]
 
@@ -96,7 +96,7 @@ class _Layer:
         assert isinstance(module, (nn.Linear, nn.Conv2d))
         return cls(module)
 
-    def columns(self, reader: Reader, channels: int) -> torch.Tensor:
+    def columns(self, channels: int) -> torch.Tensor:
         """View of the weight as (out, channels, taps): what each input channel feeds."""
         return self.weight.view(self.weight.shape[0], channels, -1)
 
@@ -125,7 +125,7 @@ def _remove_dead(channel_map: ChannelMap, weights: dict[str, _Layer], kept: dict
         removable = alive.clone()
         for reader in space.readers:
             layer = weights[reader.module]
-            columns = layer.columns(reader, size)
+            columns = layer.columns(size)
             has_out = (columns != 0).any(dim=2).any(dim=0)
             constant = constants.get(reader.node)
             if constant is None:
@@ -141,7 +141,7 @@ def _remove_dead(channel_map: ChannelMap, weights: dict[str, _Layer], kept: dict
             continue
         for reader in space.readers:
             layer = weights[reader.module]
-            columns = layer.columns(reader, size)
+            columns = layer.columns(size)
             constant = constants.get(reader.node)
             if constant is not None:
                 value = constant.expand(size, columns.shape[2]) if reader.taps > 1 else constant[:, :1]
