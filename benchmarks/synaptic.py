@@ -48,7 +48,7 @@ import neuroprune as npr
 from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.config import SynapticConfig, from_dict, to_dict
 from neuroprune.export import InferenceChain
-from neuroprune.metrics import measure_latency
+from neuroprune.metrics import compare_latency
 from neuroprune.runs._common import environment, lr_schedule_callbacks, make_optimizer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -228,12 +228,8 @@ def _batch_of(example: torch.Tensor, size: int) -> torch.Tensor:
 
 def _interleaved(variants: dict[str, nn.Module], x: torch.Tensor, rounds: int) -> dict[str, Any]:
     """Median ms per variant, and median over rounds of dense_ms / variant_ms in the same round."""
-    per_round: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, model in variants.items():
-            per_round[name].append(measure_latency(model, x, warmup=3, repeats=30, max_seconds=3.0).median_ms)
-    return {"ms": {k: statistics.median(v) for k, v in per_round.items()}, "rounds": rounds,
-            "speedup": {k: statistics.median(d / m for d, m in zip(per_round["dense"], v)) for k, v in per_round.items()}}
+    timed = compare_latency(variants, x, baseline="dense", rounds=rounds, repeats=30, warmup=3, max_seconds=3.0)
+    return {"ms": timed.median_ms, "rounds": rounds, "speedup": timed.speedup}
 
 
 # ---- pruner overhead ------------------------------------------------------------------------

@@ -154,13 +154,6 @@ def shutdown(wait: bool = True) -> None:
         _timeout_seconds = None
 
 
-def device() -> torch.device:
-    """Where this process computes: its own GPU under NCCL, otherwise the CPU."""
-    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` in place over all processes and return it (unchanged when alone)."""
     if is_distributed():

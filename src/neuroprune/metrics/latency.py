@@ -197,6 +197,7 @@ def compare_latency(
     repeats: int = 20,
     warmup: int = 3,
     threads: int | None = None,
+    max_seconds: float | None = None,
 ) -> LatencyComparison:
     """Time ``models`` against each other fairly: interleaved rounds, same process, same threads.
 
@@ -212,6 +213,8 @@ def compare_latency(
         repeats: timed calls per model and round.
         warmup: untimed calls per model and round.
         threads: torch threads for the whole comparison (default: the current setting).
+        max_seconds: time budget of each model's warm-up and timed calls in a round (see
+            :func:`measure_latency`); None: every call runs.
 
     Raises:
         ConfigError: no models, an unknown baseline, or rounds/repeats below 1.
@@ -231,7 +234,8 @@ def compare_latency(
         per_round: dict[str, list[float]] = {label: [] for label in models}
         for _ in range(rounds):
             for label, model in models.items():
-                timed = measure_latency(model, example_input, warmup=warmup, repeats=repeats, max_seconds=None)
+                timed = measure_latency(model, example_input, warmup=warmup, repeats=repeats,
+                                        max_seconds=max_seconds)
                 per_round[label].append(timed.median_ms)
     finally:
         torch.set_num_threads(previous_threads)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
 from ..engine.precision import resolve_device
 from ..errors import ModelError, NeuropruneError
-from ..metrics import count_macs, count_params, measure_latency
+from ..metrics import compare_latency, count_macs, count_params
 from ..models import create_model
 from ..saved_models import describe_model, save_model
 from ..storage import write_json
@@ -293,17 +291,9 @@ def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tens
     big_batch = example.repeat((LATENCY_BATCH + len(example) - 1) // len(example), 1, 1, 1)[:LATENCY_BATCH]
     result: dict[str, Any] = {}
     for label, batch in (("batch_1", example[:1]), (f"batch_{LATENCY_BATCH}", big_batch)):
-        started = time.perf_counter()
-        dense_ms, compact_ms = [], []
-        for _ in range(rounds):
-            dense_ms.append(measure_latency(dense, batch, repeats=20).median_ms)
-            compact_ms.append(measure_latency(small, batch, repeats=20).median_ms)
-        result[label] = {
-            "dense": statistics.median(dense_ms),
-            "compact": statistics.median(compact_ms),
-            "speedup": statistics.median(d / c for d, c in zip(dense_ms, compact_ms)),
-            "rounds": rounds,
-        }
-        log.debug("latency %s measured in %.1fs", label, time.perf_counter() - started)
+        timed = compare_latency({"dense": dense, "compact": small}, batch, rounds=rounds, repeats=20, warmup=5,
+                                max_seconds=10.0)
+        result[label] = {"dense": timed.median_ms["dense"], "compact": timed.median_ms["compact"],
+                         "speedup": timed.speedup["compact"], "rounds": rounds}
     result["threads"] = torch.get_num_threads()
     return result
