@@ -46,6 +46,7 @@ from neuroprune.depth import (
     recover,
     search_cuts,
 )
+from neuroprune.depth.greedy import greedy_cuts
 from neuroprune.depth.graph_spec import save_graph_model
 from neuroprune.depth.init import init_translator
 from neuroprune.engine import evaluate
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument("--name", default="depth", help="stem of the result files")
     parser.add_argument("--tau", type=float, default=0.8, help="score weight of accuracy (1.0: rank by accuracy only)")
     parser.add_argument("--search-epochs", type=int, default=1, help="translator-only epochs per searched candidate")
+    parser.add_argument("--strategy", choices=["single", "greedy"], default="single",
+                        help="single: one cut, candidates scored after a short recovery each; greedy: several cuts, "
+                             "one segment removed at a time until --speedup is reached (neuroprune.depth.greedy)")
     parser.add_argument("--deeper", type=float, default=None,
                         help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
     parser.add_argument("--retime", type=Path, nargs="+",
@@ -141,21 +145,33 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     x = next(iter(test))[0][:1]
     pruner = DepthPruner(base, example_inputs=x)
     base_b1 = measure_latency(base, x, repeats=args.repeats).median_ms  # at --train-threads, as the search times
-    # Budget 0.75x: the evaluated spread covers cuts above the 2x target too (for the composite).
     started = time.perf_counter()
-    names = [u.name for u in pruner.units]
-    kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
-    kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
-    spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
-    found = search_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=0.75 * base_b1),
-                        efficiency="latency", tau=args.tau, translator_epochs=args.search_epochs,
-                        max_evaluated=args.max_evaluated, latency_repeats=args.repeats, spans=spans,
-                        translator_init=args.translator_init)
+    if args.strategy == "greedy":
+        bridge = "auto"
+        greedy = greedy_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=base_b1 / args.speedup),
+                             efficiency="latency", tau=args.tau, latency_repeats=args.repeats)
+        evaluated = greedy.steps
+        depth_row = evaluated[-1]
+        # the milder cut for "depth + channels": the first step halfway to the target speed-up
+        mild_row = next(r for r in evaluated if r["speedup"] >= 1 + (args.speedup - 1) / 2)
+        search_candidates = sum(r["candidates"] for r in evaluated)
+    else:
+        bridge = "translator"
+        # Budget 0.75x: the evaluated spread covers cuts above the 2x target too (for the composite).
+        names = [u.name for u in pruner.units]
+        kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+        kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+        spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
+        found = search_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=0.75 * base_b1),
+                            efficiency="latency", tau=args.tau, translator_epochs=args.search_epochs,
+                            max_evaluated=args.max_evaluated, latency_repeats=args.repeats, spans=spans,
+                            translator_init=args.translator_init)
+        evaluated = [r for r in found.rows if r["accuracy"] is not None]
+        fast = [r for r in evaluated if r["latency_ms"] <= found.base["latency_ms"] / args.speedup] or evaluated
+        mild = [r for r in evaluated if r not in fast] or evaluated
+        depth_row, mild_row = fast[0], mild[0]  # rows are sorted by score
+        search_candidates = len(found.rows)
     search_seconds = time.perf_counter() - started
-    evaluated = [r for r in found.rows if r["accuracy"] is not None]
-    fast = [r for r in evaluated if r["latency_ms"] <= found.base["latency_ms"] / args.speedup] or evaluated
-    mild = [r for r in evaluated if r not in fast] or evaluated
-    depth_row, mild_row = fast[0], mild[0]  # rows are sorted by score
     log.info("%s: depth cut %s, mild cut %s", name, depth_row["cut"], mild_row["cut"])
 
     ft = args.finetune_epochs
@@ -170,14 +186,16 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     variants["base"] = {"model": base, "accuracy": evaluate(base, test)["accuracy"], "params": count_params(base),
                         "macs": count_macs(base, x), "recovery": [], "train_seconds": trained["train_seconds"]}
     def cut(row: dict[str, Any]) -> torch.nn.Module:
-        model = pruner.plan(row["cut"]).apply()
-        if args.translator_init == "lstsq":
-            init_translator(model, base, pruner.span(row["cut"]), train)
+        plan = pruner.plan(row["cut"], bridge=bridge)
+        model = plan.apply()
+        for span, kind in zip(plan.spans, plan.bridges):
+            if kind == "translator" and args.translator_init == "lstsq":
+                init_translator(model, base, span, train)
         return model
 
     small = cut(depth_row)
     phases = recover(small, train, translator_epochs=1, finetune_epochs=ft, teacher=teacher, eval_loader=test)
-    finish("depth (search)", small, phases, {"cut": depth_row["cut"], "translator": depth_row["translator"],
+    finish("depth (search)", small, phases, {"cut": depth_row["cut"], "translator": depth_row.get("translator", "auto"),
                                              "validation_accuracy_in_search": depth_row["accuracy"]})
 
     identity = [s for s in pruner.candidates() if s.is_identity_possible]
@@ -220,7 +238,7 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
         save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=_slug(label))
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
     return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, "search_seconds": search_seconds,
-            "search_candidates": len(found.rows), "search_evaluated": len(evaluated),
+            "search_strategy": args.strategy, "search_candidates": search_candidates, "search_evaluated": len(evaluated),
             "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
                             for r in evaluated]}
 

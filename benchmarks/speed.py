@@ -228,7 +228,7 @@ def _depth_rows(args: argparse.Namespace, batches: list[int]) -> list[dict[str, 
             log.info("depth run %s skipped: %s", run, exc)
             continue
         cut = result.get("cut")
-        label = f"{cut['origin']}:{cut['destination']}" if isinstance(cut, dict) else str(cut)
+        label = (cut.get("cut") or f"{cut['origin']}:{cut['destination']}") if isinstance(cut, dict) else str(cut)
         rows += _depth_rows_for(f"{result['model']} (run {run.name}, width {width})", f"cut {label}", base, small,
                                 shape, batches, args)
     return rows

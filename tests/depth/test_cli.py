@@ -116,3 +116,45 @@ def test_the_search_chooses_on_the_validation_split_never_on_test(base: Path, tm
     assert result["selection_split"] == "validation" and result["validation_size"] == 144  # 10% of digits' train
     assert "test" in made.values()  # the test split is still there, for the final numbers only
     assert set(result["latency"]) >= {"batch_1", "batch_64", "threads", "rounds", "repeats"}
+
+
+def test_greedy_search_cuts_several_spans_chosen_on_validation(base: Path, tmp_path: Path, monkeypatch,
+                                                               cli: click.Group) -> None:
+    import neuroprune.runs.depth as depth_run
+
+    made: dict[int, str] = {}
+    real_loader, real_greedy = depth_run.create_loader, depth_run.greedy_cuts
+
+    def remembering_loader(name, split, *args, **kwargs):
+        loader = real_loader(name, split, *args, **kwargs)
+        made[id(loader)] = split
+        return loader
+
+    seen: list[str] = []
+
+    def watched_greedy(pruner, fit_loader, eval_loader, **kwargs):
+        seen.extend([made[id(eval_loader)], made[id(fit_loader)]])
+        return real_greedy(pruner, fit_loader, eval_loader, **kwargs)
+
+    monkeypatch.setattr(depth_run, "create_loader", remembering_loader)
+    monkeypatch.setattr(depth_run, "greedy_cuts", watched_greedy)
+    out = tmp_path / "greedy"
+    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
+                                      "--efficiency", "macs", "--max-macs", "40000", "--finetune-epochs", "1",
+                                      "--latency-repeats", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert seen == ["validation", "fit"]
+    saved = json.loads((out / "result.json").read_text())
+    steps = json.loads((out / "candidates.json").read_text())
+    assert saved["search"]["strategy"] == "greedy" and saved["selection_split"] == "validation"
+    assert saved["cut"]["cut"] == steps[-1]["cut"] and len(saved["cut"]["spans"]) == saved["cut"]["cut"].count(",") + 1
+    assert saved["macs_pruned"] <= 40000 < saved["macs_base"] and saved["macs_pruned"] == steps[-1]["macs"]
+    assert f"cut {saved['cut']['cut']} " in result.output
+    model, spec = load_graph_model(out)
+    assert spec["cut"] == saved["cut"]["cut"] and model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+
+
+def test_greedy_search_refuses_a_fixed_bridge(cli: click.Group, base: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
+                                      "--bridge", "translator", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "leave bridge unset or 'auto'" in result.output

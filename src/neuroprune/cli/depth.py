@@ -30,12 +30,17 @@ _DEPTH_OPTIONS = combine_options(
     MODEL_OPTIONS,
     TARGET_OPTIONS,
     click.option("--checkpoint", type=str, help="Trained weights: model.safetensors or the folder of `neuroprune train`."),
-    click.option("--cut", type=str, help="ORIGIN:DESTINATION, e.g. features.13:features.34."),
-    click.option("--bridge", type=click.Choice(["translator", "identity"]), help="What replaces the span [translator]."),
+    click.option("--cut", type=str,
+                 help="ORIGIN:DESTINATION, e.g. features.13:features.34; several cuts joined by commas."),
+    click.option("--bridge", type=click.Choice(["translator", "identity", "auto"]),
+                 help="What replaces each span; auto: identity where shapes match [translator; greedy search: auto]."),
     click.option("--kernel-size", type=click.Choice(["1", "3"]), help="Translator conv kernel [1]."),
     click.option("--translator-init", type=click.Choice(["lstsq", "random"]),
                  help="Translator start: least-squares fit to the intact model [lstsq], or random (authors)."),
     click.option("--batchnorm/--no-batchnorm", "use_batchnorm", default=None, help="Batch norm in the translator [no]."),
+    click.option("--search-strategy", type=click.Choice(["single", "greedy"]),
+                 help="Search: score single cuts after a short recovery each [single], or remove one segment at a "
+                      "time, least harmful first, until the budgets are met (greedy, several cuts)."),
     click.option("--tau", type=float, help="Search: weight of accuracy in the score [0.8]."),
     click.option("--efficiency", type=click.Choice(["params", "macs", "latency"]), help="Search: cost in the score [params]."),
     click.option("--max-params", type=int, help="Search budget: parameters."),
@@ -145,7 +150,7 @@ def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite
         return
     b1_base, b1 = result["latency_ms_base"]["batch_1"], result["latency_ms_pruned"]["batch_1"]
     click.echo(
-        f"cut {result['cut']['origin']}:{result['cut']['destination']} ({len(result['cut']['removed'])} units): "
+        f"cut {result['cut']['cut']} ({len(result['cut']['removed'])} units): "
         f"accuracy {100 * result['accuracy_base']:.2f}% -> {100 * result['accuracy_pruned']:.2f}%, "
         f"params {result['params_base']:,} -> {result['params_pruned']:,}, "
         f"MACs {result['macs_base']:,} -> {result['macs_pruned']:,}, "

@@ -49,7 +49,11 @@ class TrainConfig:
 class DepthConfig:
     """Everything ``neuroprune depth`` needs; field names are the CLI option names.
 
-    Either ``cut`` (``ORIGIN:DESTINATION``) or ``search`` chooses the cut.
+    Either ``cut`` (``ORIGIN:DESTINATION``, several joined by commas) or ``search`` chooses
+    the cut. ``search_strategy`` ``single`` scores single cuts after a short recovery each;
+    ``greedy`` removes one segment at a time, untrained, until the budgets are met
+    (:mod:`neuroprune.depth.greedy`). ``bridge`` unset means a translator for single cuts
+    and ``auto`` (identity where the shapes match) for the greedy search.
     """
 
     model: str = "vgg16"
@@ -60,7 +64,8 @@ class DepthConfig:
     pad_to: int | None = None
     cut: str | None = None
     search: bool = False
-    bridge: str = "translator"
+    search_strategy: str = "single"
+    bridge: str | None = None
     kernel_size: int = 1
     use_batchnorm: bool = False
     translator_init: str = "lstsq"
@@ -94,12 +99,24 @@ class DepthConfig:
     device: str = "auto"
     precision: str = "32"
 
+    @property
+    def resolved_bridge(self) -> str:
+        """The bridge used: ``bridge``, or when unset ``auto`` for a greedy search and ``translator`` otherwise."""
+        if self.bridge is not None:
+            return self.bridge
+        return "auto" if self.search and self.search_strategy == "greedy" else "translator"
+
     def __post_init__(self) -> None:
         _check_common(self)
         if (self.cut is None) == (not self.search):
             raise ConfigError("choose the cut with exactly one of cut (ORIGIN:DESTINATION) or search")
-        if self.bridge not in ("translator", "identity"):
-            raise ConfigError(f"bridge must be 'translator' or 'identity', got {self.bridge!r}")
+        if self.bridge not in (None, "translator", "identity", "auto"):
+            raise ConfigError(f"bridge must be 'translator', 'identity' or 'auto', got {self.bridge!r}")
+        if self.search_strategy not in ("single", "greedy"):
+            raise ConfigError(f"search_strategy must be 'single' or 'greedy', got {self.search_strategy!r}")
+        if self.search and self.search_strategy == "greedy" and self.bridge not in (None, "auto"):
+            raise ConfigError(f"the greedy search bridges each cut with nn.Identity where the shapes match and a "
+                              f"translator elsewhere; leave bridge unset or 'auto' (got {self.bridge!r})")
         if self.translator_init not in ("lstsq", "random"):
             raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {self.translator_init!r}")
         if self.kernel_size not in (1, 3):

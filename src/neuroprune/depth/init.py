@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .blocks import BlockSpan
-from .recovery import translator_modules
+from .translator import Translator
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def init_translator(
     """Set the translator's 1x1 conv to the least-squares map from origin to destination activations.
 
     Args:
-        pruned: the cut model (with one Translator), changed in place.
+        pruned: the cut model, changed in place: the Translator that bridges ``span`` (the one
+            right after its origin) is set.
         intact: the model before the cut (not changed).
         span: the cut.
         loader: batches ``(x, y)``; only ``x`` is used.
@@ -45,14 +46,13 @@ def init_translator(
         The relative residual ||XW - Y|| / ||Y|| of the fit (0 is a perfect remapping).
 
     Raises:
-        ConfigError: the pruned model has no Translator, its conv is not 1x1, or it has batch
-            norm (the fitted map, bias included, could not be installed as it is).
+        ConfigError: no Translator bridges ``span``, its conv is not 1x1, or it has batch norm
+            (the fitted map, bias included, could not be installed as it is).
     """
-    translators = translator_modules(pruned)
-    if len(translators) != 1 or not can_init_by_least_squares(translators[0]):
-        raise ConfigError("least-squares initialisation needs exactly one translator with a 1x1 conv and no batch "
-                          "norm (between the conv and the ReLU, batch norm would change the fitted map)")
-    translator = translators[0]
+    translator = translator_after(pruned, span.origin)
+    if translator is None or not can_init_by_least_squares(translator):
+        raise ConfigError(f"least-squares initialisation needs a translator with a 1x1 conv and no batch norm right "
+                          f"after {span.origin} (between the conv and the ReLU, batch norm would change the fitted map)")
     sources, targets = _activations(intact, span, loader, batches)
     pool = getattr(translator, "pool", None)
     with torch.no_grad():
@@ -72,6 +72,20 @@ def init_translator(
             conv.bias.copy_(solution[-1].to(conv.bias.dtype))
     log.info("translator for %s initialised by least squares (relative residual %.3f)", span.cut, residual)
     return residual
+
+
+def translator_after(pruned: nn.Module, origin: str) -> nn.Module | None:
+    """The Translator that follows the unit ``origin`` in its Sequential, if there is one."""
+    parent_name, _, name = origin.rpartition(".")
+    try:
+        parent = pruned.get_submodule(parent_name)
+    except AttributeError:
+        return None
+    children = list(parent.named_children())
+    for (current, _), (_, following) in zip(children, children[1:]):
+        if current == name:
+            return following if isinstance(following, Translator) else None
+    return None
 
 
 def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: int) -> tuple[torch.Tensor, torch.Tensor]:

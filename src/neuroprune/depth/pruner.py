@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,44 +16,76 @@ from .translator import Translator, describe_translator
 
 log = logging.getLogger(__name__)
 _SHOWN_CUTS = 40
+# one cut as (origin, destination) or "origin:destination"; several as "a:b,c:d" or a list
+CutSpec = str | tuple[str, str] | Sequence[str | tuple[str, str]]
 
 
 @dataclass(frozen=True)
 class DepthPlan:
-    """One cut of one model, with the bridge that will replace it.
+    """One or several cuts of one model, with the bridge that will replace each.
+
+    Several cuts are several injuries at once: e.g. residual blocks dropped in every stage.
 
     Attributes:
         model: the intact model (never modified).
-        span: the cut.
-        bridge: ``"translator"`` (pool + conv + ReLU) or ``"identity"`` (no module; shapes must match).
+        spans: the cuts, in network order; they never overlap.
+        bridges: per cut, ``"translator"`` (pool + conv + ReLU) or ``"identity"`` (no module;
+            shapes must match).
         kernel_size: translator conv kernel, 1 or 3.
         use_batchnorm: batch norm after the translator conv.
     """
 
     model: nn.Module
-    span: BlockSpan
-    bridge: str = "translator"
+    spans: tuple[BlockSpan, ...]
+    bridges: tuple[str, ...]
     kernel_size: int = 1
     use_batchnorm: bool = False
 
+    @property
+    def span(self) -> BlockSpan:
+        """The cut of a one-cut plan.
+
+        Raises:
+            ConfigError: the plan has several cuts (use ``spans``).
+        """
+        if len(self.spans) != 1:
+            raise ConfigError(f"this plan has {len(self.spans)} cuts ({self.cut}); use plan.spans")
+        return self.spans[0]
+
+    @property
+    def bridge(self) -> str:
+        """The bridge of every cut when they share one, else ``"mixed"``."""
+        return self.bridges[0] if len(set(self.bridges)) == 1 else "mixed"
+
+    @property
+    def cut(self) -> str:
+        """The cuts as the CLI accepts them: ``origin:destination[,origin:destination...]``."""
+        return ",".join(span.cut for span in self.spans)
+
     def apply(self) -> nn.Module:
-        """A new model with the span removed and the bridge inserted; ``self.model`` is untouched.
+        """A new model with the spans removed and the bridges inserted; ``self.model`` is untouched.
 
         Example:
             >>> small = DepthPruner(model, example_inputs=x).plan(cut="features.13:features.34").apply()
         """
-        bridge = None
-        if self.bridge == "translator":
-            bridge = Translator(self.span.in_shape, self.span.out_shape, self.kernel_size, self.use_batchnorm)
-        log.info("cutting %s (%d units) with %s", self.span.cut, len(self.span.removed), self.bridge)
-        return cut_model(self.model, self.span, bridge)
+        pruned = self.model
+        for span, kind in zip(self.spans, self.bridges):
+            bridge = None
+            if kind == "translator":
+                bridge = Translator(span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)
+            log.info("cutting %s (%d units) with %s", span.cut, len(span.removed), kind)
+            # kept units keep their names, so every later span still names the units it removes
+            pruned = cut_model(pruned, span, bridge)
+        return pruned
 
     def __str__(self) -> str:
-        span = self.span
-        bridge = "nn.Identity" if self.bridge == "identity" else describe_translator(
-            span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)
-        return (f"cut {span.cut}: remove {len(span.removed)} units ({span.params_removed:,} params, "
-                f"{span.macs_removed:,} MACs), {tuple(span.in_shape)} -> {tuple(span.out_shape)} via {bridge}")
+        parts = []
+        for span, kind in zip(self.spans, self.bridges):
+            bridge = "nn.Identity" if kind == "identity" else describe_translator(
+                span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)
+            parts.append(f"cut {span.cut}: remove {len(span.removed)} units ({span.params_removed:,} params, "
+                         f"{span.macs_removed:,} MACs), {tuple(span.in_shape)} -> {tuple(span.out_shape)} via {bridge}")
+        return "; ".join(parts)
 
 
 class DepthPruner:
@@ -95,28 +128,39 @@ class DepthPruner:
         raise ConfigError(self._explain(origin, destination) + "; " + self._valid_cuts())
 
     def plan(
-        self, cut: tuple[str, str] | str, *, bridge: str = "translator", kernel_size: int = 1, use_batchnorm: bool = False
+        self, cut: CutSpec, *, bridge: str = "translator", kernel_size: int = 1, use_batchnorm: bool = False
     ) -> DepthPlan:
-        """Plan a cut; ``plan.apply()`` makes the pruned model.
+        """Plan one cut or several; ``plan.apply()`` makes the pruned model.
 
         Args:
-            cut: ``(origin, destination)`` or ``"origin:destination"``.
-            bridge: ``"translator"`` or ``"identity"`` (only where the shapes on both sides match).
+            cut: ``(origin, destination)``, ``"origin:destination"``, several of them joined by
+                commas (``"a:b,c:d"``) or a list of them. Several cuts may not overlap.
+            bridge: ``"translator"``, ``"identity"`` (only where the shapes on both sides match)
+                or ``"auto"`` (identity where the shapes match, a translator elsewhere).
             kernel_size: translator conv kernel (1 as the authors, or 3).
             use_batchnorm: add batch norm after the translator conv.
 
         Raises:
-            ConfigError: the cut is not valid (see :meth:`span`), or identity cannot bridge it.
+            ConfigError: a cut is not valid (see :meth:`span`), cuts overlap, or identity cannot
+                bridge a cut.
         """
-        span = self.span(cut)
-        if bridge not in ("translator", "identity"):
-            raise ConfigError(f"bridge must be 'translator' or 'identity', got {bridge!r}")
-        if bridge == "identity" and not span.is_identity_possible:
-            raise ConfigError(f"nn.Identity cannot bridge {span.cut}: shapes {span.in_shape} -> {span.out_shape} differ; "
-                              "use a translator")
+        if bridge not in ("translator", "identity", "auto"):
+            raise ConfigError(f"bridge must be 'translator', 'identity' or 'auto', got {bridge!r}")
         if kernel_size not in (1, 3):
             raise ConfigError(f"translator kernel_size must be 1 or 3, got {kernel_size}")
-        return DepthPlan(self.model, span, bridge, kernel_size, use_batchnorm)
+        spans = sorted((self.span(one) for one in _split_many(cut)), key=lambda s: self._position(s.origin))
+        for earlier, later in zip(spans, spans[1:]):
+            if self._position(later.origin) < self._position(earlier.destination):
+                raise ConfigError(f"cuts {earlier.cut} and {later.cut} overlap: a cut must start at or after the "
+                                  "destination of the cut before it")
+        bridges = []
+        for span in spans:
+            if bridge == "identity" and not span.is_identity_possible:
+                raise ConfigError(f"nn.Identity cannot bridge {span.cut}: shapes {span.in_shape} -> {span.out_shape} "
+                                  "differ; use a translator (or bridge 'auto')")
+            identity = bridge == "identity" or (bridge == "auto" and span.is_identity_possible)
+            bridges.append("identity" if identity else "translator")
+        return DepthPlan(self.model, tuple(spans), tuple(bridges), kernel_size, use_batchnorm)
 
     def _explain(self, origin: str, destination: str) -> str:
         names = [u.name for u in self.units]
@@ -146,6 +190,19 @@ class DepthPruner:
 
     def _position(self, name: str) -> int:
         return next(i for i, u in enumerate(self.units) if u.name == name)
+
+
+def _split_many(cut: CutSpec) -> list[tuple[str, str] | str]:
+    """The single cuts of ``"a:b,c:d"``, a list of cuts, or one cut."""
+    if isinstance(cut, str):
+        parts = [part for part in cut.split(",") if part.strip()]
+        if not parts:
+            raise ConfigError(f"a cut is written ORIGIN:DESTINATION (e.g. features.13:features.34), got {cut!r}")
+        return list(parts)
+    if isinstance(cut, tuple) and len(cut) == 2 and isinstance(cut[0], str) and isinstance(cut[1], str) \
+            and ":" not in cut[0]:
+        return [(cut[0], cut[1])]
+    return list(cut)
 
 
 def _split(cut: tuple[str, str] | str) -> tuple[str, str]:

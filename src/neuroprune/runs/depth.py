@@ -26,11 +26,12 @@ from torch import nn
 from .. import distributed as dist_utils
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
+from ..depth.greedy import greedy_cuts
 from ..depth.channels import prune_channels
 from ..depth.config import DepthConfig
 from ..depth.graph_spec import save_graph_model
-from ..depth.init import init_translator
-from ..depth.pruner import DepthPruner
+from ..depth.init import init_translator, translator_after
+from ..depth.pruner import DepthPlan, DepthPruner
 from ..depth.recovery import fine_tune, recover
 from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
@@ -110,18 +111,23 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     sharded = dist_utils.is_distributed()
     accuracy_base = evaluate(model, test, distributed=sharded, precision=config.precision)["accuracy"]
     search_info = None
-    if config.search:
+    if config.search and config.search_strategy == "greedy":
+        cut, search_info = _greedy(config, pruner, train, validation_loader(config), out)
+    elif config.search:
         span, search_info = _search(config, pruner, validation_loader(config), out)
+        cut = span.cut
     else:
-        span = pruner.span(config.cut)  # type: ignore[arg-type]
-    plan = pruner.plan(span.cut, bridge=config.bridge, kernel_size=config.kernel_size,
+        cut = config.cut  # type: ignore[assignment]
+    plan = pruner.plan(cut, bridge=config.resolved_bridge, kernel_size=config.kernel_size,
                        use_batchnorm=config.use_batchnorm)
     log.info("%s", plan)
     small = plan.apply()
     # least squares fits the translator's conv alone: with batch norm after it, the start is random
     translator_init = config.translator_init if config.kernel_size == 1 and not config.use_batchnorm else "random"
-    if config.bridge == "translator" and translator_init == "lstsq":
-        init_translator(small, model, span, train)
+    has_translator = "translator" in plan.bridges
+    for span, bridge in zip(plan.spans, plan.bridges):
+        if bridge == "translator" and translator_init == "lstsq":
+            init_translator(small, model, span, train)
     _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
     teacher = copy.deepcopy(model).eval() if config.distill else None
     phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
@@ -143,12 +149,12 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     model, small, example = model.cpu(), small.cpu(), example.cpu()  # saved and timed on the CPU
     speed = compare_speed(model, small, example, config.latency_repeats)
     save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
-                                  "input_shape": list(example.shape[1:]), "cut": span.cut})
+                                  "input_shape": list(example.shape[1:]), "cut": plan.cut})
     result = {
         "method": "depth",
         "model": config.model,
         "dataset": config.dataset,
-        "cut": cut_record(span, small, config.bridge),
+        "cut": cut_record(plan, small),
         "accuracy_base": accuracy_base,
         "accuracy_pruned": accuracy_pruned,
         "params_base": count_params(model),
@@ -161,7 +167,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
         "latency_threads": speed["threads"],
         "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
                      "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
-                     "translator_init": translator_init if config.bridge == "translator" else None},
+                     "translator_init": translator_init if has_translator else None},
         "channels": channels,
         "search": search_info,
         # recovery trains on the fit part; a search chooses on the validation part; test is reported
@@ -183,16 +189,39 @@ def _share_rank_zero_state(model: nn.Module) -> None:
             dist_utils.broadcast_(tensor)
 
 
-def cut_record(span: BlockSpan, small: nn.Module, bridge: str) -> dict[str, Any]:
-    """The ``cut`` entry of result.json: origin, destination, removed units, translator shape."""
-    from ..depth.recovery import translator_modules
+def cut_record(plan: DepthPlan, small: nn.Module) -> dict[str, Any]:
+    """The ``cut`` entry of result.json: the cuts, removed units and bridges.
 
-    translators: list[Any] = translator_modules(small)
-    return {
-        "origin": span.origin, "destination": span.destination, "removed": list(span.removed), "bridge": bridge,
-        "translator": translators[0].config() | {"description": translators[0].describe()} if translators else None,
-        "params_removed": span.params_removed, "macs_removed": span.macs_removed,
+    ``cut`` is the joined form (``a:b,c:d``); ``spans`` has one entry per cut. A one-cut plan
+    also gives its ``origin``, ``destination`` and ``translator`` at the top.
+    """
+    spans: list[dict[str, Any]] = []
+    for span, bridge in zip(plan.spans, plan.bridges):
+        translator: Any = translator_after(small, span.origin) if bridge == "translator" else None
+        spans.append({"cut": span.cut, "origin": span.origin, "destination": span.destination,
+                      "removed": list(span.removed), "bridge": bridge,
+                      "translator": translator.config() | {"description": translator.describe()} if translator else None,
+                      "params_removed": span.params_removed, "macs_removed": span.macs_removed})
+    record: dict[str, Any] = {
+        "cut": plan.cut, "bridge": plan.bridge, "removed": [name for s in spans for name in s["removed"]],
+        "params_removed": sum(s["params_removed"] for s in spans), "macs_removed": sum(s["macs_removed"] for s in spans),
+        "spans": spans,
     }
+    if len(spans) == 1:
+        record.update(origin=spans[0]["origin"], destination=spans[0]["destination"], translator=spans[0]["translator"])
+    return record
+
+
+def _greedy(config: DepthConfig, pruner: DepthPruner, train: Any, validation: Any, out: Path) -> tuple[str, dict[str, Any]]:
+    """Remove segments greedily, scored on ``validation``; save the steps; returns the cuts and a summary."""
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch)
+    started = time.perf_counter()
+    found = greedy_cuts(pruner, train, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
+                        latency_repeats=config.latency_repeats, precision=config.precision)
+    write_json(out / "candidates.json", found.steps)
+    return found.cut, {"strategy": "greedy", "seconds": time.perf_counter() - started, "base": found.base,
+                       "best": found.steps[-1], "steps": len(found.steps), "selection_split": "validation",
+                       "validation_size": len(validation.dataset), "table": "candidates.json"}
 
 
 def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path) -> tuple[BlockSpan, dict[str, Any]]:
@@ -207,7 +236,7 @@ def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path
                         use_batchnorm=config.use_batchnorm, translator_init=config.translator_init,
                         precision=config.precision, latency_repeats=config.latency_repeats)
     write_candidates(out, found.rows)
-    return found.best, {"seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
+    return found.best, {"strategy": "single", "seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
                         "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),
                         "selection_split": "validation", "validation_size": len(validation.dataset),
                         "table": "candidates.json"}

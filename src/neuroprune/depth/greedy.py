@@ -1,0 +1,191 @@
+"""Several cuts at once, chosen greedily: remove one segment at a time, the least harmful first.
+
+A single cut removes one contiguous span. In a residual network most of the compute sits in
+blocks that each do little on their own, spread over every stage; a single span fast enough
+to matter must then cross stages, and a 1x1 translator cannot stand in for whole stages.
+Several small injuries are gentler: drop some blocks of every stage, each bridged by
+``nn.Identity`` (a residual block without its branch), or by a translator where the shapes
+change.
+
+The chain is split into *segments*, the units between two neighbouring cut boundaries (one
+block, or one conv with its batch norm and activation). Each step tries removing every
+remaining segment on top of those already removed: neighbouring removed segments join into
+one cut, bridged by ``nn.Identity`` when its shapes match, else by a translator started by
+least squares (:func:`~.init.init_translator`). No candidate is trained: each is scored on
+the validation data as it stands,
+
+    score = tau * accuracy + (1 - tau) * (1 - cost / cost_base),
+
+with the cost in parameters or MACs (``efficiency="latency"`` ranks by MACs, and measures
+latency for the budget). The best candidate is kept, and the steps go on until the budgets are
+met, or, without budgets, until no removal raises the score. Recovery (fine-tuning) comes after.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..engine import evaluate
+from ..errors import ConfigError, NeuropruneError
+from ..metrics import compare_latency, count_macs, count_params
+from .blocks import boundaries
+from .init import init_translator, translator_after
+from .pruner import DepthPlan, DepthPruner
+from .search import EFFICIENCY, Budgets, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GreedyResult:
+    """The steps of a greedy search and the cuts it ended with.
+
+    Attributes:
+        steps: one row per step: ``cut`` (all cuts so far), ``added`` (the segment removed in
+            this step), ``accuracy`` (validation, untrained), ``params``, ``macs``, ``speedup``
+            and ``latency_ms`` (when timed), ``score``, ``meets_budget``, ``candidates``.
+        cut: the final cuts, ``origin:destination[,...]``.
+        base: the intact model's ``params``, ``macs``, ``latency_ms`` and ``accuracy``.
+    """
+
+    steps: list[dict[str, Any]]
+    cut: str
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+def segments(pruner: DepthPruner) -> list[tuple[int, int]]:
+    """``(start, end)`` unit indices of each removable segment: the units between two neighbouring boundaries."""
+    points = boundaries(pruner.units)
+    return [(a, b) for a, b in zip(points, points[1:]) if any(u.params for u in pruner.units[a:b])]
+
+
+def greedy_cuts(
+    pruner: DepthPruner,
+    fit_loader: Iterable,
+    eval_loader: Iterable,
+    *,
+    tau: float = 0.8,
+    budgets: Budgets = Budgets(),
+    efficiency: str = "macs",
+    latency_repeats: int = 30,
+    latency_rounds: int = 3,
+    precision: str = "32",
+) -> GreedyResult:
+    """Remove segments one at a time, each time the one whose removal scores best.
+
+    Args:
+        pruner: a DepthPruner over the trained model.
+        fit_loader: training batches for the translators' least-squares start.
+        eval_loader: the held-out data every candidate is scored on.
+        tau: weight of accuracy in the score.
+        budgets: stop once the pruned model meets them (latency measured against the intact
+            model, interleaved, after each step).
+        efficiency: ``params``, ``macs`` or ``latency`` (ranked by MACs, see the module doc).
+        latency_repeats, latency_rounds: the latency comparison after each step.
+        precision: forward precision of the evaluations.
+
+    Raises:
+        ConfigError: an option is out of range.
+        NeuropruneError: removing every segment still does not meet the budgets.
+    """
+    if not 0 <= tau <= 1:
+        raise ConfigError(f"tau must be in [0, 1], got {tau}")
+    if efficiency not in EFFICIENCY:
+        raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
+    x = pruner.example_inputs[:1]
+    timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
+    is_timed = budgets.max_latency_ms is not None
+    has_budget = any(v is not None for v in (budgets.max_params, budgets.max_macs, budgets.max_latency_ms))
+    cost_key = "params" if efficiency == "params" else "macs"
+    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x), "latency_ms": None,
+            "accuracy": evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]}
+    base["score"] = score(base["accuracy"], base[cost_key], base[cost_key], tau)
+    pieces = segments(pruner)
+    base_ms: list[float] = []
+    translators: dict[str, dict[str, torch.Tensor]] = {}  # least-squares starts, by cut
+
+    def build(removed: set[int]) -> tuple[DepthPlan, nn.Module]:
+        plan = pruner.plan(_cuts(pruner, pieces, removed), bridge="auto")
+        small = plan.apply()
+        for span, kind in zip(plan.spans, plan.bridges):
+            if kind != "translator":
+                continue
+            translator = translator_after(small, span.origin)
+            assert translator is not None
+            if span.cut not in translators:
+                init_translator(small, pruner.model, span, fit_loader)
+                translators[span.cut] = {k: v.clone() for k, v in translator.state_dict().items()}
+            translator.load_state_dict(translators[span.cut])
+        return plan, small
+
+    removed: set[int] = set()
+    current = dict(base)
+    steps: list[dict[str, Any]] = []
+    while not (has_budget and steps and steps[-1]["meets_budget"]):
+        trials: list[tuple[float, int, dict[str, Any], nn.Module]] = []
+        for index in sorted(set(range(len(pieces))) - removed):
+            try:
+                plan, small = build(removed | {index})
+            except ConfigError:  # the joined cut cannot be bridged (it would need upsampling)
+                continue
+            row: dict[str, Any] = {"cut": plan.cut, "added": _segment_name(pruner, pieces[index]), "params": count_params(small),
+                   "macs": count_macs(small, x),
+                   "accuracy": evaluate(small, eval_loader, precision=precision)["accuracy"]}
+            row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau)
+            trials.append((row["score"], index, row, small))
+        if not trials:
+            break
+        best_score, index, row, small = max(trials, key=lambda t: t[0])
+        if not has_budget and best_score <= current["score"]:
+            break  # no removal pays for what it costs in accuracy
+        removed.add(index)
+        row["candidates"] = len(trials)
+        if is_timed:
+            compared = compare_latency({"base": pruner.model, "pruned": small.eval()}, timed, rounds=latency_rounds,
+                                       repeats=latency_repeats)
+            # the intact model is timed beside each step, so load during one step touches both sides
+            row["speedup"] = compared.speedup["pruned"]
+            row["latency_ms"] = compared.median_ms["base"] / row["speedup"]
+            base_ms.append(compared.median_ms["base"])
+        row["meets_budget"] = budgets.excess(row) <= 1.0 if has_budget else True
+        steps.append(row)
+        current = row
+        log.info("greedy step %d: removed %s -> %s, validation accuracy %.4f, %s %s%s", len(steps), row["added"],
+                 row["cut"], row["accuracy"], cost_key, f"{row[cost_key]:,}",
+                 f", {row['speedup']:.2f}x faster" if is_timed else "")
+    if base_ms:
+        base["latency_ms"] = statistics.median(base_ms)
+    if not steps:
+        raise NeuropruneError("no segment could be removed: every removal lowers the score "
+                              f"(tau={tau}); lower tau or set a budget")
+    if has_budget and not steps[-1]["meets_budget"]:
+        raise NeuropruneError(f"removing every segment does not meet the budgets; the last step reached "
+                              f"params {steps[-1]['params']:,}, MACs {steps[-1]['macs']:,}")
+    return GreedyResult(steps, steps[-1]["cut"], base)
+
+
+def _cuts(pruner: DepthPruner, pieces: list[tuple[int, int]], removed: set[int]) -> list[str]:
+    """Removed segments, neighbours joined, as ``origin:destination`` cuts."""
+    cuts: list[str] = []
+    run: list[int] = []
+    for index in sorted(removed) + [-1]:
+        if run and (index == -1 or pieces[index][0] != pieces[run[-1]][1]):
+            start, end = pieces[run[0]][0], pieces[run[-1]][1]
+            cuts.append(f"{pruner.units[start - 1].name}:{pruner.units[end].name}")
+            run = []
+        if index != -1:
+            run.append(index)
+    return cuts
+
+
+def _segment_name(pruner: DepthPruner, piece: tuple[int, int]) -> str:
+    start, end = piece
+    names = [u.name for u in pruner.units[start:end]]
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
