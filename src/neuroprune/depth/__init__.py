@@ -13,6 +13,7 @@ Example:
 from .blocks import BlockSpan, Unit, boundaries, chain, find_spans, probe
 from .channels import prune_channels, prune_channels_to_latency, prune_channels_to_macs
 from .config import DepthConfig, TrainConfig
+from .greedy import GreedyResult, greedy_cuts, segments
 from .graph_spec import from_graph, load_graph_model, save_graph_model, to_graph
 from .init import init_translator
 from .pruner import DepthPlan, DepthPruner
@@ -27,6 +28,7 @@ __all__ = [
     "DepthConfig",
     "DepthPlan",
     "DepthPruner",
+    "GreedyResult",
     "PhaseResult",
     "SearchResult",
     "TrainConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "find_spans",
     "fine_tune",
     "from_graph",
+    "greedy_cuts",
     "init_translator",
     "load_graph_model",
     "pooling_for",
@@ -50,6 +53,7 @@ __all__ = [
     "save_graph_model",
     "score",
     "search_cuts",
+    "segments",
     "to_graph",
     "train_translators",
     "translator_modules",

@@ -417,43 +417,73 @@ class SynapticPruner(MaskViews):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore masks, counters and step saved by :meth:`state_dict` (and activity and history, if saved).
 
+        The whole state is checked before anything is restored, so a state that does not fit
+        leaves the pruner (and the model's weights) as they were.
+
         Raises:
-            ModelError: the state names other layers or other shapes than this model's.
+            ModelError: the state names other layers or other shapes than this model's, or a
+                part is malformed.
         """
-        expected = {f"{name}.weight": m.weight.shape for name, m in self.layers.items()}
-        for part in ("masks", "counters"):
-            got = state.get(part, {})
-            if set(got) != set(expected):
-                raise ModelError(
-                    f"pruner state {part} name {sorted(set(got) ^ set(expected))} that do not match the model's "
-                    f"prunable layers {sorted(expected)}"
-                )
-            for key, tensor in got.items():
-                if tuple(tensor.shape) != tuple(expected[key]):
-                    raise ModelError(f"pruner state {part}[{key!r}] has shape {tuple(tensor.shape)}, "
-                                     f"the model's weight has {tuple(expected[key])}")
+        self._check_state(state)
         for name in self.layers:
             key = f"{name}.weight"
             self._set_mask(name, state["masks"][key].to(self.layers[name].weight.device, torch.float32))
             self.counters[name] = state["counters"][key].to(self.counters[name].device, torch.int32).clone()
         for key, counters in state.get("unit_counters", {}).items():
             name = key.removesuffix(".weight")
-            if name not in self.unit_counters or counters.shape != self.unit_counters[name].shape:
-                raise ModelError(f"pruner state unit_counters[{key!r}] does not match the model's units")
             self.unit_counters[name] = counters.to(self.unit_counters[name].device, torch.int32).clone()
         self.step_count = int(state["step"])
         self.tracker.reset()
         if "activity" in state:
-            try:
-                self.tracker.load_state_dict({
-                    part: {key.removesuffix(".weight"): value for key, value in state["activity"][part].items()}
-                    for part in ("sums", "batches")
-                })
-            except (KeyError, ValueError, AttributeError) as exc:
-                raise ModelError(f"pruner state activity does not match the model's prunable layers ({exc})") from None
+            self.tracker.load_state_dict({
+                part: {key.removesuffix(".weight"): value for key, value in state["activity"][part].items()}
+                for part in ("sums", "batches")
+            })
         if "history" in state:
             self.history = [dict(record) for record in state["history"]]
         self._update_tracking()
+
+    def _check_state(self, state: Any) -> None:
+        """Raise ModelError unless :meth:`load_state_dict` can restore ``state`` whole."""
+        if not isinstance(state, dict):
+            raise ModelError(f"a pruner state is a dict, got {type(state).__name__}")
+        expected = {f"{name}.weight": m.weight.shape for name, m in self.layers.items()}
+        for part in ("masks", "counters"):
+            got = state.get(part, {})
+            if not isinstance(got, dict) or set(got) != set(expected):
+                names = sorted(set(got) ^ set(expected)) if isinstance(got, dict) else got
+                raise ModelError(f"pruner state {part} name {names} that do not match the model's "
+                                 f"prunable layers {sorted(expected)}")
+            for key, tensor in got.items():
+                if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(expected[key]):
+                    shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                    raise ModelError(f"pruner state {part}[{key!r}] has shape {shape}, "
+                                     f"the model's weight has {tuple(expected[key])}")
+        for key, mask in state["masks"].items():
+            if not bool(((mask == 0) | (mask == 1)).all()):
+                raise ModelError(f"pruner state masks[{key!r}] holds values other than 0 and 1")
+        units = state.get("unit_counters", {})
+        for key, counters in (units.items() if isinstance(units, dict) else [("unit_counters", units)]):
+            name = key.removesuffix(".weight")
+            if name not in self.unit_counters or not isinstance(counters, torch.Tensor) \
+                    or counters.shape != self.unit_counters[name].shape:
+                raise ModelError(f"pruner state unit_counters[{key!r}] does not match the model's units")
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ModelError(f"pruner state step must be a whole number >= 0, got {step!r}")
+        if "activity" in state:
+            activity = state["activity"]
+            sums: Any = activity.get("sums") if isinstance(activity, dict) else None
+            batches: Any = activity.get("batches") if isinstance(activity, dict) else None
+            if not isinstance(sums, dict) or not isinstance(batches, dict) or set(sums) != set(batches) \
+                    or not set(sums) <= set(expected) \
+                    or not all(isinstance(v, torch.Tensor) for v in sums.values()) \
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in batches.values()):
+                raise ModelError("pruner state activity does not match the model's prunable layers: it needs "
+                                 "'sums' (tensors) and 'batches' (whole numbers) for the same layers")
+        history = state.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
+            raise ModelError("pruner state history must be a list of records (dicts)")
 
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
 
