@@ -148,12 +148,12 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     started = time.perf_counter()
     if args.strategy == "greedy":
         bridge = "auto"
-        greedy = greedy_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=base_b1 / args.speedup),
+        greedy = greedy_cuts(pruner, short, validation, budgets=Budgets(min_speedup=args.speedup),
                              efficiency="latency", tau=args.tau, latency_repeats=args.repeats)
         evaluated = greedy.steps
         depth_row = evaluated[-1]
         # the milder cut for "depth + channels": the first step halfway to the target speed-up
-        mild_row = next(r for r in evaluated if r["speedup"] >= 1 + (args.speedup - 1) / 2)
+        mild_row = next((r for r in evaluated if r["speedup"] >= 1 + (args.speedup - 1) / 2), evaluated[0])
         search_candidates = sum(r["candidates"] for r in evaluated)
     else:
         bridge = "translator"

@@ -116,3 +116,12 @@ def test_greedy_latency_budget_is_measured(trained, example, digits_train, digit
     assert len(found.steps) == 1 and found.steps[0]["speedup"] > 0 and found.base["latency_ms"] > 0
     with pytest.raises(NeuropruneError, match="does not meet the budgets"):
         greedy_cuts(pruner, digits_train, digits_test, budgets=Budgets(max_params=1))
+
+
+def test_greedy_stops_at_a_measured_speedup(trained, example, digits_train, digits_test) -> None:
+    pruner = DepthPruner(trained, example_inputs=example)
+    found = greedy_cuts(pruner, digits_train, digits_test, budgets=Budgets(min_speedup=1.3), latency_repeats=3,
+                        latency_rounds=1)
+    assert found.steps[-1]["speedup"] >= 1.3 and all(s["speedup"] < 1.3 for s in found.steps[:-1])
+    with pytest.raises(ConfigError, match="min_speedup"):
+        Budgets(min_speedup=0)

@@ -46,6 +46,8 @@ _DEPTH_OPTIONS = combine_options(
     click.option("--max-params", type=int, help="Search budget: parameters."),
     click.option("--max-macs", type=int, help="Search budget: MACs per sample."),
     click.option("--max-latency-ms", type=float, help="Search budget: median CPU latency (ms)."),
+    click.option("--min-speedup", type=float,
+                 help="Search budget: at least this many times faster than the intact model, timed beside it."),
     click.option("--latency-batch", type=int, help="Batch size of the latency budget [1]."),
     click.option("--max-evaluated", type=int, help="Search: recover at most N candidates, spread over cost [all]."),
     click.option("--search-epochs", type=int, help="Search: translator epochs per candidate [1]."),

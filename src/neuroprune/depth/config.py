@@ -75,6 +75,7 @@ class DepthConfig:
     max_params: int | None = None
     max_macs: int | None = None
     max_latency_ms: float | None = None
+    min_speedup: float | None = None
     latency_batch: int = 1
     max_evaluated: int | None = None
     search_epochs: int = 1
@@ -130,6 +131,8 @@ class DepthConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.then_channels is not None and not 0 < self.then_channels < 1:
             raise ConfigError(f"then_channels must be in (0, 1), got {self.then_channels}")
+        if self.min_speedup is not None and not self.min_speedup > 0:
+            raise ConfigError(f"min_speedup must be > 0, got {self.min_speedup}")
         if self.latency_batch < 1 or self.latency_repeats < 1:
             raise ConfigError("latency_batch and latency_repeats must be >= 1")
 

@@ -30,19 +30,37 @@ EFFICIENCY = ("params", "macs", "latency")
 
 @dataclass(frozen=True)
 class Budgets:
-    """Upper limits a pruned model must meet; ``None`` means no limit.
+    """Limits a pruned model must meet; ``None`` means no limit.
 
     Attributes:
         max_params: parameters.
         max_macs: MACs per sample.
         max_latency_ms: median CPU latency at ``latency_batch``, in milliseconds.
-        latency_batch: batch size of the latency measurement.
+        latency_batch: batch size of the latency measurements.
+        min_speedup: at least this many times faster than the intact model at
+            ``latency_batch``, timed beside it in interleaved rounds. Unlike an absolute latency,
+            a ratio measured that way holds when the machine is busy.
     """
 
     max_params: int | None = None
     max_macs: int | None = None
     max_latency_ms: float | None = None
     latency_batch: int = 1
+    min_speedup: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_speedup is not None and not self.min_speedup > 0:
+            raise ConfigError(f"min_speedup must be > 0, got {self.min_speedup}")
+
+    @property
+    def is_set(self) -> bool:
+        """True when at least one limit is set."""
+        return any(v is not None for v in (self.max_params, self.max_macs, self.max_latency_ms, self.min_speedup))
+
+    @property
+    def is_timed(self) -> bool:
+        """True when checking the limits needs a latency measurement."""
+        return self.max_latency_ms is not None or self.min_speedup is not None
 
     def excess(self, row: dict[str, Any]) -> float:
         """Largest ratio value / limit over the set budgets (<= 1 means the row fits)."""
@@ -50,6 +68,8 @@ class Budgets:
         for limit, key in ((self.max_params, "params"), (self.max_macs, "macs"), (self.max_latency_ms, "latency_ms")):
             if limit is not None:
                 ratios.append(row[key] / limit)
+        if self.min_speedup is not None:
+            ratios.append(self.min_speedup / row["speedup"])
         return max(ratios)
 
 
@@ -136,7 +156,7 @@ def search_cuts(
         raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
     x = pruner.example_inputs[:1]
     timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
-    is_timed = budgets.max_latency_ms is not None or efficiency == "latency"
+    is_timed = budgets.is_timed or efficiency == "latency"
 
     speedups: dict[str, float] = {}
     base_ms: list[float] = []
@@ -224,5 +244,6 @@ def _describe(budgets: Budgets) -> str:
     parts = [f"max_params={budgets.max_params:,}" if budgets.max_params is not None else "",
              f"max_macs={budgets.max_macs:,}" if budgets.max_macs is not None else "",
              f"max_latency_ms={budgets.max_latency_ms} (batch {budgets.latency_batch})"
-             if budgets.max_latency_ms is not None else ""]
+             if budgets.max_latency_ms is not None else "",
+             f"min_speedup={budgets.min_speedup}x (batch {budgets.latency_batch})" if budgets.min_speedup is not None else ""]
     return "(" + ", ".join(p for p in parts if p) + ")"

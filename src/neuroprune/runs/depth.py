@@ -214,7 +214,7 @@ def cut_record(plan: DepthPlan, small: nn.Module) -> dict[str, Any]:
 
 def _greedy(config: DepthConfig, pruner: DepthPruner, train: Any, validation: Any, out: Path) -> tuple[str, dict[str, Any]]:
     """Remove segments greedily, scored on ``validation``; save the steps; returns the cuts and a summary."""
-    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch)
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch, config.min_speedup)
     started = time.perf_counter()
     found = greedy_cuts(pruner, train, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         latency_repeats=config.latency_repeats, precision=config.precision)
@@ -228,7 +228,7 @@ def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path
     """Score the candidates on ``validation`` and save the table; returns the winner and a summary."""
     short = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.search_limit_train or config.limit_train, pad_to=config.pad_to)
-    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch)
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch, config.min_speedup)
     started = time.perf_counter()
     found = search_cuts(pruner, short, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
