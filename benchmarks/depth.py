@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--retime", type=Path, nargs="+",
                         help="only time again the variants saved by these result JSON files (in a fresh process)")
     parser.add_argument("--merge", type=Path, nargs="+", help="only combine these result JSON files into --name")
+    parser.add_argument("--match-batch64", type=Path, nargs="+",
+                        help="only add to these result JSON files a Torch-Pruning row as fast as their depth (search) "
+                             "variant at batch 64 (the other rows are matched at batch 1), same fine-tuning")
     parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/neuroprune_bench_depth"))
@@ -97,6 +100,12 @@ def main() -> None:
     if args.retime:
         for path in args.retime:
             retime(path, args)
+        return
+    if args.match_batch64:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        torch.set_num_threads(args.train_threads)
+        for path in args.match_batch64:
+            match_batch64(path, args)
         return
     if args.merge:
         merged: dict[str, Any] = {"dataset": DATASET, "runs": [], "models": {}}
@@ -271,6 +280,48 @@ def retime(path: Path, args: argparse.Namespace) -> None:
         for label, timing in interleaved_latency(loaded, x, args).items():
             model["variants"][label].update(timing, latency_protocol="retimed in a fresh process")
     results["settings"]["retimed"] = f"threads={args.threads} rounds={args.rounds} repeats={args.repeats}"
+    write(results, path.parent, path.stem)
+
+
+def match_batch64(path: Path, args: argparse.Namespace) -> None:
+    """Add Torch-Pruning matched to the depth (search) variant's batch-64 latency to a result file.
+
+    The base, data and fine-tuning are those the result file records; the new row is timed
+    with the base and the depth variant in the same interleaved rounds.
+    """
+    from neuroprune.depth import load_graph_model
+    from neuroprune.runs.train import load_trained, model_options
+
+    results = json.loads(path.read_text())
+    settings = results["settings"]
+    work = Path(settings["work"])
+    limit = {k: None if settings[k] == "None" else int(settings[k]) for k in ("limit_train", "limit_test")}
+    for model in results["models"].values():
+        name, width = model["model"], model["width"]
+        pretrained = width == "pretrained"
+        pad_to = None if pretrained else 32
+        folder = work / f"{name}_{width}"
+        torch.manual_seed(0)
+        base, _ = load_trained(name, folder, model_options(DATASET, 1.0 if pretrained else float(width), pad_to))
+        train = create_loader(DATASET, "fit", 128, seed=0, limit=limit["limit_train"], pad_to=pad_to)
+        test = create_loader(DATASET, "test", 1000, limit=limit["limit_test"], pad_to=pad_to)
+        x = next(iter(test))[0][:1]
+        reference = load_graph_model(folder / "variants", stem=_slug("depth (search)"))[0].eval()
+        narrow, ratio, relative = prune_channels_to_latency(base, x.repeat(64, 1, 1, 1), reference,
+                                                            repeats=args.repeats)
+        teacher = copy.deepcopy(base).eval()
+        phase = fine_tune(narrow, train, epochs=int(settings["finetune_epochs"]), teacher=teacher, eval_loader=test)
+        label = "torch-pruning (equal latency, batch 64)"
+        row = {"accuracy": evaluate(narrow, test)["accuracy"], "params": count_params(narrow),
+               "macs": count_macs(narrow, x), "recovery": [phase.to_dict()], "channel_ratio": ratio,
+               "speed_vs_depth_cut_when_matched": relative}
+        timing = interleaved_latency({"base": base, "depth (search)": reference, label: narrow}, x, args)
+        row.update(timing[label], latency_protocol="timed beside base and depth (search) in a later process")
+        model["variants"][label] = row
+        log = logging.getLogger("bench")
+        log.info("%s %s: accuracy %.4f, %.2fx / %.2fx", name, label, row["accuracy"], row["speedup_b1"],
+                 row["speedup_b64"])
+        save_graph_model(narrow, folder / "variants", stem=_slug(label))
     write(results, path.parent, path.stem)
 
 
