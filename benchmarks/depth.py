@@ -1,10 +1,12 @@
 """Depth-pruning benchmark on Fashion-MNIST: base vs depth cut vs Torch-Pruning at equal measured latency.
 
 For each model: train a base network on the ``fit`` part of the training set (90%); search
-depth cuts (short translator-only recovery each on ``fit``, scored on the held-out
-``validation`` tenth with tau * accuracy + (1 - tau) * (1 - latency / latency_base));
-fully recover the best cut that is at least ``--speedup`` times faster at batch 1
-(translator, then fine-tuning with distillation); compare with
+depth cuts on the held-out ``validation`` tenth, either single cuts (``--strategy single``:
+short translator-only recovery each on ``fit``, scored with
+tau * accuracy + (1 - tau) * (1 - latency / latency_base)) or several cuts
+(``--strategy greedy``: one segment removed at a time, untrained, until ``--speedup`` is
+reached at batch 1); fully recover the best cut that is at least ``--speedup`` times faster at
+batch 1 (translator, then fine-tuning with distillation); compare with
   * nn.Identity replacing the largest span whose shapes already match, same recovery;
   * Torch-Pruning channel pruning of the base model, bisected until it runs as fast as the
     depth cut (measured, batch 1), same fine-tuning;
