@@ -105,8 +105,9 @@ def greedy_cuts(
     is_timed = budgets.is_timed
     has_budget = budgets.is_set
     cost_key = "params" if efficiency == "params" else "macs"
-    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x), "latency_ms": None,
-            "accuracy": evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]}
+    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
+                            "latency_ms": None,
+                            "accuracy": evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]}
     base["score"] = score(base["accuracy"], base[cost_key], base[cost_key], tau)
     pieces = segments(pruner)
     base_ms: list[float] = []
@@ -130,24 +131,27 @@ def greedy_cuts(
     current = dict(base)
     steps: list[dict[str, Any]] = []
     while not (has_budget and steps and steps[-1]["meets_budget"]):
-        trials: list[tuple[float, int, dict[str, Any], nn.Module]] = []
-        for index in sorted(set(range(len(pieces))) - removed):
+        best: tuple[int, dict[str, Any], nn.Module] | None = None  # only the best model is kept
+        tried = 0
+        for candidate in sorted(set(range(len(pieces))) - removed):
             try:
-                plan, small = build(removed | {index})
+                plan, model = build(removed | {candidate})
             except ConfigError:  # the joined cut cannot be bridged (it would need upsampling)
                 continue
-            row: dict[str, Any] = {"cut": plan.cut, "added": _segment_name(pruner, pieces[index]), "params": count_params(small),
-                   "macs": count_macs(small, x),
-                   "accuracy": evaluate(small, eval_loader, precision=precision)["accuracy"]}
-            row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau)
-            trials.append((row["score"], index, row, small))
-        if not trials:
+            tried += 1
+            trial: dict[str, Any] = {"cut": plan.cut, "added": _segment_name(pruner, pieces[candidate]),
+                                     "params": count_params(model), "macs": count_macs(model, x),
+                                     "accuracy": evaluate(model, eval_loader, precision=precision)["accuracy"]}
+            trial["score"] = score(trial["accuracy"], trial[cost_key], base[cost_key], tau)
+            if best is None or trial["score"] > best[1]["score"]:
+                best = (candidate, trial, model)
+        if best is None:
             break
-        best_score, index, row, small = max(trials, key=lambda t: t[0])
-        if not has_budget and best_score <= current["score"]:
+        index, row, small = best
+        if not has_budget and row["score"] <= current["score"]:
             break  # no removal pays for what it costs in accuracy
         removed.add(index)
-        row["candidates"] = len(trials)
+        row["candidates"] = tried
         if is_timed:
             # the intact model is timed beside each step, so load during one step touches both sides
             for rounds in (latency_rounds, 2 * latency_rounds + 1):
@@ -167,8 +171,9 @@ def greedy_cuts(
     if base_ms:
         base["latency_ms"] = statistics.median(base_ms)
     if not steps:
-        raise NeuropruneError("no segment could be removed: every removal lowers the score "
-                              f"(tau={tau}); lower tau or set a budget")
+        reason = "no segment can be cut out and bridged" if has_budget else \
+            f"every removal lowers the score (tau={tau}); lower tau or set a budget"
+        raise NeuropruneError(f"no segment could be removed: {reason}")
     if has_budget and not steps[-1]["meets_budget"]:
         raise NeuropruneError(f"removing every segment does not meet the budgets; the last step reached "
                               f"params {steps[-1]['params']:,}, MACs {steps[-1]['macs']:,}")
