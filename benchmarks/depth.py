@@ -318,7 +318,9 @@ def match_batch64(path: Path, args: argparse.Namespace) -> None:
                "macs": count_macs(narrow, x), "recovery": [phase.to_dict()], "channel_ratio": ratio,
                "speed_vs_depth_cut_when_matched": relative}
         timing = interleaved_latency({"base": base, "depth (search)": reference, label: narrow}, x, args)
-        row.update(timing[label], latency_protocol="timed beside base and depth (search) in a later process")
+        row.update(timing[label], latency_protocol="timed beside base and depth (search) in a later process",
+                   depth_cut_speedup_b1_same_timing=timing["depth (search)"]["speedup_b1"],
+                   depth_cut_speedup_b64_same_timing=timing["depth (search)"]["speedup_b64"])
         model["variants"][label] = row
         log = logging.getLogger("bench")
         log.info("%s %s: accuracy %.4f, %.2fx / %.2fx", name, label, row["accuracy"], row["speedup_b1"],
