@@ -158,3 +158,16 @@ def test_greedy_search_refuses_a_fixed_bridge(cli: click.Group, base: Path, tmp_
     result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
                                       "--bridge", "translator", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "leave bridge unset or 'auto'" in result.output
+
+
+def test_several_given_cuts(cli: click.Group, base: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--checkpoint", str(base), "--cut", "layer2.0:layer2.2,relu:layer1.1",
+                                      "--bridge", "auto", "--translator-epochs", "0", "--latency-repeats", "2",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["cut"]["cut"] == "relu:layer1.1,layer2.0:layer2.2" and saved["cut"]["bridge"] == "identity"
+    assert [s["removed"] for s in saved["cut"]["spans"]] == [["layer1.0"], ["layer2.1"]]
+    assert saved["cut"]["removed"] == ["layer1.0", "layer2.1"] and "origin" not in saved["cut"]
+    model, _ = load_graph_model(tmp_path)
+    assert "layer1.0.conv1.weight" not in model.state_dict() and "layer1.1.conv1.weight" in model.state_dict()
