@@ -82,6 +82,8 @@ def main() -> None:
     parser.add_argument("--translator-init", choices=["lstsq", "random"], default="random",
                         help="start of every translator: random (authors) or least-squares fit to the base model")
     parser.add_argument("--name", default="depth", help="stem of the result files")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the base's initialisation and of every training run's batch order")
     parser.add_argument("--tau", type=float, default=0.8, help="score weight of accuracy (1.0: rank by accuracy only)")
     parser.add_argument("--search-epochs", type=int, default=1, help="translator-only epochs per searched candidate")
     parser.add_argument("--strategy", choices=["single", "greedy"], default="single",
@@ -134,12 +136,12 @@ def main() -> None:
 
 def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, Any]:
     log = logging.getLogger("bench")
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     pretrained = width == "pretrained"
     pad_to = None if pretrained else 32
     width_value = 1.0 if pretrained else float(width)
     config = TrainConfig(model=name, dataset=DATASET, width=width_value, pad_to=pad_to, epochs=args.epochs, lr=0.05,
-                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained)
+                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained, seed=args.seed)
     folder = args.work / f"{name}_{width}"
     if args.reuse_base and (folder / "result.json").is_file():
         trained = json.loads((folder / "result.json").read_text())
@@ -149,8 +151,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     from neuroprune.runs.train import load_trained, model_options
 
     base, _ = load_trained(name, folder, model_options(DATASET, width_value, pad_to))
-    train = create_loader(DATASET, "fit", 128, seed=0, limit=args.limit_train, pad_to=pad_to)
-    short = create_loader(DATASET, "fit", 128, seed=1, limit=args.search_train, pad_to=pad_to)
+    train = create_loader(DATASET, "fit", 128, seed=args.seed, limit=args.limit_train, pad_to=pad_to)
+    short = create_loader(DATASET, "fit", 128, seed=args.seed + 1, limit=args.search_train, pad_to=pad_to)
     validation = create_loader(DATASET, "validation", 1000, limit=args.limit_validation, pad_to=pad_to)
     test = create_loader(DATASET, "test", 1000, limit=args.limit_test, pad_to=pad_to)
     x = next(iter(test))[0][:1]
@@ -303,9 +305,10 @@ def match_batch64(path: Path, args: argparse.Namespace) -> None:
         pretrained = width == "pretrained"
         pad_to = None if pretrained else 32
         folder = work / f"{name}_{width}"
-        torch.manual_seed(0)
+        seed = int(settings.get("seed", 0))
+        torch.manual_seed(seed)
         base, _ = load_trained(name, folder, model_options(DATASET, 1.0 if pretrained else float(width), pad_to))
-        train = create_loader(DATASET, "fit", 128, seed=0, limit=limit["limit_train"], pad_to=pad_to)
+        train = create_loader(DATASET, "fit", 128, seed=seed, limit=limit["limit_train"], pad_to=pad_to)
         test = create_loader(DATASET, "test", 1000, limit=limit["limit_test"], pad_to=pad_to)
         x = next(iter(test))[0][:1]
         reference = load_graph_model(folder / "variants", stem=_slug("depth (search)"))[0].eval()
