@@ -126,3 +126,14 @@ def test_depth_run_gets_its_table_candidates_and_tradeoff_figures(digits_run, tm
     assert "batch 1: 0.900 → 0.600 (1.50x)" in markdown and "1.43x" in markdown  # MACs 10M / 7M
     assert "Candidate cuts: depth" in markdown and "| a4:b4 |" in markdown
     assert "3: x … z" in markdown  # removed units, shortened
+
+
+def test_a_greedy_depth_run_shows_its_steps(tmp_path):
+    folder = _depth_run(tmp_path / "greedy")
+    result = json.loads((folder / "result.json").read_text())
+    result["search"] = {"strategy": "greedy", "steps": 5}
+    result["cut"] = {"cut": "a1:b1,c1:d1", "bridge": "mixed", "removed": ["x", "y"], "spans": []}
+    (folder / "result.json").write_text(json.dumps(result))
+    markdown = build_report([folder], tmp_path / "report").markdown.read_text()
+    assert "Greedy search steps: greedy" in markdown and "Candidate cuts" not in markdown
+    assert "a1:b1,c1:d1" in markdown

@@ -19,6 +19,7 @@ from .record import RunRecord, known_pairs, load_runs, metric, number
 from .tables import (
     candidate_table,
     depth_table,
+    is_greedy,
     other_table,
     per_layer_table,
     synaptic_table,
@@ -194,7 +195,8 @@ def _depth_sections(records: list[RunRecord], out: Path) -> list[Section]:
     sections = [tradeoff] if tradeoff.figures else []
     for r in records:
         if r.candidates:
-            sections.append(Section(f"Candidate cuts of {r.label}", tables=[candidate_table(r)]))
+            title = "Greedy search steps" if is_greedy(r) else "Candidate cuts"
+            sections.append(Section(f"{title} of {r.label}", tables=[candidate_table(r)]))
     return sections
 
 

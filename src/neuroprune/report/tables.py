@@ -210,8 +210,15 @@ def candidate_table(record: RunRecord, limit: int = 30) -> Table:
         return shown if len(shown) <= _CELL_CHARS else shown[: _CELL_CHARS - 1] + "…"
 
     note = f"First {limit} of {len(rows)} candidates; all are in {record.path}." if len(rows) > limit else ""
-    return Table(f"Candidate cuts: {record.label}", columns,
+    title = "Greedy search steps" if is_greedy(record) else "Candidate cuts"
+    return Table(f"{title}: {record.label}", columns,
                  [[cell(c, row.get(c)) for c in columns] for row in rows[:limit]], note, is_compact=True)
+
+
+def is_greedy(record: RunRecord) -> bool:
+    """True for a depth run whose search removed segments greedily (its table holds steps, not candidates)."""
+    search = record.result.get("search")
+    return isinstance(search, dict) and search.get("strategy") == "greedy"
 
 
 def other_table(records: list[RunRecord]) -> Table:
