@@ -77,13 +77,15 @@ _OVERWRITE_HELP = "Replace the earlier run in --out (without it such a folder is
 @friendly_errors
 def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, overwrite: bool,
                 **options: Any) -> None:
-    """Neuroplasticity-based depth pruning: cut a span of layers, bridge it with a translator, recover.
+    """Neuroplasticity-based depth pruning: cut spans of layers, bridge each with a translator, recover.
 
     \b
     neuroprune depth --model vgg16 --checkpoint base/ --dataset fashion-mnist --pad-to 32 \\
         --cut features.13:features.34 --out run/
     neuroprune depth candidates --model vgg16 --checkpoint base/
     neuroprune depth search --model vgg16 --checkpoint base/ --max-latency-ms 5 --out run/
+    neuroprune depth search --model resnet56 --checkpoint base/ --search-strategy greedy \
+        --min-speedup 2 --finetune-epochs 3 --out run/
     """
     if ctx.invoked_subcommand is not None:
         return
