@@ -84,7 +84,7 @@ def depth_group(ctx: click.Context, config_path: Path | None, out: Path | None, 
         --cut features.13:features.34 --out run/
     neuroprune depth candidates --model vgg16 --checkpoint base/
     neuroprune depth search --model vgg16 --checkpoint base/ --max-latency-ms 5 --out run/
-    neuroprune depth search --model resnet56 --checkpoint base/ --search-strategy greedy \
+    neuroprune depth search --model resnet56 --checkpoint base/ --search-strategy greedy \\
         --min-speedup 2 --finetune-epochs 3 --out run/
     """
     if ctx.invoked_subcommand is not None:
