@@ -50,7 +50,7 @@ from neuroprune.depth import (
 )
 from neuroprune.depth.greedy import greedy_cuts
 from neuroprune.depth.graph_spec import save_graph_model
-from neuroprune.depth.init import init_translator
+from neuroprune.depth.init import init_translators
 from neuroprune.engine import evaluate
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
@@ -201,9 +201,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     def cut(row: dict[str, Any]) -> torch.nn.Module:
         plan = pruner.plan(row["cut"], bridge=bridge)
         model = plan.apply()
-        for span, kind in zip(plan.spans, plan.bridges):
-            if kind == "translator" and args.translator_init == "lstsq":
-                init_translator(model, base, span, train)
+        if args.translator_init == "lstsq":
+            init_translators(model, plan, train)
         return model
 
     small = cut(depth_row)

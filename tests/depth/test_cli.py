@@ -87,27 +87,31 @@ def test_errors_are_one_line(cli: click.Group, base: Path, tmp_path: Path) -> No
     assert result.exit_code == 2 and "conv1.weight: file (2, 1, 3, 3) vs model (4, 1, 3, 3)" in result.output
 
 
-def test_the_search_chooses_on_the_validation_split_never_on_test(base: Path, tmp_path: Path, monkeypatch) -> None:
-    import neuroprune.runs.depth as depth_run
-    from neuroprune.depth.config import DepthConfig
-
+def _watch_splits(monkeypatch, depth_run, search: str) -> tuple[dict[int, str], list[str]]:
+    """Make ``depth_run.<search>`` record the split of its eval and train loaders, in that order."""
     made: dict[int, str] = {}
-    real_loader, real_search = depth_run.create_loader, depth_run.search_cuts
+    seen: list[str] = []
+    real_loader, real_search = depth_run.create_loader, getattr(depth_run, search)
 
     def remembering_loader(name, split, *args, **kwargs):
         loader = real_loader(name, split, *args, **kwargs)
         made[id(loader)] = split
         return loader
 
-    seen: list[str] = []
-
     def watched_search(pruner, train_loader, eval_loader, **kwargs):
-        seen.append(made[id(eval_loader)])
-        seen.append(made[id(train_loader)])
+        seen.extend([made[id(eval_loader)], made[id(train_loader)]])
         return real_search(pruner, train_loader, eval_loader, **kwargs)
 
     monkeypatch.setattr(depth_run, "create_loader", remembering_loader)
-    monkeypatch.setattr(depth_run, "search_cuts", watched_search)
+    monkeypatch.setattr(depth_run, search, watched_search)
+    return made, seen
+
+
+def test_the_search_chooses_on_the_validation_split_never_on_test(base: Path, tmp_path: Path, monkeypatch) -> None:
+    import neuroprune.runs.depth as depth_run
+    from neuroprune.depth.config import DepthConfig
+
+    made, seen = _watch_splits(monkeypatch, depth_run, "search_cuts")
     config = DepthConfig(model="resnet20", dataset="digits", width=0.125, pad_to=16, limit_train=128, limit_test=64,
                          batch_size=64, checkpoint=str(base), search=True, max_evaluated=2, search_epochs=1,
                          search_limit_train=64, translator_epochs=1, latency_repeats=2)
@@ -122,22 +126,7 @@ def test_greedy_search_cuts_several_spans_chosen_on_validation(base: Path, tmp_p
                                                                cli: click.Group) -> None:
     import neuroprune.runs.depth as depth_run
 
-    made: dict[int, str] = {}
-    real_loader, real_greedy = depth_run.create_loader, depth_run.greedy_cuts
-
-    def remembering_loader(name, split, *args, **kwargs):
-        loader = real_loader(name, split, *args, **kwargs)
-        made[id(loader)] = split
-        return loader
-
-    seen: list[str] = []
-
-    def watched_greedy(pruner, fit_loader, eval_loader, **kwargs):
-        seen.extend([made[id(eval_loader)], made[id(fit_loader)]])
-        return real_greedy(pruner, fit_loader, eval_loader, **kwargs)
-
-    monkeypatch.setattr(depth_run, "create_loader", remembering_loader)
-    monkeypatch.setattr(depth_run, "greedy_cuts", watched_greedy)
+    _, seen = _watch_splits(monkeypatch, depth_run, "greedy_cuts")
     out = tmp_path / "greedy"
     result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
                                       "--efficiency", "macs", "--max-macs", "40000", "--finetune-epochs", "1",

@@ -38,7 +38,7 @@ from ..metrics import compare_latency, count_macs, count_params
 from .blocks import boundaries
 from .init import init_translator, translator_after
 from .pruner import DepthPlan, DepthPruner
-from .search import EFFICIENCY, Budgets, score
+from .search import Budgets, check_score_options, score
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,7 @@ def greedy_cuts(
         ConfigError: an option is out of range.
         NeuropruneError: removing every segment still does not meet the budgets.
     """
-    if not 0 <= tau <= 1:
-        raise ConfigError(f"tau must be in [0, 1], got {tau}")
-    if efficiency not in EFFICIENCY:
-        raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
+    check_score_options(tau, efficiency)
     x = pruner.example_inputs[:1]
     timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
     is_timed = budgets.is_timed

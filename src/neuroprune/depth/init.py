@@ -74,6 +74,13 @@ def init_translator(
     return residual
 
 
+def init_translators(pruned: nn.Module, plan: Any, loader: Iterable) -> None:
+    """:func:`init_translator` for every translator a :class:`~.pruner.DepthPlan` put into ``pruned``."""
+    for span, bridge in zip(plan.spans, plan.bridges):
+        if bridge == "translator":
+            init_translator(pruned, plan.model, span, loader)
+
+
 def translator_after(pruned: nn.Module, origin: str) -> nn.Module | None:
     """The Translator that follows the unit ``origin`` in its Sequential, if there is one."""
     parent_name, _, name = origin.rpartition(".")

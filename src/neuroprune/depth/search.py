@@ -98,6 +98,14 @@ def score(accuracy: float, cost: float, cost_base: float, tau: float = 0.8) -> f
     return tau * accuracy + (1 - tau) * (1 - cost / cost_base)
 
 
+def check_score_options(tau: float, efficiency: str) -> None:
+    """Raise ConfigError unless ``tau`` is in [0, 1] and ``efficiency`` is one of :data:`EFFICIENCY`."""
+    if not 0 <= tau <= 1:
+        raise ConfigError(f"tau must be in [0, 1], got {tau}")
+    if efficiency not in EFFICIENCY:
+        raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
+
+
 def search_cuts(
     pruner: DepthPruner,
     train_loader: Iterable,
@@ -148,12 +156,9 @@ def search_cuts(
         ConfigError: an option is out of range.
         NeuropruneError: no candidate meets the budgets (the closest are listed).
     """
-    if not 0 <= tau <= 1:
-        raise ConfigError(f"tau must be in [0, 1], got {tau}")
+    check_score_options(tau, efficiency)
     if translator_init not in ("lstsq", "random"):
         raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {translator_init!r}")
-    if efficiency not in EFFICIENCY:
-        raise ConfigError(f"efficiency must be one of {', '.join(EFFICIENCY)}, got {efficiency!r}")
     x = pruner.example_inputs[:1]
     timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
     is_timed = budgets.is_timed or efficiency == "latency"

@@ -30,7 +30,7 @@ from ..depth.greedy import greedy_cuts
 from ..depth.channels import prune_channels
 from ..depth.config import DepthConfig
 from ..depth.graph_spec import save_graph_model
-from ..depth.init import init_translator, translator_after
+from ..depth.init import init_translators, translator_after
 from ..depth.pruner import DepthPlan, DepthPruner
 from ..depth.recovery import fine_tune, recover
 from ..depth.search import Budgets, search_cuts
@@ -125,9 +125,8 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     # least squares fits the translator's conv alone: with batch norm after it, the start is random
     translator_init = config.translator_init if config.kernel_size == 1 and not config.use_batchnorm else "random"
     has_translator = "translator" in plan.bridges
-    for span, bridge in zip(plan.spans, plan.bridges):
-        if bridge == "translator" and translator_init == "lstsq":
-            init_translator(small, model, span, train)
+    if translator_init == "lstsq":
+        init_translators(small, plan, train)
     _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
     teacher = copy.deepcopy(model).eval() if config.distill else None
     phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
