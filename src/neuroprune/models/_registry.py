@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelError
+from .user_model import create_user_model, is_model_reference
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
@@ -46,7 +47,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or a factory of one's own as
+            ``module.path:factory`` or ``path/to/file.py:factory`` (importing it runs its code;
+            see :mod:`neuroprune.models.user_model`).
         **kwargs: the factory's options, e.g. ``in_channels``, ``image_size``, ``num_classes``.
 
     Returns:
@@ -58,6 +61,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     Example:
         >>> model = create_model("mlp", in_channels=1, image_size=8, num_classes=10)
     """
+    if is_model_reference(name):  # module.path:factory or file.py:factory
+        return create_user_model(name, **kwargs)
     _check_name(name)
     try:
         return _MODELS[name](**kwargs)
