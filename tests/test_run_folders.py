@@ -3,6 +3,7 @@ lasting litter, and a run that fails before it starts leaves no folder that look
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -37,7 +38,8 @@ def _killed_write(target: Path) -> Path:
     """)
     before = target.read_bytes() if target.exists() else None
     assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
-    leftovers = [path for path in target.parent.iterdir() if path.name.startswith(f".{target.name}.")]
+    leftovers = [path for path in target.parent.iterdir()
+                 if path.name.startswith(f".neuroprune-partial.{target.name}.")]
     assert len(leftovers) == 1 and (target.read_bytes() if target.exists() else None) == before
     return leftovers[0]
 
@@ -51,12 +53,13 @@ def _names(folder: Path) -> set[str]:
 
 def test_only_the_temporary_files_of_killed_writes_are_removed(tmp_path):
     leftover = _killed_write(tmp_path / "result.json")
-    kept = ["notes.tmp", ".hidden", ".a.b.tmp", ".result.json.toolong123.tmp", "result.json.abcdefgh.tmp"]
+    kept = ["notes.tmp", ".hidden", ".a.b.tmp", ".result.json.toolong123.tmp", "result.json.abcdefgh.tmp",
+            ".result.json.abcdefgh.tmp", ".notes.txt.x1y2z3w4.tmp"]  # the user's, named as ours once were
     for name in kept:
         (tmp_path / name).write_text("the user's")
-    (tmp_path / ".model.json.abcdefgh.tmp").mkdir()  # a folder, whatever its name: not ours
+    (tmp_path / ".neuroprune-partial.model.json.abcdefgh.tmp").mkdir()  # a folder, whatever its name: not ours
     assert remove_stale_temp_files(tmp_path) == [leftover.name]
-    assert _names(tmp_path) == {*kept, ".model.json.abcdefgh.tmp"}
+    assert _names(tmp_path) == {*kept, ".neuroprune-partial.model.json.abcdefgh.tmp"}
     assert remove_stale_temp_files(tmp_path / "absent") == []
 
 
@@ -170,3 +173,78 @@ def test_a_failed_resume_keeps_the_run_it_could_not_continue(tmp_path):
     result = CliRunner().invoke(main, ["synaptic", "--resume", str(out)])
     assert result.exit_code == 2 and "checkpoint.pt" in result.output
     assert _names(out) == {"config.json", "checkpoint.pt"}
+
+
+# ---- one run per folder: a lock held from the first write to the end ------------------------
+
+
+def _hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process that locks ``folder`` as a run does, and keeps it until killed."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from neuroprune.folder_lock import FolderLock
+        FolderLock({str(folder)!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(60)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_lock_refuses_a_second_run_into_a_folder_in_use_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    holder = _hold_lock(out)
+    try:
+        for run in (lambda: run_synaptic(SYNAPTIC, out), lambda: run_train(TRAIN, out),
+                    lambda: run_depth(DepthConfig(dataset="digits", cut="a:b"), out),
+                    lambda: run_synaptic(SYNAPTIC, out, resume=True), lambda: run_train(TRAIN, out, overwrite=True)):
+            with pytest.raises(ConfigError, match=rf"another neuroprune run \(process {holder.pid}\) is writing"):
+                run()
+            assert _names(out) == {".neuroprune.lock"}  # nothing of the refused run, nothing of the holder's removed
+        refused = CliRunner().invoke(main, [*SYNAPTIC_ARGS, "--out", str(out)])
+        assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+        assert "is writing into" in refused.output
+    finally:
+        holder.kill()
+        holder.wait()
+    run_synaptic(SYNAPTIC, out)  # the lock died with its process
+    assert (out / "result.json").is_file() and not (out / ".neuroprune.lock").exists()
+
+
+def test_lock_is_held_until_the_run_ends(tmp_path, monkeypatch):
+    from neuroprune.folder_lock import FolderLock
+    from neuroprune.runs import synaptic as synaptic_run
+
+    out = tmp_path / "run"
+    seen = []
+
+    def write_json(path, obj):  # every write of the run happens while a second lock is refused
+        with pytest.raises(ConfigError, match="is writing into"):
+            FolderLock(out).acquire()
+        seen.append(Path(path).name)
+        storage_write_json(path, obj)
+
+    from neuroprune.storage import write_json as storage_write_json
+
+    monkeypatch.setattr(synaptic_run, "write_json", write_json)
+    run_synaptic(SYNAPTIC, out)
+    assert seen == ["config.json", "result.json"]
+    with FolderLock(out):  # released at the end
+        pass
+
+
+def test_lock_two_concurrent_cli_runs_into_one_folder_one_is_refused(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "neuroprune", "--threads", "1", *SYNAPTIC_ARGS[:3], "--epochs", "3",
+               "--limit-train", "256", "--limit-test", "64", "--no-measure-latency", "--out", str(out)]
+    runs = [subprocess.Popen([*command, "--seed", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for seed in (1, 2)]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    refusal = next(err for code, err in outcomes if code == 2)
+    assert len(refusal.strip().splitlines()) == 1
+    assert "is writing into" in refusal or "already holds a run" in refusal  # refused mid-run, or after it ended
+    seed = json.loads((out / "config.json").read_text())["seed"]
+    assert json.loads((out / "result.json").read_text())["seed"] == seed  # one run's files, not a mix

@@ -20,9 +20,10 @@ import torch
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
-# atomic_write_bytes's temporary files: ".NAME." + mkstemp's 8 random characters + ".tmp"
-_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+# atomic_write_bytes's temporary files: ".neuroprune-partial.NAME." + mkstemp's 8 random characters
+# + ".tmp"; the prefix is the project's own, so a user's ".NAME.XXXXXXXX.tmp" is never taken for one
+_TEMP_PREFIX, _TEMP_SUFFIX = ".neuroprune-partial.", ".tmp"
+_TEMP_NAME = re.compile(r"\.neuroprune-partial\..+\.[a-z0-9_]{8}\.tmp")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -45,8 +46,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def remove_stale_temp_files(folder: str | Path) -> list[str]:
     """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left in ``folder``.
 
-    Only names :func:`atomic_write_bytes` gives its temporary files are touched, and only
-    plain files. Call it when a run starts in ``folder``, before anything writes there: a
+    Only names :func:`atomic_write_bytes` gives its temporary files (they start with the
+    project's own ``.neuroprune-partial.``) are touched, and only plain files. Call it when a run starts in ``folder``, before anything writes there: a
     write in progress in another process would lose its temporary file.
 
     Returns:

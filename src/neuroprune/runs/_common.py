@@ -22,6 +22,7 @@ from .. import distributed as dist_utils
 from ..config import to_dict
 from ..engine import EpochLRScheduler
 from ..errors import ConfigError
+from ..folder_lock import LOCK_NAME, FolderLock
 from ..storage import atomic_write_bytes, remove_stale_temp_files, write_json
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ EVAL_BATCH = 1000
 RUN_FILES = ("result.json", "checkpoint.pt", "dense_checkpoint.pt", "model.safetensors")
 # what a run writes; overwriting removes these (and nothing else the folder holds)
 OUTPUT_FILES = (*RUN_FILES, "config.json", "model.json", "history.csv", "candidates.json", "candidates.csv")
+_HELD: dict[Path, FolderLock] = {}  # folders this process has locked, until its run ends
 
 
 def seeded_model(factory: Any, seed: int) -> nn.Module:
@@ -75,23 +77,34 @@ def start_run_folder(out: Path, config: Any, world: int, *, overwrite: bool = Fa
 def claim_run_folder(out: Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = False) -> None:
     """Make ``out`` ready for a run, before anything is written there; every rank calls it.
 
-    A folder that already holds a run (one of :data:`RUN_FILES`) is refused unless
+    Rank 0 first locks the folder (:class:`~neuroprune.folder_lock.FolderLock`, created if
+    needed), so a second run into it is refused while this one lives; the lock is held
+    until the run function decorated with :func:`discards_unstarted_folder` returns. A
+    folder that already holds a run (one of :data:`RUN_FILES`) is refused unless
     ``overwrite`` (then that run's files go) or ``resume`` (the run goes on in place). On
     rank 0, temporary files that killed writes left behind are removed. Rank 0 decides and
     the other ranks follow, so all of them stop together.
 
     Raises:
-        ConfigError: ``out`` holds an earlier run and neither ``overwrite`` nor ``resume`` is set.
+        ConfigError: another run holds the folder, or ``out`` holds an earlier run and
+            neither ``overwrite`` nor ``resume`` is set.
+        OSError: the folder cannot be created or locked.
     """
-    problem = None
-    if dist_utils.is_main_process() and not resume and not overwrite:
+    problem: Exception | None = None
+    if dist_utils.is_main_process():
+        try:
+            _lock(out)
+        except (ConfigError, OSError) as exc:
+            problem = exc
+    if problem is None and dist_utils.is_main_process() and not resume and not overwrite:
         earlier = [name for name in RUN_FILES if (out / name).exists()]
         if earlier:
-            problem = (f"{out} already holds a run ({', '.join(earlier)}); pass --overwrite to replace it"
-                       + (f", or --resume {out} to finish it" if resumable else "") + ", or choose another --out")
+            problem = ConfigError(
+                f"{out} already holds a run ({', '.join(earlier)}); pass --overwrite to replace it"
+                + (f", or --resume {out} to finish it" if resumable else "") + ", or choose another --out")
     problem = dist_utils.gather_objects(problem)[0]  # rank 0's verdict, on every rank
     if problem is not None:
-        raise ConfigError(problem)
+        raise problem
     if not dist_utils.is_main_process():
         return
     remove_stale_temp_files(out)
@@ -102,18 +115,45 @@ def claim_run_folder(out: Path, *, overwrite: bool = False, resume: bool = False
                 (out / name).unlink()
 
 
+def _lock(out: Path) -> None:
+    """Lock ``out`` for this process until :func:`_unlock` (a second call for the same folder is a no-op)."""
+    key = out.resolve()
+    if key not in _HELD:
+        lock = FolderLock(out)
+        lock.acquire()
+        _HELD[key] = lock
+
+
+def _unlock(out: Path, *, remove_if_empty: bool) -> None:
+    """Release the lock :func:`claim_run_folder` took on ``out``; remove the folder if the run left it empty."""
+    lock = _HELD.pop(out.resolve(), None)
+    if lock is None:
+        return
+    lock.release()
+    if remove_if_empty:
+        with contextlib.suppress(OSError):  # not empty (or gone): it stays as it is
+            out.rmdir()
+
+
 def discards_unstarted_folder(run: Callable[P, R]) -> Callable[P, R]:
     """Decorate ``run(config, out_dir, ...)``: when it fails having written nothing but config.json, undo that.
 
     A run refused after it saved its config (missing data, a checkpoint that does not fit)
     would otherwise leave a folder that looks like a run and holds none.
+
+    It also ends the run's hold on the folder: the lock :func:`claim_run_folder` took is
+    released when ``run`` returns or fails, after its unstarted files are gone.
     """
 
     @functools.wraps(run)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         out = Path(kwargs["out_dir"] if "out_dir" in kwargs else args[1])  # type: ignore[arg-type]
-        with undo_unstarted_run(out):
-            return run(*args, **kwargs)
+        existed = out.is_dir()
+        try:
+            with undo_unstarted_run(out):
+                return run(*args, **kwargs)
+        finally:
+            _unlock(out, remove_if_empty=not existed)
 
     return wrapper
 
@@ -134,8 +174,9 @@ def undo_unstarted_run(out: Path) -> Iterator[None]:
 
 
 def _names(folder: Path) -> set[str]:
+    """The names in ``folder``, without the run's own lock file."""
     try:
-        return {entry.name for entry in folder.iterdir()}
+        return {entry.name for entry in folder.iterdir()} - {LOCK_NAME}
     except OSError:
         return set()
 
@@ -154,7 +195,7 @@ def _discard_unstarted(out: Path, existed: bool, before: set[str], config_before
         is_only_config_new = _names(out) - before <= {"config.json"}
         if is_only_config_new and _stamp(out / "config.json") not in (None, config_before):
             (out / "config.json").unlink()
-        if not existed and out.is_dir() and not _names(out):
+        if not existed and out.is_dir() and not any(out.iterdir()):  # a held lock's file: removed on release
             out.rmdir()
     except OSError as exc:  # tidying up must not hide the error that ended the run
         log.warning("could not remove the unstarted run's files in %s: %s", out, exc)
