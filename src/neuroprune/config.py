@@ -36,6 +36,11 @@ class SynapticConfig:
 
     dataset: str = "mnist"
     model: str = "mlp"
+    model_args: dict[str, Any] | None = None
+    weights: str | None = None
+    data: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.05
@@ -97,11 +102,15 @@ class SynapticConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if isinstance(self.stop_step, int) and isinstance(self.warmup_steps, int) and self.stop_step <= self.warmup_steps:
             raise ConfigError(f"stop_step must be greater than warmup_steps ({self.warmup_steps}), got {self.stop_step}")
+        from ._user_options import check_user_options
         from .models import (
             list_models,  # deferred: the registry imports every model family
         )
+        from .models.user_model import is_model_reference
 
-        _check_choice(self, "model", tuple(list_models()))
+        if not is_model_reference(self.model):  # module:factory or file.py:factory is the user's own
+            _check_choice(self, "model", tuple(list_models()))
+        check_user_options(self)
 
 
 def load_config(
@@ -276,11 +285,14 @@ def _matches(value: Any, hint: Any) -> bool:
             return True
         if member is str and isinstance(value, str):
             return True
+        if typing.get_origin(member) is dict and isinstance(value, dict):  # model_args
+            return True
     return False
 
 
 def _type_name(hint: Any) -> str:
-    return " or ".join("null" if m is type(None) else m.__name__ for m in _members(hint))
+    return " or ".join("null" if m is type(None) else "a mapping" if typing.get_origin(m) is dict else m.__name__
+                       for m in _members(hint))
 
 
 _SHORT = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12

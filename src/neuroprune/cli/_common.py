@@ -24,6 +24,7 @@ from .. import distributed as dist_utils
 from ..data import DATASETS
 from ..engine.precision import PRECISIONS, resolve_device
 from ..errors import NeuropruneError
+from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 
 __all__ = [
     "DATASETS",
@@ -141,12 +142,14 @@ TARGET_OPTIONS = combine_options(
 
 MODEL_OPTIONS = combine_options(
     click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options."),
-    click.option("--model", type=str, help="Registered model (see `neuroprune models`)."),
+    click.option("--model", type=str, help=MODEL_HELP),
     click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: fashion-mnist]."),
     click.option("--width", type=float, help="Channel width multiplier [default: 1]."),
     click.option("--pad-to", type=int, help="Pad images to this size, e.g. 32 for 28-pixel sets."),
     click.option("--seed", type=int, help="Seed [default: 0]."),
     click.option("--data-root", type=str, help="Folder of a data set that is not in the cache."),
+    DATA_OPTIONS,
+    WEIGHTS_OPTION,
     click.option("--limit-train", type=int, help="Use only the first N training samples."),
     click.option("--limit-test", type=int, help="Use only the first N test samples."),
     click.option("--batch-size", type=int, help="Training batch size [default: 128]."),

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import load_config
-from ..data import dataset_info
+from .._user_options import dataset_of
 from ..depth.config import DepthConfig
 from ..errors import NeuropruneError
 from ._common import MODEL_OPTIONS, TARGET_OPTIONS, combine_options, run_in_process_group
@@ -114,14 +114,15 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
     import torch
 
     from ..depth.pruner import DepthPruner
+    from ..runs._checks import check_runs_on
     from ..runs.train import load_trained, model_options
 
     config = load_config(DepthConfig, config_path, {**options, "search": True})
-    model_opts = model_options(config.dataset, config.width, config.pad_to,
-                               pretrained=config.pretrained and config.checkpoint is None)
+    model_opts = model_options(dataset_of(config), config.width, config.pad_to, config.weights,
+                               pretrained=config.pretrained and config.checkpoint is None, model_args=config.model_args)
     model, used = load_trained(config.model, config.checkpoint, model_opts)
-    info = dataset_info(config.dataset)
-    example = torch.zeros(1, info.in_channels, used["image_size"], used["image_size"])
+    example = torch.zeros(1, used["in_channels"], used["image_size"], used["image_size"])
+    check_runs_on(model, example, config.model)
     spans = DepthPruner(model, example_inputs=example).candidates()
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in spans], indent=2))

@@ -18,17 +18,17 @@ from rich.table import Table
 
 from ..config import SynapticConfig, load_config, load_run_config
 from ..errors import ConfigError
-from ..models import list_models
 from ..synaptic.pruner import GRANULARITIES
 from ..synaptic.tracker import CRITERIA
 from ._common import DATASETS, FRACTION_OR_NONE, NONE, STEPS, TARGET_OPTIONS, run_in_process_group
 from ._errors import friendly_errors
+from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 
 
 @click.command("synaptic")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options below.")
 @click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: mnist].")
-@click.option("--model", type=click.Choice(list_models()), help="Registered model [default: mlp].")
+@click.option("--model", type=str, help=MODEL_HELP + " [default: mlp]")
 @click.option("--epochs", type=int, help="Training epochs [default: 10].")
 @click.option("--batch-size", type=int, help="Training batch size [default: 64].")
 @click.option("--lr", type=float, help="Learning rate [default: 0.05].")
@@ -58,6 +58,8 @@ from ._errors import friendly_errors
 @click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
 @click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
+@DATA_OPTIONS
+@WEIGHTS_OPTION
 @click.option("--limit-train", type=int, help="Use only the first N training samples.")
 @click.option("--limit-test", type=int, help="Use only the first N test samples.")
 @click.option("--measure-latency/--no-measure-latency", default=None, help="Time dense vs compact inference [default: on].")

@@ -22,7 +22,6 @@ from ._errors import friendly_errors
 
 @click.command("train")
 @MODEL_OPTIONS
-@click.option("--weights", type=str, help="ImageNet models: torchvision state_dict file to start from.")
 @click.option("--epochs", type=int, help="Epochs [default: 10].")
 @click.option("--lr", type=float, help="Peak learning rate, cosine decay [default: 0.05].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd].")

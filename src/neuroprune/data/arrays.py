@@ -15,6 +15,7 @@ from ._raw import check_split_arrays, check_splits
 from ._sources import SOURCES
 from .fetch import fetch
 from .info import canonical_name, check_split
+from .user_data import user_split
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ def load_arrays(name: str, split: str, root: str | Path | None = None) -> tuple[
     """
     name = canonical_name(name)
     check_split(split)
+    opened = user_split(name, split)  # a folder or .npz of one's own, read by open_user_data
+    if opened is not None:
+        return opened
     images, labels = _raw_split(name, split, root)
     return normalize(name, images), torch.tensor(labels, dtype=torch.int64)
 

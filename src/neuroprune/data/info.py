@@ -62,10 +62,17 @@ def canonical_name(name: str) -> str:
     Raises:
         DatasetError: the name is not a supported data set.
     """
+    if name in _INFOS:  # a built-in name, or one that register_dataset added (a path: kept as it is)
+        return name
     key = str(name).strip().lower().replace("_", "-")
     if key not in _INFOS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     return key
+
+
+def register_dataset(info: DatasetInfo) -> None:
+    """Make a data set of one's own known by ``info.name`` (see :func:`~neuroprune.data.user_data.open_user_data`)."""
+    _INFOS[info.name] = info
 
 
 def check_split(split: str) -> str:

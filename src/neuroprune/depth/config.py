@@ -6,7 +6,9 @@ Load them with :func:`neuroprune.config.load_config`, which rejects unknown keys
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from .._user_options import check_user_options
 from ..config import check_ceilings
 from ..engine.precision import check_device_name, check_precision
 from ..errors import ConfigError
@@ -17,7 +19,11 @@ class TrainConfig:
     """Everything ``neuroprune train`` needs; field names are the CLI option names."""
 
     model: str = "vgg16"
+    model_args: dict[str, Any] | None = None
     dataset: str = "fashion-mnist"
+    data: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
     width: float = 1.0
     weights: str | None = None
     pretrained: bool = False
@@ -57,9 +63,14 @@ class DepthConfig:
     """
 
     model: str = "vgg16"
+    model_args: dict[str, Any] | None = None
     checkpoint: str | None = None
+    weights: str | None = None
     pretrained: bool = False
     dataset: str = "fashion-mnist"
+    data: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
     width: float = 1.0
     pad_to: int | None = None
     cut: str | None = None
@@ -139,6 +150,10 @@ class DepthConfig:
 
 def _check_common(config: TrainConfig | DepthConfig) -> None:
     check_ceilings(config)
+    check_user_options(config)
+    if getattr(config, "checkpoint", None) is not None and config.weights is not None:
+        raise ConfigError("give the trained model with one of checkpoint (a run of `neuroprune train`) or weights "
+                          "(any state dict of the model), not both")
     check_precision(config.precision)
     check_device_name(config.device)
     if config.width <= 0:

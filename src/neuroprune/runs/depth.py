@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist_utils
+from .._user_options import dataset_of
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
 from ..depth.greedy import greedy_cuts
@@ -39,6 +40,7 @@ from ..engine.precision import resolve_device
 from ..errors import ConfigError
 from ..metrics import compare_latency, count_macs, count_params
 from ..storage import atomic_write_bytes, write_json
+from ._checks import check_runs_on
 from ._common import EVAL_BATCH, check_global_batch, discards_unstarted_folder, start_run_folder
 from .train import load_trained, model_options
 
@@ -57,22 +59,23 @@ def prepare(config: DepthConfig) -> tuple[nn.Module, DepthPruner, Any, Any]:
     """
     rank, world = dist_utils.rank(), dist_utils.world_size()
     # a trained checkpoint replaces the starting weights: ImageNet ones matter only without one
-    options = model_options(config.dataset, config.width, config.pad_to,
-                            pretrained=config.pretrained and config.checkpoint is None)
+    options = model_options(dataset_of(config), config.width, config.pad_to, config.weights,
+                            pretrained=config.pretrained and config.checkpoint is None, model_args=config.model_args)
     model, _ = load_trained(config.model, config.checkpoint, options)
     device = resolve_device(config.device)
     model = model.to(device)
-    train = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
+    train = create_loader(dataset_of(config), "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
-    test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
+    test = create_loader(dataset_of(config), "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
     example = next(iter(test))[0][:1].to(device)
+    check_runs_on(model, example, config.model)  # a model built for other data fails here, named
     return model, DepthPruner(model, example_inputs=example), train, test
 
 
 def validation_loader(config: DepthConfig) -> Any:
     """The held-out part of the training set every choice of the run is made on."""
-    return create_loader(config.dataset, "validation", EVAL_BATCH, root=config.data_root, pad_to=config.pad_to)
+    return create_loader(dataset_of(config), "validation", EVAL_BATCH, root=config.data_root, pad_to=config.pad_to)
 
 
 def compare_speed(base: nn.Module, pruned: nn.Module, example: torch.Tensor, repeats: int,
@@ -147,12 +150,12 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     device = example.device
     model, small, example = model.cpu(), small.cpu(), example.cpu()  # saved and timed on the CPU
     speed = compare_speed(model, small, example, config.latency_repeats)
-    save_graph_model(small, out, {"source_model": config.model, "dataset": config.dataset, "pad_to": config.pad_to,
+    save_graph_model(small, out, {"source_model": config.model, "dataset": dataset_of(config), "pad_to": config.pad_to,
                                   "input_shape": list(example.shape[1:]), "cut": plan.cut})
     result = {
         "method": "depth",
         "model": config.model,
-        "dataset": config.dataset,
+        "dataset": dataset_of(config),
         "cut": cut_record(plan, small),
         "accuracy_base": accuracy_base,
         "accuracy_pruned": accuracy_pruned,
@@ -225,7 +228,7 @@ def _greedy(config: DepthConfig, pruner: DepthPruner, train: Any, validation: An
 
 def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path) -> tuple[BlockSpan, dict[str, Any]]:
     """Score the candidates on ``validation`` and save the table; returns the winner and a summary."""
-    short = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
+    short = create_loader(dataset_of(config), "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.search_limit_train or config.limit_train, pad_to=config.pad_to)
     budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch, config.min_speedup)
     started = time.perf_counter()

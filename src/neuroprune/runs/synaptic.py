@@ -23,7 +23,8 @@ from ..engine import resume as resume_training
 from ..engine.precision import resolve_device
 from ..errors import ModelError, NeuropruneError
 from ..metrics import compare_latency, count_macs, count_params
-from ..models import create_model
+from ..data.user_data import resolve_dataset
+from ..models.weights_file import build_model
 from ..saved_models import describe_model, save_model
 from ..storage import write_json
 from ..structure import trace_channels
@@ -94,19 +95,21 @@ def run_synaptic(
                 "processes": {"world_size": world, "backend": _backend()},
             })
     dist_utils.barrier()  # an overwritten run's checkpoints are gone before any rank looks for one
-    info = dataset_info(config.dataset)
+    dataset = resolve_dataset(config.dataset, config.data, config.image_size, config.channels)
+    info = dataset_info(dataset)
     train = create_loader(
-        config.dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+        dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
         limit=config.limit_train, rank=rank, world_size=world,
     )
     test = create_loader(
-        config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
+        dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
     )
     device = resolve_device(config.device)
 
     def build() -> torch.nn.Module:
-        return create_model(
-            config.model, in_channels=info.in_channels, image_size=info.image_size, num_classes=info.num_classes
+        return build_model(
+            config.model, config.weights, in_channels=info.in_channels, image_size=info.image_size,
+            num_classes=info.num_classes, **(config.model_args or {}),
         )
 
     _check_compactable(build(), config.model)  # fail in the first second, not after the last epoch
@@ -157,11 +160,11 @@ def run_synaptic(
             f"weights are in {out / CHECKPOINT}. Please report this with the model that caused it"
         )
     dense_arch = build()
-    save_model(small, out, {"dataset": config.dataset, "input_shape": list(example.shape[1:]), "source": config.model})
+    save_model(small, out, {"dataset": dataset, "input_shape": list(example.shape[1:]), "source": config.model})
 
     result: dict[str, Any] = {
         "method": "synaptic",
-        "dataset": config.dataset,
+        "dataset": dataset,
         "model": config.model,
         "epochs": config.epochs,
         "seed": config.seed,

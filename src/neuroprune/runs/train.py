@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .. import distributed as dist_utils
+from .._user_options import dataset_of
 from ..data import create_loader, dataset_info
 from ..depth.config import TrainConfig
 from ..depth.graph_spec import save_graph_model
@@ -22,8 +23,10 @@ from ..engine import EpochLRScheduler, fit
 from ..engine.precision import resolve_device
 from ..errors import ModelError
 from ..models import create_model
-from ..saved_models import check_against_file, load_matching_state, read_json_file
+from ..models.weights_file import build_model
+from ..saved_models import check_against_file, load_matching_state, load_model, read_json_file
 from ..storage import load_torch, write_json
+from ._checks import check_savable
 from ._common import (
     EVAL_BATCH,
     check_global_batch,
@@ -38,11 +41,11 @@ log = logging.getLogger(__name__)
 
 
 def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None,
-                  pretrained: bool = False) -> dict[str, Any]:
-    """The keyword arguments ``create_model`` needs for ``dataset`` (images padded to ``pad_to``)."""
+                  pretrained: bool = False, model_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments ``create_model`` needs for ``dataset`` (images padded to ``pad_to``), then ``model_args``."""
     info = dataset_info(dataset)
     options: dict[str, Any] = {"in_channels": info.in_channels, "image_size": pad_to or info.image_size,
-                               "num_classes": info.num_classes}
+                               "num_classes": info.num_classes, **(model_args or {})}
     if width != 1.0:
         options["width"] = width
     if weights is not None:
@@ -82,17 +85,19 @@ def run_train(
     rank, world = dist_utils.rank(), dist_utils.world_size()
     check_global_batch(config.batch_size, world)
     start_run_folder(out, config, world, overwrite=overwrite)
-    options = model_options(config.dataset, config.width, config.pad_to, config.weights, config.pretrained)
+    dataset = dataset_of(config)
+    options = model_options(dataset, config.width, config.pad_to, config.weights, config.pretrained, config.model_args)
     # the validation tenth of the training set stays unseen: depth pruning chooses its cut there
-    train = create_loader(config.dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
+    train = create_loader(dataset, "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.limit_train, pad_to=config.pad_to, rank=rank, world_size=world)
-    test = create_loader(config.dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
+    test = create_loader(dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test,
                          pad_to=config.pad_to, rank=rank, world_size=world)
     device = resolve_device(config.device)
-    model = seeded_model(lambda: create_model(config.model, **options), config.seed).to(device)
+    model = seeded_model(lambda: build_model(config.model, **options), config.seed).to(device)
+    check_savable(model, config.model)  # before training: a model the graph spec cannot describe is not saved
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    log.info("training %s on %s for %d epochs", config.model, config.dataset, config.epochs)
+    log.info("training %s on %s for %d epochs", config.model, dataset, config.epochs)
     history = fit(model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test,
                   callbacks=[EpochLRScheduler(schedule)], show_progress=show_progress, precision=config.precision)
     if not dist_utils.is_main_process():
@@ -101,9 +106,9 @@ def run_train(
     # the trained weights replace whatever the model started from (a file, ImageNet weights)
     metadata = {"model": config.model, "model_options": {k: v for k, v in options.items()
                                                          if k not in ("weights", "pretrained")},
-                "dataset": config.dataset, "pad_to": config.pad_to, "input_shape": list(next(iter(test))[0].shape[1:])}
+                "dataset": dataset, "pad_to": config.pad_to, "input_shape": list(next(iter(test))[0].shape[1:])}
     save_graph_model(model, out, metadata)
-    result = {"method": "train", "model": config.model, "dataset": config.dataset, "epochs": config.epochs,
+    result = {"method": "train", "model": config.model, "dataset": dataset, "epochs": config.epochs,
               "test_accuracy": history[-1]["test_accuracy"], "train_seconds": sum(r["seconds"] for r in history),
               "checkpoint": str(out / "model.safetensors"), "history": history,
               "processes": {"world_size": world}, "device": str(device), "precision": config.precision,
@@ -118,7 +123,9 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
 
     ``checkpoint`` is a ``.safetensors`` file or a folder holding ``model.safetensors``;
     when a ``model.json`` written by :func:`run_train` sits beside it, its model options
-    (width, input size) are used, so the checkpoint fits without repeating them.
+    (width, input size) are used, so the checkpoint fits without repeating them. A model a
+    pruning run saved (compacted by ``synaptic``, cut by ``depth``) is rebuilt from its
+    ``model.json`` alone, whatever ``model`` is.
 
     Returns:
         ``(model, options used)``.
@@ -128,7 +135,7 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
             (the message names the mismatched keys and shapes).
     """
     if checkpoint is None:
-        return create_model(model, **options), options
+        return build_model(model, **options), options
     path = Path(checkpoint)
     weights = path / "model.safetensors" if path.is_dir() else path
     if not weights.is_file():
@@ -139,6 +146,8 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
         saved = document.get("metadata", {}) if isinstance(document, dict) else None
         if not isinstance(saved, dict) or not isinstance(saved.get("model_options", {}), dict):
             raise ModelError(f"{described} is not the model description `neuroprune train` writes")
+        if "model" not in saved and isinstance(document.get("architecture"), dict):
+            return _load_saved(weights, options)  # compacted or depth-pruned: rebuilt from model.json alone
         if saved.get("model") not in (None, model):
             raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; pass --model {saved['model']}")
         if "model_options" in saved:
@@ -157,6 +166,15 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
         tensors = load_torch(weights)
     load_matching_state(net, tensors, source=str(weights))
     return net.eval(), options
+
+
+def _load_saved(weights: Path, options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """A model a pruning run saved (its shapes are its own), with the input shape it recorded."""
+    net, metadata = load_model(weights.parent, weights.stem)
+    shape = metadata.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape):
+        options = {**options, "in_channels": shape[0], "image_size": shape[1]}
+    return net, options
 
 
 def _check_same_width(given: dict[str, Any], saved: dict[str, Any], weights: Path) -> None:
