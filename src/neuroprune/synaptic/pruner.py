@@ -28,6 +28,7 @@ from .masks import MaskedWeights, MaskViews, prunable_layers
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
+from .criteria import Criterion, create_criterion
 from .tracker import CRITERIA, ActivityTracker
 from .units import UnitGroup, find_unit_groups
 
@@ -59,7 +60,8 @@ class SynapticPruner(MaskViews):
     Args:
         model: the network to prune (masks are attached in place).
         criterion: activity measure, one of ``deviation`` (default), ``contribution``,
-            ``presynaptic``, ``hebbian``, ``magnitude``; see :class:`ActivityTracker`.
+            ``presynaptic``, ``hebbian``, ``magnitude``, ``normalised``, or a
+            :class:`~neuroprune.synaptic.criteria.Criterion`; see :mod:`neuroprune.synaptic.criteria`.
         alpha: relative threshold: weak means below ``alpha`` x the layer's mean activity.
         patience: consecutive weak checks before a connection is pruned.
         check_every: optimizer steps between checks, or ``"auto"`` (1% of training).
@@ -74,8 +76,8 @@ class SynapticPruner(MaskViews):
             channels whose downstream activity stays weak go, with every connection entering
             and leaving them: the compacted model is then small and dense) or ``both``.
         fold_bias: when a connection goes, add its mean contribution ``W[j, i] * mean x_i``
-            to unit j's bias (default: on for ``deviation``, the only criterion that knows
-            the signed mean).
+            to unit j's bias (default: on for ``deviation``; possible for criteria that track
+            the signed mean input, ``deviation`` and ``normalised``).
         sample_every: gather activity on every n-th training step only (1: every step).
             The activity between checks is then a sample mean; the tracking cost drops n-fold.
         total_steps: optimizer steps in the whole training run; needed for ``"auto"`` values
@@ -92,7 +94,7 @@ class SynapticPruner(MaskViews):
         self,
         model: nn.Module,
         *,
-        criterion: str = "deviation",
+        criterion: str | Criterion = "deviation",
         alpha: float = 0.5,
         patience: int = 3,
         check_every: int | str = AUTO,
@@ -108,8 +110,9 @@ class SynapticPruner(MaskViews):
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
-        if criterion not in CRITERIA:
+        if not isinstance(criterion, Criterion) and criterion not in CRITERIA:
             raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+        scorer = create_criterion(criterion)
         if granularity not in GRANULARITIES:
             raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
         if target_sparsity is not None and not 0 < target_sparsity < 1:
@@ -118,9 +121,9 @@ class SynapticPruner(MaskViews):
             raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
             raise ConfigError(f"total_steps must be an integer >= 1, got {total_steps!r}")
-        if fold_bias and criterion != "deviation":
-            raise ConfigError(f"fold_bias needs the deviation criterion (the only one that knows mean inputs); "
-                              f"got criterion {criterion!r}")
+        if fold_bias and not scorer.knows_input_means:
+            raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
+                              f"got criterion {scorer.name!r}")
         if max_fraction_per_check is not None and target_sparsity is not None:
             raise ConfigError(
                 "max_fraction_per_check limits pruning without a target; with target_sparsity the sparsity schedule "
@@ -132,9 +135,9 @@ class SynapticPruner(MaskViews):
         self._requested = (check_every, warmup_steps, stop_step)
         self.schedule: CheckSchedule | None = None
         self.sparsity_schedule: PolynomialSparsity | None = None
-        self.criterion = criterion
+        self.criterion = scorer.name
         self.granularity = granularity
-        self.fold_bias = criterion == "deviation" if fold_bias is None else fold_bias
+        self.fold_bias = scorer.name == "deviation" if fold_bias is None else fold_bias
         self.target_sparsity = target_sparsity
         self.sample_every = sample_every
         self.model = model
@@ -148,7 +151,7 @@ class SynapticPruner(MaskViews):
             group.name: torch.zeros(group.size, dtype=torch.int32, device=self.layers[group.name].weight.device)
             for group in self.unit_groups
         }
-        self.tracker = ActivityTracker(self.layers, criterion)
+        self.tracker = ActivityTracker(self.layers, scorer)
         self.tracker.is_active = False  # until the schedule is known
         self.step_count = 0
         self.history: list[dict[str, Any]] = []
