@@ -19,7 +19,7 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, tiny, example, name:
     small.eval()
     save_graph_model(small, tmp_path, {"cut": cut})
     spec = json.loads((tmp_path / "model.json").read_text())
-    assert spec["architecture"]["format"] == "neuroprune.graph/1" and spec["metadata"]["cut"] == cut
+    assert spec["architecture"]["format"] == "neuroprune.fx/1" and spec["metadata"]["cut"] == cut
     reloaded, _ = load_graph_model(tmp_path)
     assert not any("vgg" in type(m).__module__ or "cnn" in type(m).__module__ for m in reloaded.modules())
     assert torch.equal(reloaded(example), small(example))

@@ -10,7 +10,7 @@ Example:
     >>> phases = recover(small, train_loader, translator_epochs=5, finetune_epochs=5, teacher=model)
 """
 
-from .blocks import BlockSpan, Unit, boundaries, chain, find_spans, probe
+from .blocks import BlockSpan, Unit, boundaries, find_spans, probe
 from .channels import prune_channels, prune_channels_to_latency, prune_channels_to_macs
 from .config import DepthConfig, TrainConfig
 from .greedy import GreedyResult, greedy_cuts, segments
@@ -35,7 +35,6 @@ __all__ = [
     "Translator",
     "Unit",
     "boundaries",
-    "chain",
     "cut_model",
     "describe_translator",
     "find_spans",

@@ -26,6 +26,8 @@ from ..errors import ModelError
 from ..models.resnet import Block, Residual
 from ..models.spec import from_spec, layer_args
 from ..saved_models import ModelFormat, load_model_files, register_format, save_model_files
+from .fx_spec import FORMAT as FX_FORMAT
+from .fx_spec import from_fx, to_fx
 from .translator import Translator
 
 FORMAT = "neuroprune.graph/1"
@@ -54,8 +56,23 @@ def from_graph(spec: dict[str, Any]) -> nn.Module:
 
 def save_graph_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
                      stem: str = "model") -> None:
-    """Save ``stem.safetensors`` (weights) and ``stem.json`` (graph spec and metadata) atomically."""
-    save_model_files(model, to_graph(model), folder, metadata, stem)
+    """Save ``stem.safetensors`` (weights) and ``stem.json`` (graph spec and metadata) atomically.
+
+    Nested stages and blocks are saved as this module's spec; any other traceable model (a
+    depth cut of a residual stream or a skip, a ``torch.fx.GraphModule``) as its traced
+    graph (:mod:`.fx_spec`).
+
+    Raises:
+        ModelError: neither describes the model; both reasons are given.
+    """
+    try:
+        architecture = to_graph(model)
+    except ModelError as nested:
+        try:
+            architecture = to_fx(model)
+        except ModelError as traced:
+            raise ModelError(f"{nested}; as a traced graph: {traced}") from None
+    save_model_files(model, architecture, folder, metadata, stem)
 
 
 def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:
@@ -64,7 +81,10 @@ def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module
     Raises:
         ModelError: a file is missing or malformed, or the weights do not fit (keys and shapes named).
     """
-    return load_model_files(folder, stem, from_graph)
+    def build(spec: dict[str, Any]) -> nn.Module:
+        return from_fx(spec) if isinstance(spec, dict) and spec.get("format") == FX_FORMAT else from_graph(spec)
+
+    return load_model_files(folder, stem, build)
 
 
 def _node(module: nn.Module, path: str) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
 
 from ..errors import ConfigError
+from ..structure.regions import RegionGraph
 from .blocks import BlockSpan
-from .translator import Translator
+from .surgery import bridge_after
 
 log = logging.getLogger(__name__)
 
@@ -82,32 +84,31 @@ def init_translators(pruned: nn.Module, plan: Any, loader: Iterable) -> None:
 
 
 def translator_after(pruned: nn.Module, origin: str) -> nn.Module | None:
-    """The Translator that follows the unit ``origin`` in its Sequential, if there is one."""
-    parent_name, _, name = origin.rpartition(".")
-    try:
-        parent = pruned.get_submodule(parent_name)
-    except AttributeError:
-        return None
-    children = list(parent.named_children())
-    for (current, _), (_, following) in zip(children, children[1:]):
-        if current == name:
-            return following if isinstance(following, Translator) else None
-    return None
+    """The Translator that bridges the cut starting after the unit ``origin``, if there is one."""
+    bridge = bridge_after(pruned, origin)
+    return bridge if isinstance(bridge, nn.Module) and hasattr(bridge, "conv") else None
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the traced model and keeps a copy of the named values."""
+
+    def __init__(self, module: fx.GraphModule, names: tuple[str, str]) -> None:
+        super().__init__(module)
+        self.names = names
+        self.kept: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+
+    def run_node(self, n: fx.Node) -> Any:
+        value = super().run_node(n)
+        if n.name in self.kept:
+            self.kept[n.name].append(value.detach().clone())  # clone: a later in-place op could change it
+        return value
 
 
 def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Origin outputs (N, C_A, H_A, W_A) and destination inputs (N, C_B, H_B, W_B) of the intact model."""
-    sources: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-
-    def keep_output(_: nn.Module, __: Any, out: torch.Tensor) -> None:
-        sources.append(out.detach().clone())  # clone: a later in-place op could change it
-
-    def keep_input(_: nn.Module, args: tuple[Any, ...]) -> None:
-        targets.append(args[0].detach().clone())
-
-    handles = [model.get_submodule(span.origin).register_forward_hook(keep_output),
-               model.get_submodule(span.destination).register_forward_pre_hook(keep_input)]
+    regions = RegionGraph(model)
+    names = (regions.segment(span.origin).exit, regions.segment(span.removed[-1]).exit)
+    recorder = _Recorder(regions.module, names)
     flags = [(m, m.training) for m in model.modules()]
     device = next(model.parameters()).device
     try:
@@ -116,10 +117,8 @@ def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: i
             for index, (x, _) in enumerate(loader):
                 if index >= batches:
                     break
-                model(x.to(device))
+                recorder.run(x.to(device))
     finally:
-        for handle in handles:
-            handle.remove()
         for module, flag in flags:
             module.training = flag
-    return torch.cat(sources), torch.cat(targets)
+    return torch.cat(recorder.kept[names[0]]), torch.cat(recorder.kept[names[1]])

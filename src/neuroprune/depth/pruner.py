@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import BlockSpan, Unit, find_spans, probe
+from ..structure.regions import RegionGraph
+from .blocks import BlockSpan, Unit, find_spans, units_of
 from .surgery import cut_model
 from .translator import Translator, describe_translator
 
@@ -68,15 +69,11 @@ class DepthPlan:
         Example:
             >>> small = DepthPruner(model, example_inputs=x).plan(cut="features.13:features.34").apply()
         """
-        pruned = self.model
+        bridges = [Translator(span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)  # type: ignore[arg-type]
+                   if kind == "translator" else None for span, kind in zip(self.spans, self.bridges)]
         for span, kind in zip(self.spans, self.bridges):
-            bridge = None
-            if kind == "translator":
-                bridge = Translator(span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)
             log.info("cutting %s (%d units) with %s", span.cut, len(span.removed), kind)
-            # kept units keep their names, so every later span still names the units it removes
-            pruned = cut_model(pruned, span, bridge)
-        return pruned
+        return cut_model(self.model, self.spans, bridges)
 
     def __str__(self) -> str:
         parts = []
@@ -89,11 +86,17 @@ class DepthPlan:
 
 
 class DepthPruner:
-    """Lists the cuts of a model made of sequential stages and blocks, and plans one.
+    """Lists the cuts of a model, read from its traced graph, and plans one.
 
     Args:
-        model: the trained model (nested ``nn.Sequential`` of layers and blocks).
+        model: the trained model; any torch.fx-traceable model (stages of Sequentials,
+            residual blocks, a ModuleList looped over in ``forward``, skips by concatenation).
         example_inputs: one batch of inputs; shapes are probed with its first sample.
+
+    Attributes:
+        regions: the traced graph's main path and units
+            (:class:`~neuroprune.structure.regions.RegionGraph`).
+        units: the units, in forward order.
 
     Example:
         >>> pruner = DepthPruner(model, example_inputs=torch.randn(1, 3, 32, 32))
@@ -105,10 +108,12 @@ class DepthPruner:
     def __init__(self, model: nn.Module, example_inputs: torch.Tensor) -> None:
         self.model = model
         self.example_inputs = example_inputs
-        self.units: list[Unit] = probe(model, example_inputs)
+        self.regions = RegionGraph(model, example_inputs)
+        self.units: list[Unit] = units_of(self.regions)
         self.spans: list[BlockSpan] = find_spans(self.units)
         if not self.spans:
-            raise ConfigError("this model has no valid cut: it needs at least two layer or block boundaries")
+            raise ConfigError(f"{type(model).__name__} has no valid cut: its main path needs at least two layer or "
+                              "block boundaries with a removable unit between them")
 
     def candidates(self) -> list[BlockSpan]:
         """Every valid cut, ordered by origin then destination."""
@@ -135,8 +140,8 @@ class DepthPruner:
         Args:
             cut: ``(origin, destination)``, ``"origin:destination"``, several of them joined by
                 commas (``"a:b,c:d"``) or a list of them. Several cuts may not overlap.
-            bridge: ``"translator"``, ``"identity"`` (only where the shapes on both sides match)
-                or ``"auto"`` (identity where the shapes match, a translator elsewhere).
+            bridge: ``"translator"`` (feature maps only), ``"identity"`` (only where the shapes on
+                both sides match) or ``"auto"`` (identity where the shapes match, a translator elsewhere).
             kernel_size: translator conv kernel (1 as the authors, or 3).
             use_batchnorm: add batch norm after the translator conv.
 
@@ -158,6 +163,9 @@ class DepthPruner:
             if bridge == "identity" and not span.is_identity_possible:
                 raise ConfigError(f"nn.Identity cannot bridge {span.cut}: shapes {span.in_shape} -> {span.out_shape} "
                                   "differ; use a translator (or bridge 'auto')")
+            if bridge == "translator" and not span.is_translatable:
+                raise ConfigError(f"a translator bridges feature maps (C, H, W), but cut {span.cut} carries values of "
+                                  f"shape {span.in_shape}; bridge it with 'identity' or 'auto'")
             identity = bridge == "identity" or (bridge == "auto" and span.is_identity_possible)
             bridges.append("identity" if identity else "translator")
         return DepthPlan(self.model, tuple(spans), tuple(bridges), kernel_size, use_batchnorm)
