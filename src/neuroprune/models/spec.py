@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..saved_models import ModelFormat, register_format
-from ..structure.traits import BY_NAME, trait_of
+from ..structure.traits import BY_NAME, saved_args, trait_of, unlisted_args
 
 FORMAT = "neuroprune.sequential/1"
 
@@ -23,13 +23,17 @@ def layer_args(module: nn.Module) -> dict[str, Any]:
 
     Raises:
         ModelError: the module is not a standard layer of the table (a subclass is not
-            either: it may compute something else).
+            either: it may compute something else), or it sets an argument the table does
+            not list, which the saved form would silently drop.
     """
     trait = trait_of(module)
     if trait is None:
         raise ModelError(f"type {type(module).__name__} has no saved form; supported: {', '.join(BY_NAME)}")
-    return {attr: _plain(getattr(module, attr) is not None if attr == "bias" else getattr(module, attr))
-            for attr in trait.spec_args}
+    unlisted = unlisted_args(module)
+    if unlisted:
+        settings = ", ".join(f"{name}={value!r}" for name, value in unlisted.items())
+        raise ModelError(f"{type(module).__name__}({settings}) sets an argument the saved form does not record")
+    return {name: _plain(value) for name, value in saved_args(module).items()}
 
 
 def to_spec(model: nn.Module) -> dict[str, Any]:

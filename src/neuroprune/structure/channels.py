@@ -10,8 +10,14 @@ what couples channels across a residual network.
 
 A space is *fixed* when some tensor of it is the model's input or output, or meets an
 operation this module does not understand (a concatenation, a multiplication of two
-tensors, a reshape, a module with no entry in :mod:`.traits`): its channels are never
-removed, which keeps every such model exact, if less pruned.
+tensors, a reshape, a reduction over channels, a module with no entry in :mod:`.traits`
+or with an argument the table does not list, a module with per-channel state that runs
+more than once or whose tensors are also read directly): its channels are never removed,
+which keeps every such model exact, if less pruned.
+
+Layouts: ``maps`` is a batched (N, C, H, W) tensor (a Conv2d's input is taken to be
+batched), ``features`` has its channels on the last axis (a Linear's output), ``flat`` is a
+flattened map, channel ``c`` at features ``c * H * W ... (c + 1) * H * W - 1``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from .traits import is_depthwise, trait_of
+from .traits import is_depthwise, trait_of, unlisted_args
 
 ConstantMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -145,7 +151,8 @@ _ACTIVATION_FUNCTIONS = {
     F.hardtanh, F.sigmoid, F.tanh,
 }
 _ACTIVATION_METHODS = {"relu", "relu_", "sigmoid", "tanh"}
-_IDENTITY_FUNCTIONS = {F.dropout, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d}
+_IDENTITY_FUNCTIONS = {F.dropout}
+_POOL_FUNCTIONS = {F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d}  # (N, C, H, W) only
 _ADD = {operator.add, operator.iadd, torch.add}
 
 
@@ -159,6 +166,7 @@ class _Builder:
         self.layout: dict[str, str] = {}
         self.steps: dict[str, Step] = {}
         self.calls: dict[int, int] = {}
+        self.read_directly: set[int] = set()  # modules whose parameters or buffers the graph reads itself
 
     # ---- union-find over spaces --------------------------------------------------------
 
@@ -202,6 +210,10 @@ class _Builder:
             if node.op == "call_module":
                 key = id(self.modules[node.target])
                 self.calls[key] = self.calls.get(key, 0) + 1
+            elif node.op == "get_attr":
+                owner = str(node.target).rpartition(".")[0]
+                if owner in self.modules:
+                    self.read_directly.add(id(self.modules[owner]))
         for node in graph.nodes:
             handler = getattr(self, f"_on_{node.op}")
             handler(node)
@@ -250,9 +262,9 @@ class _Builder:
         if trait is None or not isinstance(source, fx.Node) or len(node.all_input_nodes) != 1:
             self._opaque(node, f"module {path!r} ({type(module).__name__}) is not a layer neuroprune understands")
             return
-        shared = self.calls[id(module)] > 1 and any(True for _ in module.parameters(recurse=False))
-        if shared:
-            self._opaque(node, f"module {path!r} is called more than once")
+        reason = self._not_followed(path, module)
+        if reason is not None:
+            self._opaque(node, reason)
             return
         layout = self.layout[source.name]
         if trait.role == "weighted":
@@ -274,14 +286,29 @@ class _Builder:
             self._same(node, source, Step("map", (source.name,), fn=_identity), layout=_flattened(layout))
         elif trait.role in ("pool", "pad", "resample") and layout != "maps":
             self._opaque(node, f"{trait.role} {path!r} of a tensor that is not a feature map")
-        elif trait.role == "pad":
-            self._same(node, source, Step("map", (source.name,), fn=_zero_or_unknown))
-        elif isinstance(module, nn.AvgPool2d) and module.padding not in (0, (0, 0)) and module.count_include_pad:
+        elif getattr(module, "return_indices", False):
+            self._opaque(node, f"pool {path!r} returns indices")
+        elif trait.role == "pad" or isinstance(module, nn.AvgPool2d) and _averages_in_zeros(module):
             self._same(node, source, Step("map", (source.name,), fn=_zero_or_unknown))
         elif trait.role in ("pool", "passthrough", "resample"):
             self._same(node, source, Step("map", (source.name,), fn=_identity))
         else:  # activation
             self._same(node, source, Step("map", (source.name,), fn=_no_grad(module)))
+
+    def _not_followed(self, path: str, module: nn.Module) -> str | None:
+        """Why a standard layer's call cannot be followed channel by channel, or None."""
+        name = f"module {path!r} ({type(module).__name__})"
+        unlisted = unlisted_args(module)
+        if unlisted:
+            return f"{name} sets {', '.join(unlisted)}, which neuroprune does not follow"
+        if trait_of(module).role == "normalize":  # type: ignore[union-attr]
+            return f"{name} normalises over several channels at once"
+        has_state = any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(False))
+        if self.calls[id(module)] > 1 and (has_state or trait_of(module).role in ("weighted", "norm")):  # type: ignore[union-attr]
+            return f"{name} is called more than once"  # one object cannot take two different widths
+        if id(module) in self.read_directly:
+            return f"{name} has parameters or buffers that the forward also reads directly"
+        return None
 
     def _on_weighted(self, node: fx.Node, path: str, module: nn.Module, source: fx.Node, layout: str) -> None:
         fan_in, width, reads = _weighted_shape(module)
@@ -362,7 +389,9 @@ class _Builder:
                     fn = _no_grad(functools.partial(_call_first, target, tuple(rest), dict(extra)))
                     self._same(node, first, Step("map", (first.name,), fn=fn))
                     return
-            if target in _IDENTITY_FUNCTIONS or target == "identity":
+            if target in _IDENTITY_FUNCTIONS or target == "identity" or (
+                    target in _POOL_FUNCTIONS and self.layout[first.name] == "maps"
+                    and not _returns_indices(target, args, kwargs)):
                 self._same(node, first, Step("map", (first.name,), fn=_identity))
                 return
             if target is torch.flatten and tuple(args[1:]) in ((1,), (1, -1)) and not kwargs:
@@ -370,11 +399,13 @@ class _Builder:
                 return
             if target in ("view", "reshape") and len(args) == 3 and args[2] == -1 and not kwargs:
                 batch = args[1]
-                if isinstance(batch, fx.Node) and batch.op == "call_method" and batch.target == "size":
+                if (isinstance(batch, fx.Node) and batch.op == "call_method" and batch.target == "size"
+                        and tuple(batch.args[1:]) == (0,) and not batch.kwargs):
                     self._same(node, first, Step("map", (first.name,), fn=_identity), layout=_flattened(self.layout[first.name]))
                     return
-            if target == "mean" and _reduces_space_only(args[1:], kwargs):
-                self._same(node, first, Step("map", (first.name,), fn=_identity))
+            layout = _spatial_mean(self.layout[first.name], args[1:], kwargs) if target == "mean" else None
+            if layout is not None:
+                self._same(node, first, Step("map", (first.name,), fn=_identity), layout=layout)
                 return
         label = getattr(target, "__name__", str(target))
         self._opaque(node, f"operation {label!r} at {node.name!r}")
@@ -396,11 +427,33 @@ def _times(factor: float) -> ConstantMap:
     return lambda value: value * factor
 
 
-def _reduces_space_only(args: list[Any], kwargs: dict[str, Any]) -> bool:
+def _spatial_mean(layout: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """The layout of ``mean(dim, keepdim)`` when it averages a feature map over space only, else None.
+
+    Only an (N, C, H, W) map has space to average; on (N, F) features the last axis is
+    the channels themselves.
+    """
+    if layout != "maps" or set(kwargs) - {"dim", "keepdim"}:
+        return None
     dims = kwargs.get("dim", args[0] if args else None)
     keepdim = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
-    return bool(keepdim) and bool(dims) and all(d in (2, 3, -1, -2) for d in dims)
+    if not dims or not all(isinstance(d, int) and d in (2, 3, -1, -2) for d in dims) or len(args) > 2:
+        return None
+    if keepdim is True:
+        return "maps"
+    return "features" if keepdim is False and {d % 4 for d in dims} == {2, 3} else None
+
+
+def _averages_in_zeros(pool: nn.AvgPool2d) -> bool:
+    """An average whose border windows count padding zeros, or that divides by a fixed number instead of the
+    window's size: only a zero channel stays the same constant."""
+    return pool.divisor_override is not None or (pool.padding not in (0, (0, 0)) and pool.count_include_pad)
+
+
+def _returns_indices(target: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
+    position = 2 if target is F.adaptive_max_pool2d else 6  # (input, output_size, return_indices) or max_pool2d's
+    return bool(kwargs.get("return_indices", False)) or (len(args) > position and bool(args[position]))
 
 
 def _flattened(layout: str) -> str:

@@ -135,7 +135,7 @@ def _remove_dead(channel_map: ChannelMap, weights: dict[str, _Layer], kept: dict
             known = torch.isfinite(value).all(dim=1)
             zero = (value == 0).all(dim=1)
             removable &= ~has_out | (known & (zero | layer.folds_constants()))
-        if bool(removable.all()) and int(alive.sum()) > 0:  # a space keeps one channel: no empty layers
+        if int(alive.sum()) > 0 and torch.equal(removable, alive):  # a space keeps one channel: no empty layers
             removable[int(torch.nonzero(alive)[0])] = False
         if not bool(removable.any()):
             continue
@@ -203,8 +203,10 @@ def _through_channelwise(module: nn.Module, value: torch.Tensor) -> torch.Tensor
         mean = module.running_mean.view(channels, -1)
         scale = torch.rsqrt(module.running_var.view(channels, -1) + module.eps)
         out = (value - mean) * scale
-        if module.affine:
-            out = out * module.weight.detach().view(channels, -1) + module.bias.detach().view(channels, -1)
+        if module.weight is not None:
+            out = out * module.weight.detach().view(channels, -1)
+        if module.bias is not None:
+            out = out + module.bias.detach().view(channels, -1)
         return out
 
 
