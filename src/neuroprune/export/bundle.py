@@ -18,7 +18,6 @@ and for each Linear layer the kernel chosen and the timings behind the choice.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..saved_models import load_model, save_model
+from ..config import RUN_CONFIG_SCHEMA
+from ..json_files import MAX_RUN_FILE_BYTES, read_json
+from ..saved_models import load_model, read_json_file, save_model
 from ..storage import load_torch, write_json
 from ..errors import ConfigError, ModelError, NeuropruneError
 from .chain import InferenceChain
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 FORMATS = ("safetensors", "onnx")
 SEQUENTIAL_FORMAT = "neuroprune.sequential/1"
 GRAPH_FORMAT = "neuroprune.graph/1"
+FX_FORMAT = "neuroprune.fx/1"  # a depth cut of a traced graph
 _REQUIRED = ("model.json", "model.safetensors")
 _HOW_TO_FIX = (
     "export reads the model.json and model.safetensors that `neuroprune synaptic` or `neuroprune depth` "
@@ -80,16 +82,17 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]
     missing = [name for name in _REQUIRED if not (run / name).is_file()]
     if missing:
         raise ModelError(f"run folder {run} is missing {', '.join(missing)}; {_HOW_TO_FIX}")
-    try:
-        spec_format = json.loads((run / "model.json").read_text())["architecture"]["format"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{run / 'model.json'} is not a neuroprune model description ({exc}); {_HOW_TO_FIX}") from None
+    document = read_json_file(run / "model.json")
+    spec_format = document.get("architecture", {}).get("format") if isinstance(document, dict) else None
+    if not isinstance(spec_format, str):
+        raise ModelError(f"{run / 'model.json'} is not a neuroprune model description (it names no architecture "
+                         f"format); {_HOW_TO_FIX}")
     try:
         if spec_format == SEQUENTIAL_FORMAT:
             model, metadata = load_model(run)
         elif spec_format == SPARSE_FORMAT:
             model, metadata = load_sparse_model(run)
-        elif spec_format == GRAPH_FORMAT:
+        elif spec_format in (GRAPH_FORMAT, FX_FORMAT):
             model, metadata = _graph_loader()(run)
         else:
             raise ModelError(f"{run / 'model.json'} has unknown architecture format {spec_format!r}")
@@ -236,10 +239,8 @@ def _check_against_masked(model: nn.Module, run: Path, x: torch.Tensor) -> float
     checkpoint, result_path = run / "checkpoint.pt", run / "result.json"
     if not checkpoint.is_file() or not result_path.is_file():
         return None
-    try:
-        result = json.loads(result_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{result_path} is not valid JSON ({exc}); re-run the experiment") from None
+    result = read_json(result_path, what="the result.json a neuroprune run writes", max_bytes=MAX_RUN_FILE_BYTES,
+                       schema={"method": "string", "model": "string"}, error=ModelError)
     if result.get("method") != "synaptic" or "model" not in result:
         return None
     masked = _masked_model(result["model"], load_torch(checkpoint), x, model, run)
@@ -283,11 +284,14 @@ def _masked_model(name: str, checkpoint: Any, x: torch.Tensor, compact: nn.Modul
 
 def _model_options(run: Path) -> dict[str, Any]:
     """Architecture options (``width``, ``hidden``) recorded in the run's config.json, if any."""
-    try:
-        config = json.loads((run / "config.json").read_text()).get("config", {})
-    except (OSError, json.JSONDecodeError, AttributeError):
+    path = run / "config.json"
+    if not path.is_file():
         return {}
-    return {key: config[key] for key in ("width", "hidden") if isinstance(config, dict) and config.get(key) is not None}
+    saved = read_json(path, what="the config.json a neuroprune run writes", error=ModelError,
+                      schema={**RUN_CONFIG_SCHEMA, "config.width": "number|null", "config.hidden": "array|null",
+                              "config.hidden[]": "integer"})
+    config = saved.get("config", {})
+    return {key: config[key] for key in ("width", "hidden") if config.get(key) is not None}
 
 
 def _choose_kernels(
@@ -313,7 +317,7 @@ def _choose_kernels(
 def _save(model: nn.Module, out: Path, metadata: dict[str, Any], spec_format: str) -> list[Path]:
     if isinstance(model, nn.Sequential) and any(isinstance(m, SparseLinear) for m in model.children()):
         save_sparse_model(model, out, metadata)
-    elif spec_format == GRAPH_FORMAT:
+    elif spec_format in (GRAPH_FORMAT, FX_FORMAT):
         _graph_saver()(model, out, metadata)
     elif isinstance(model, nn.Sequential):
         save_model(model, out, metadata)  # all dense: loadable by neuroprune.load_model as well
