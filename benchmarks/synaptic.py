@@ -22,22 +22,44 @@ schedule, batch size, seed and batch order):
   (``neuroprune export``'s dense path), interleaved rounds in this process, median per-round
   speed-up, at ``--threads`` threads.
 
+``--sparsities ... --methods dense synaptic gmp gmp-layer --criteria normalised deviation magnitude``
+(the criterion study): every synaptic criterion through the same pruner and schedule, beside
+GMP with one global ranking (``gmp``) and with every layer pruned to the target (``gmp-layer``,
+Zhu & Gupta's own setting). ``--validation`` trains on the ``fit`` part of the training set and
+evaluates the held-out ``validation`` part after every epoch as well as the test set, so a
+criterion can be chosen on validation. ``--append`` merges the runs into an existing JSON (under
+a lock, so several commands, one per seed or method, can fill one file). The table then gives,
+for every run, the first epoch at which validation and test accuracy reach the same seed's
+dense final accuracy minus 0.5 points (the "learning faster" claim); ``--plot`` draws the test
+accuracy per epoch (seed 0) with :func:`neuroprune.report.plots.line_chart`.
+
+``--inputs``: ``standard`` (the loader's per-channel normalisation), ``raw`` (pixels 0-255, no
+normalisation) or ``per-feature`` (each input pixel scaled by its own fixed factor 10^u, u
+uniform in [-1, 1], drawn once with seed 1234: features on different scales, as in tabular
+data): inputs on which a weight's magnitude says little about the signal it carries.
+
 Plus (``--sample-every``) the pruner's training-step overhead: process CPU time per step
 with and without the pruner, interleaved, same process.
 
 Writes ``<out>/<name>.json`` and ``<name>.md``. Examples:
     python benchmarks/synaptic.py --datasets mnist fashion-mnist --models mlp --sparsities 0.9 0.95 0.98
     python benchmarks/synaptic.py --datasets mnist --models mlp lenet5 --units 0.8 --name synaptic_units
+    python benchmarks/synaptic.py --datasets fashion-mnist --models resnet20 --seeds 0 --sparsities 0.9 \
+        --methods synaptic gmp gmp-layer --criteria normalised magnitude --validation --append \
+        --set granularity=connection --epochs 4 --limit-train 10000 --name synaptic_bn
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import tempfile
 import statistics
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -50,11 +72,16 @@ from neuroprune.config import SynapticConfig, from_dict, to_dict
 from neuroprune.export import InferenceChain
 from neuroprune.metrics import compare_latency
 from neuroprune.runs._common import environment, lr_schedule_callbacks, make_optimizer
+from neuroprune.synaptic.criteria import list_criteria
+from neuroprune.synaptic.schedule import resolve_schedule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
                "max_fraction_per_check", "sample_every", "fold_bias", "granularity")
 LATENCY_BATCH = {"mlp": 256, "lenet5": 64, "cifar_cnn": 64}
+METHODS = ("dense", "synaptic", "gmp", "gmp-layer")
+INPUTS = ("standard", "raw", "per-feature")
+MARGIN = 0.005  # "reaches dense": within 0.5 points of the same seed's dense final accuracy
 
 
 def main() -> None:
@@ -75,6 +102,17 @@ def main() -> None:
     parser.add_argument("--name", default="synaptic", help="stem of the output files")
     parser.add_argument("--sample-every", type=int, nargs="+",
                         help="time the pruner's overhead at these sample_every values instead of training")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["dense", "synaptic", "gmp"],
+                        help="what to train at each sparsity [default: dense synaptic gmp]")
+    parser.add_argument("--criteria", nargs="+", choices=list_criteria(),
+                        help="synaptic criteria to compare, each a run [default: the config's criterion]")
+    parser.add_argument("--validation", action="store_true",
+                        help="train on the 'fit' split and evaluate the 'validation' split every epoch too")
+    parser.add_argument("--limit-validation", type=int, help="use only the first N validation samples")
+    parser.add_argument("--inputs", choices=INPUTS, default="standard",
+                        help="input scaling: standard, raw (0-255 pixels) or per-feature (fixed random scales)")
+    parser.add_argument("--append", action="store_true", help="merge into <name>.json instead of replacing it")
+    parser.add_argument("--plot", action="store_true", help="also draw test accuracy per epoch (seed 0) as PNGs")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training and timing; small models train fastest on one [default: 1]")
     args = parser.parse_args()
@@ -90,7 +128,7 @@ def main() -> None:
             config = _config(dataset, model, args)
             for seed in args.seeds:
                 if args.sparsities:
-                    runs.append(_sparsity_runs(config, seed, args.sparsities))
+                    runs.append(_sparsity_runs(config, seed, args.sparsities, args))
                 else:
                     runs.append(_unit_runs(config, seed, args.units, args.rounds, args.granularity))
                 _save(args, runs)
@@ -113,24 +151,77 @@ def _config(dataset: str, model: str, args: argparse.Namespace) -> dict[str, Any
     return config
 
 
-def _data(config: dict[str, Any], seed: int) -> tuple[Any, Any]:
-    train = npr.create_loader(config["dataset"], "train", config["batch_size"], seed=seed, limit=config["limit_train"])
+def _data(config: dict[str, Any], seed: int, args: argparse.Namespace | None = None) -> tuple[Any, Any, Any]:
+    """Train, test and (with ``--validation``) validation loaders, inputs scaled as ``--inputs`` says."""
+    use_validation = args is not None and args.validation
+    inputs = args.inputs if args is not None else "standard"
+    train = npr.create_loader(config["dataset"], "fit" if use_validation else "train", config["batch_size"], seed=seed,
+                              limit=config["limit_train"])
     test = npr.create_loader(config["dataset"], "test", 1000)
-    return train, test
+    validation = (npr.create_loader(config["dataset"], "validation", 1000, limit=args.limit_validation)
+                  if use_validation else None)
+    if inputs != "standard":
+        train, test = _Scaled(train, config["dataset"], inputs), _Scaled(test, config["dataset"], inputs)
+        validation = _Scaled(validation, config["dataset"], inputs) if validation is not None else None
+    return train, test, validation
+
+
+class _Scaled:
+    """A loader whose images are rescaled: ``raw`` 0-255 pixels, or ``per-feature`` fixed random scales per pixel.
+
+    Batches and their order are the wrapped loader's (``set_epoch`` passes through).
+    """
+
+    def __init__(self, loader: Any, dataset: str, inputs: str) -> None:
+        info = npr.dataset_info(dataset)
+        self.loader = loader
+        mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+        std = torch.tensor(info.std).view(1, -1, 1, 1)
+        if inputs == "raw":  # undo (pixel / 255 - mean) / std
+            self.scale, self.shift = 255 * std, 255 * mean
+        else:  # per pixel 10^u, u ~ U[-1, 1], the same draw for every run and split
+            generator = torch.Generator().manual_seed(1234)
+            shape = (1, info.in_channels, info.image_size, info.image_size)
+            self.scale, self.shift = 10 ** (2 * torch.rand(shape, generator=generator) - 1), torch.zeros(())
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in (self.loader, getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+                return
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield x * self.scale + self.shift, y
 
 
 def _build(config: dict[str, Any], seed: int, **options: Any) -> nn.Module:
     info = npr.dataset_info(config["dataset"])
     torch.manual_seed(seed)
     return npr.create_model(config["model"], in_channels=info.in_channels, image_size=info.image_size,
-                            num_classes=info.num_classes, **options)
+                            num_classes=info.num_classes, **{**(config.get("model_args") or {}), **options})
 
 
-def _fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any]) -> list[dict[str, Any]]:
+class _Validate:
+    """Callback: evaluate a validation loader after every epoch (logged as ``validation_accuracy``)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def on_epoch_end(self, trainer: Any) -> None:
+        trainer.log(validation_accuracy=npr.evaluate(trainer.model, self.loader)["accuracy"])
+
+
+def _fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any],
+         validation: Any = None) -> list[dict[str, Any]]:
     optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"], config["weight_decay"])
     schedule = lr_schedule_callbacks(optimizer, config["lr_schedule"], config["epochs"])
+    extra = [_Validate(validation)] if validation is not None else []
     return npr.fit(model, train, epochs=config["epochs"], optimizer=optimizer, eval_loader=test,
-                   callbacks=[*callbacks, *schedule])
+                   callbacks=[*callbacks, *schedule, *extra])
 
 
 def _synaptic(model: nn.Module, config: dict[str, Any], **options: Any) -> npr.SynapticPruner:
@@ -138,44 +229,66 @@ def _synaptic(model: nn.Module, config: dict[str, Any], **options: Any) -> npr.S
 
 
 def _summary(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    return {"test_accuracy": history[-1]["test_accuracy"], "accuracy_per_epoch": [r["test_accuracy"] for r in history],
-            "seconds": seconds}
+    summary = {"test_accuracy": history[-1]["test_accuracy"],
+               "accuracy_per_epoch": [r["test_accuracy"] for r in history], "seconds": seconds}
+    if "validation_accuracy" in history[-1]:
+        summary.update(validation_accuracy=history[-1]["validation_accuracy"],
+                       validation_per_epoch=[r["validation_accuracy"] for r in history])
+    return summary
 
 
-def _timed_fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any]) -> dict[str, Any]:
+def _timed_fit(model: nn.Module, train: Any, test: Any, config: dict[str, Any], callbacks: list[Any],
+               validation: Any = None) -> dict[str, Any]:
     started = time.perf_counter()
-    history = _fit(model, train, test, config, callbacks)
+    history = _fit(model, train, test, config, callbacks, validation)
     return _summary(history, time.perf_counter() - started)
 
 
-def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float]) -> dict[str, Any]:
-    train, test = _data(config, seed)
+def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float],
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """One seed: dense, and per target each synaptic criterion and GMP (global, per layer), as ``--methods`` says."""
+    train, test, validation = _data(config, seed, args)
     total_steps = config["epochs"] * len(train)
     result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
-                              "epochs": config["epochs"], "config": config, "targets": {}}
-    result["dense"] = _timed_fit(_build(config, seed), train, test, config, [])
+                              "epochs": config["epochs"], "inputs": args.inputs, "config": config, "targets": {}}
+    if "dense" in args.methods:
+        result["dense"] = _timed_fit(_build(config, seed), train, test, config, [], validation)
+    check_every = _check_every(config, total_steps)
     for target in targets:
-        model = _build(config, seed)
-        pruner = _synaptic(model, config, target_sparsity=target)
-        synaptic = _timed_fit(model, train, test, config, [pruner])
-        pruner.remove_hooks()
-        model.eval()
-        small = pruner.compact()
-        synaptic.update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(small),
-                        per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in pruner.layer_summary()})
-        model = _build(config, seed)
-        gmp_pruner = npr.GradualMagnitudePruner.for_training(
-            model, final_sparsity=target, total_steps=total_steps, update_every=pruner.schedule.check_every)
-        gmp = _timed_fit(model, train, test, config, [gmp_pruner])
-        model.eval()
-        gmp.update(pruned_fraction=gmp_pruner.sparsity(), params_compact=npr.count_params(npr.compact_sequential(model)),
-                   per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in gmp_pruner.layer_summary()})
-        result["targets"][str(target)] = {"synaptic": synaptic, "gmp": gmp}
+        row: dict[str, Any] = {}
+        if "synaptic" in args.methods:
+            for criterion in args.criteria or [config["criterion"]]:
+                model = _build(config, seed)
+                pruner = _synaptic(model, {**config, "criterion": criterion}, target_sparsity=target,
+                                   total_steps=total_steps)
+                run = _timed_fit(model, train, test, config, [pruner], validation)
+                pruner.remove_hooks()
+                model.eval()
+                run.update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(pruner.compact()),
+                           per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in pruner.layer_summary()})
+                row[f"synaptic:{criterion}"] = run
+        for method, scope in (("gmp", "global"), ("gmp-layer", "layer")):
+            if method not in args.methods:
+                continue
+            model = _build(config, seed)
+            gmp_pruner = npr.GradualMagnitudePruner.for_training(
+                model, final_sparsity=target, total_steps=total_steps, update_every=check_every, scope=scope)
+            run = _timed_fit(model, train, test, config, [gmp_pruner], validation)
+            model.eval()
+            run.update(pruned_fraction=gmp_pruner.sparsity(),
+                       per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in gmp_pruner.layer_summary()})
+            row[method] = run
+        result["targets"][str(target)] = row
     return result
 
 
+def _check_every(config: dict[str, Any], total_steps: int) -> int:
+    """The synaptic pruner's check interval for this run; GMP updates its masks as often."""
+    return resolve_schedule(config["check_every"], config["warmup_steps"], config["stop_step"], total_steps).check_every
+
+
 def _unit_runs(config: dict[str, Any], seed: int, target: float, rounds: int, granularity: str) -> dict[str, Any]:
-    train, test = _data(config, seed)
+    train, test, _ = _data(config, seed)
     result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
                               "epochs": config["epochs"], "config": config, "target": target,
                               "granularity": granularity}
@@ -243,7 +356,7 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> d
     overhead is the median over rounds of (with / without) - 1, so a slow stretch of a shared
     machine touches both sides of a ratio. Process CPU time, not wall time.
     """
-    train, _ = _data(config, 0)
+    train, _, _ = _data(config, 0)
     check_every = config["check_every"] if isinstance(config["check_every"], int) else max(1, len(train) * config["epochs"] // 100)
     steps = 2 * check_every
     batches: list[Any] = []
@@ -303,11 +416,160 @@ def _overhead_table(args: argparse.Namespace) -> None:
 
 def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": "python benchmarks/synaptic.py " + " ".join(sys.argv[1:]), "environment": environment(),
-               "runs": runs}
-    write_json(args.out / f"{args.name}.json", payload)
-    text = _sparsity_markdown(payload) if "targets" in runs[0] else _unit_markdown(payload)
-    atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
+    path = args.out / f"{args.name}.json"
+    command = "python benchmarks/synaptic.py " + " ".join(sys.argv[1:])
+    lock = Path(tempfile.gettempdir()) / f"neuroprune-benchmark-{args.name}.lock"
+    with open(lock, "w") as handle:  # several commands may append to one file at once
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if args.append and path.is_file():
+            payload = json.loads(path.read_text())
+            payload["runs"] = _merge(payload["runs"], runs)
+            payload["commands"] = [*payload.get("commands", [payload["command"]]), command]
+            payload["environment"] = environment()
+        else:
+            payload = {"command": command, "commands": [command], "environment": environment(), "runs": runs}
+        is_study = any(key != "synaptic" and key != "gmp" for r in payload["runs"] for row in r.get("targets", {}).values()
+                       for key in row)
+        if is_study:
+            _learning_speed(payload["runs"])
+        write_json(path, payload)
+        if is_study:
+            text = _study_markdown(payload)
+        else:
+            text = _sparsity_markdown(payload) if "targets" in runs[0] else _unit_markdown(payload)
+        atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
+        if args.plot and is_study:
+            _plot(payload, args.out, args.name)
+
+
+def _key(run: dict[str, Any]) -> tuple[Any, ...]:
+    return (run["dataset"], run["model"], run["seed"], run.get("inputs", "standard"),
+            json.dumps(run["config"].get("model_args"), sort_keys=True))
+
+
+def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old`` runs with ``new`` ones merged in: a run of the same seed and setting gains (or replaces) methods."""
+    merged = {_key(run): run for run in old}
+    for run in new:
+        known = merged.get(_key(run))
+        if known is None:
+            merged[_key(run)] = run
+            continue
+        for field in ("epochs", "limit_train", "lr", "batch_size", "granularity"):
+            if known["config"].get(field) != run["config"].get(field):
+                raise SystemExit(f"cannot append: {field} is {run['config'].get(field)!r} here and "
+                                 f"{known['config'].get(field)!r} in the file for {_key(run)}")
+        if "dense" in run:
+            known["dense"] = run["dense"]
+        for target, row in run["targets"].items():
+            known["targets"].setdefault(target, {}).update(row)
+    return list(merged.values())
+
+
+def _first_epoch(per_epoch: list[float] | None, level: float) -> int | None:
+    """1-based epoch at which ``per_epoch`` first reaches ``level``; None if never (or not measured)."""
+    return next((epoch for epoch, value in enumerate(per_epoch or [], 1) if value >= level), None)
+
+
+def _learning_speed(runs: list[dict[str, Any]]) -> None:
+    """Record, in every method of every run, the first epoch reaching the same seed's dense final accuracy - 0.5."""
+    for run in runs:
+        dense = run.get("dense")
+        if dense is None:
+            continue
+        methods = [dense, *(m for row in run["targets"].values() for m in row.values())]
+        for method in methods:
+            method["epoch_reaching_dense"] = {
+                "test": _first_epoch(method["accuracy_per_epoch"], dense["test_accuracy"] - MARGIN),
+                "validation": _first_epoch(method.get("validation_per_epoch"),
+                                           dense.get("validation_accuracy", float("inf")) - MARGIN),
+            }
+
+
+def _setting(run: dict[str, Any]) -> tuple[str, str, str]:
+    args = run["config"].get("model_args")
+    model = run["model"] + (" (" + ", ".join(f"{k} {v}" for k, v in args.items()) + ")" if args else "")
+    return run["dataset"], model, run.get("inputs", "standard")
+
+
+def _study_markdown(payload: dict[str, Any]) -> str:
+    """One table per setting: dense, then per target every method, on validation and test, with the learning speed."""
+    lines = _header(payload, "Pruning criteria vs gradual magnitude pruning (GMP), chosen on validation")
+    lines[1] = "Commands:\n\n" + "\n".join(f"    {c}" for c in payload["commands"]) + "\n"
+    lines += ["Accuracy (%) after the last epoch, mean ± std over the seeds listed; same model, recipe, epochs, "
+              "seeds and batch order for every row. *synaptic:X*: `SynapticPruner(criterion=X)` with the cubic "
+              "schedule; *gmp*: global |w| ranking; *gmp-layer*: every layer pruned to the target. **Bold**: the "
+              "best mean validation accuracy at that sparsity (the choice; test is never used to choose). "
+              "*vs GMP*: test accuracy minus that of the GMP variant (global or per layer) with the better mean "
+              "validation accuracy, same seed. *Epoch reaching dense*: per seed, the first epoch at which "
+              "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never).\n"]
+    settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for run in payload["runs"]:
+        settings.setdefault(_setting(run), []).append(run)
+    for (dataset, model, inputs), runs in settings.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        lines += [f"## {dataset}, {model}, {inputs} inputs, {runs[0]['epochs']} epochs, "
+                  f"{runs[0]['config'].get('limit_train') or 'all'} training images\n",
+                  "| pruned | method | seeds | validation | test | vs GMP | epoch reaching dense (validation) "
+                  "| (test) |", "|---|---|---|---|---|---|---|---|"]
+        dense = [r for r in runs if "dense" in r]
+        if dense:
+            lines.append(_study_row("0%", "dense", {r["seed"]: r["dense"] for r in dense}, None))
+        targets = sorted({t for r in runs for t in r["targets"]}, key=float)
+        for target in targets:
+            per_method: dict[str, dict[int, dict[str, Any]]] = {}
+            for run in runs:
+                for method, result in run["targets"].get(target, {}).items():
+                    per_method.setdefault(method, {})[run["seed"]] = result
+            best = _best_by_validation(per_method)
+            gmp = _best_by_validation({m: v for m, v in per_method.items() if m.startswith("gmp")})
+            for method, by_seed in per_method.items():
+                lines.append(_study_row(f"{100 * float(target):g}%", method, by_seed,
+                                        per_method.get(gmp) if gmp else None, is_best=method == best))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _best_by_validation(candidates: dict[str, dict[int, dict[str, Any]]]) -> str | None:
+    """The method with the best mean validation accuracy (None without validation numbers)."""
+    scored = {m: statistics.mean(r["validation_accuracy"] for r in v.values())
+              for m, v in candidates.items() if v and all("validation_accuracy" in r for r in v.values())}
+    return max(scored, key=scored.__getitem__) if scored else None
+
+
+def _study_row(pruned: str, method: str, by_seed: dict[int, dict[str, Any]],
+               gmp: dict[int, dict[str, Any]] | None, is_best: bool = False) -> str:
+    seeds = sorted(by_seed)
+    test = [100 * by_seed[s]["test_accuracy"] for s in seeds]
+    val = [100 * by_seed[s]["validation_accuracy"] for s in seeds if "validation_accuracy" in by_seed[s]]
+    diff = [100 * (by_seed[s]["test_accuracy"] - gmp[s]["test_accuracy"]) for s in seeds if gmp and s in gmp]
+    reach = {part: ", ".join(str(by_seed[s].get("epoch_reaching_dense", {}).get(part) or "—") for s in seeds)
+             for part in ("validation", "test")}
+    name = f"**{method}**" if is_best else method
+    return (f"| {pruned} | {name} | {', '.join(map(str, seeds))} | {_ms(val) if val else '—'} | {_ms(test)} | "
+            f"{_ms(diff, signed=True) if diff and not method.startswith('gmp') else '—'} | {reach['validation']} | "
+            f"{reach['test']} |")
+
+
+def _plot(payload: dict[str, Any], out: Path, name: str) -> None:
+    """Test accuracy per epoch of seed 0 (the lowest seed present): dense dashed, every method at each target."""
+    from neuroprune.report.plots import Line, line_chart  # matplotlib only when plotting
+
+    for run in payload["runs"]:
+        if run["seed"] != min(r["seed"] for r in payload["runs"] if _setting(r) == _setting(run)):
+            continue
+        dataset, model, inputs = _setting(run)
+        for target, row in run["targets"].items():
+            lines = []
+            if "dense" in run:
+                per_epoch = run["dense"]["accuracy_per_epoch"]
+                lines.append(Line("dense", list(range(1, len(per_epoch) + 1)), [100 * a for a in per_epoch], 0, True))
+            for index, (method, result) in enumerate(row.items(), 1):
+                per_epoch = result["accuracy_per_epoch"]
+                lines.append(Line(method, list(range(1, len(per_epoch) + 1)), [100 * a for a in per_epoch], index))
+            stem = f"{name}_{run['model']}_{inputs}_{float(target):g}".replace(".", "p")
+            line_chart(out / f"{stem}.png", lines, f"{dataset}, {model}, {inputs} inputs, {100 * float(target):g}% "
+                       f"pruned (seed {run['seed']})", "epoch", "test accuracy (%)")
 
 
 def _groups(runs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:

@@ -1,0 +1,74 @@
+"""The synaptic benchmark's bookkeeping: appended runs merge, learning speed and the criterion table."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "synaptic.py"
+_spec = importlib.util.spec_from_file_location("synaptic_benchmark", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def _method(per_epoch, validation=None):
+    result = {"test_accuracy": per_epoch[-1], "accuracy_per_epoch": per_epoch}
+    if validation:
+        result.update(validation_accuracy=validation[-1], validation_per_epoch=validation)
+    return result
+
+
+def _run(seed, targets, dense=None):
+    run = {"dataset": "fashion-mnist", "model": "resnet20", "seed": seed, "epochs": 3, "inputs": "standard",
+           "config": {"epochs": 3, "limit_train": 100, "model_args": None}, "targets": targets}
+    if dense:
+        run["dense"] = dense
+    return run
+
+
+def test_appended_pieces_merge_into_one_run_per_seed():
+    first = [_run(0, {"0.9": {"gmp": _method([0.5, 0.6])}}, dense=_method([0.6, 0.8]))]
+    second = [_run(0, {"0.9": {"synaptic:normalised": _method([0.7, 0.79])}}), _run(1, {"0.9": {}})]
+    merged = bench._merge(first, second)
+    assert [r["seed"] for r in merged] == [0, 1]
+    assert set(merged[0]["targets"]["0.9"]) == {"gmp", "synaptic:normalised"} and "dense" in merged[0]
+    other = _run(0, {})
+    other["config"] = {**other["config"], "epochs": 5}
+    with pytest.raises(SystemExit, match="epochs"):
+        bench._merge(merged, [other])
+
+
+def test_learning_speed_is_the_first_epoch_within_half_a_point_of_dense():
+    runs = [_run(0, {"0.9": {"synaptic:normalised": _method([0.70, 0.796, 0.80], [0.6, 0.7, 0.9]),
+                             "gmp": _method([0.70, 0.78, 0.79], [0.6, 0.7, 0.7])}},
+                 dense=_method([0.75, 0.79, 0.80], [0.7, 0.8, 0.85]))]
+    bench._learning_speed(runs)
+    row = runs[0]["targets"]["0.9"]
+    assert row["synaptic:normalised"]["epoch_reaching_dense"] == {"test": 2, "validation": 3}
+    assert row["gmp"]["epoch_reaching_dense"] == {"test": None, "validation": None}
+    assert runs[0]["dense"]["epoch_reaching_dense"] == {"test": 3, "validation": 3}
+
+
+def test_the_table_marks_the_validation_choice_and_compares_with_the_better_gmp():
+    runs = [_run(seed, {"0.9": {"synaptic:normalised": _method([0.81], [0.90]), "gmp": _method([0.80], [0.80]),
+                                "gmp-layer": _method([0.83], [0.85])}}, dense=_method([0.84], [0.9]))
+            for seed in (0, 1)]
+    bench._learning_speed(runs)
+    payload = {"commands": ["python benchmarks/synaptic.py ..."], "command": "",
+               "environment": {"processor": "x", "versions": {"torch": torch.__version__}, "torch_threads": 1},
+               "runs": runs}
+    text = bench._study_markdown(payload)
+    assert "| 90% | **synaptic:normalised** | 0, 1 | 90.00 ± 0.00 | 81.00 ± 0.00 | -2.00 ± 0.00 |" in text
+    assert "| 0% | dense | 0, 1 |" in text
+
+
+def test_scaled_inputs_keep_batches_and_undo_the_normalisation():
+    loader = [(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]))]
+    raw = bench._Scaled(loader, "fashion-mnist", "raw")
+    x, y = next(iter(raw))
+    info = bench.npr.dataset_info("fashion-mnist")
+    assert torch.allclose(x, torch.full_like(x, 255 * info.mean[0])) and y.tolist() == [0, 1]
+    scaled = bench._Scaled(loader, "fashion-mnist", "per-feature")
+    again = bench._Scaled(loader, "fashion-mnist", "per-feature")
+    assert torch.equal(scaled.scale, again.scale) and 0.1 <= float(scaled.scale.min()) < float(scaled.scale.max()) <= 10
