@@ -10,7 +10,6 @@ module imports none of them. Rebuilding runs no pickled code and needs no model 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,15 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from .errors import ModelError
+from .json_files import read_json
 from .storage import atomic_write_bytes, write_json
 
 # a model description lists layers and their arguments: kilobytes, a few megabytes at most
 MAX_JSON_BYTES = 16 << 20
+# the fields of model.json every reader relies on; the architecture's own kind checks the rest
+MODEL_JSON_SCHEMA = {"architecture": "object", "architecture.format": "string", "metadata": "object",
+                     "metadata.input_shape": "array", "metadata.input_shape[]": "integer",
+                     "metadata.model_options": "object", "metadata.model": "string|null"}
 
 
 @dataclass(frozen=True)
@@ -148,23 +152,14 @@ def load_model_files(
 
 
 def read_json_file(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """Parse a small JSON file, with one clear error for every way it can be broken.
+    """Parse a model description (``model.json``) with :func:`~neuroprune.json_files.read_json`.
 
     Raises:
-        ModelError: too large, not UTF-8, not JSON, or nested too deeply.
+        ModelError: too large, not UTF-8, not JSON, nested too deeply, or a field of the
+            wrong type (named).
     """
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ModelError(f"{path} is {size:,} bytes, more than any model description ({max_bytes:,}); "
-                         "it is not a neuroprune file")
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ModelError(f"{path} is not UTF-8 text, so not a neuroprune model description") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the file is damaged") from None
-    except RecursionError:
-        raise ModelError(f"{path} is nested too deeply to be a neuroprune model description") from None
+    return read_json(path, what="a neuroprune model description", max_bytes=max_bytes, schema=MODEL_JSON_SCHEMA,
+                     root="any", error=ModelError)
 
 
 def check_against_file(build: Callable[[], nn.Module], weights_path: Path, source: Path | str) -> None:

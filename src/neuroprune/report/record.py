@@ -8,17 +8,27 @@ that is not a run at all (no ``result.json``, or one that is not a JSON object) 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import RUN_CONFIG_SCHEMA
 from ..errors import NeuropruneError
+from ..json_files import MAX_RUN_FILE_BYTES, read_json
 
 # Where a depth run may keep its table of candidate cuts, in the order they are tried.
 _CANDIDATE_FILES = ("candidates.json", "candidates.csv")
+# the fields of result.json the report reads with a type in mind; any other is shown as text
+RESULT_SCHEMA = {
+    "method": "string", "model": "string|null", "dataset": "string|null",
+    "history": "array|null", "history[]": "object", "checks": "array|null", "checks[]": "object",
+    "checks[].layers": "object", "per_layer": "array|null", "per_layer[]": "object",
+    "latency_ms": "object|null", "pruner": "object|null", "cut": "object|string|null", "search": "object|null",
+    "candidates": "array|object|null", "dense": "object|null", "processes": "object|null",
+}
+CANDIDATES_SCHEMA = {"candidates": "array|null", "rows": "array|null"}
 
 
 @dataclass(frozen=True)
@@ -73,11 +83,11 @@ def load_run(path: str | Path, label: str | None = None) -> RunRecord:
             f"run folder {folder} has no result.json: it is not a finished neuroprune run "
             "(a run writes result.json when it ends: run `neuroprune synaptic` or `neuroprune depth` with --out FOLDER)"
         )
-    result = _read_json_object(result_path)
+    result = _read_json_object(result_path, RESULT_SCHEMA)
     config_path = folder / "config.json"
     config: dict[str, Any] = {}
     if config_path.is_file():
-        saved = _read_json_object(config_path)
+        saved = _read_json_object(config_path, RUN_CONFIG_SCHEMA)
         config = saved.get("config", saved) if isinstance(saved.get("config", saved), dict) else {}
     return RunRecord(
         path=folder,
@@ -167,18 +177,13 @@ def latency_batches(result: dict[str, Any]) -> list[str]:
     return sorted(keys, key=lambda k: int(k.removeprefix("batch_")) if k.removeprefix("batch_").isdigit() else 0)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NeuropruneError(f"{path} cannot be read as JSON ({exc}); the run may have been interrupted") from None
+def _read_json(path: Path, schema: dict[str, str], root: str = "object") -> Any:
+    return read_json(path, what=f"the {path.name} a neuroprune run writes", max_bytes=MAX_RUN_FILE_BYTES,
+                     schema=schema, root=root)
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise NeuropruneError(f"{path} holds a JSON {type(data).__name__}, not the object a neuroprune run writes")
-    return data
+def _read_json_object(path: Path, schema: dict[str, str]) -> dict[str, Any]:
+    return _read_json(path, schema)
 
 
 def _candidates(folder: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,7 +198,7 @@ def _candidates(folder: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
         if not path.is_file():
             continue
         if name.endswith(".json"):
-            data = _read_json(path)
+            data = _read_json(path, CANDIDATES_SCHEMA, root="object|array")
             data = data.get("candidates", data.get("rows")) if isinstance(data, dict) else data
             return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
         with open(path, newline="") as handle:

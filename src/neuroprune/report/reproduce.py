@@ -8,7 +8,6 @@ parents, or ``repo``. The subprocess imports the same ``neuroprune`` as the call
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NeuropruneError
+from ..json_files import MAX_RUN_FILE_BYTES, read_json
 from ._provenance import Provenance
 from .depth_page import camacho2022_page
 from .html import write_page
@@ -200,13 +200,4 @@ def read_results(path: str | Path) -> dict[str, Any]:
     Raises:
         NeuropruneError: the file is missing, not JSON, or not an object.
     """
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise NeuropruneError(f"results file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NeuropruneError(f"results file {path} cannot be read as JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise NeuropruneError(f"{path} is not a benchmark results file: it holds a JSON {type(payload).__name__}")
-    return payload
+    return read_json(path, what="a benchmark results file", max_bytes=MAX_RUN_FILE_BYTES)
