@@ -8,7 +8,7 @@ Example:
 
 from .saved_models import load_model, save_model
 from .baselines import GradualMagnitudePruner, apply_masks, magnitude_masks, random_masks
-from .data import create_loader, dataset_info, fetch
+from .data import create_loader, dataset_info, fetch, open_user_data
 from .depth import DepthPlan, DepthPruner, Translator, recover, search_cuts
 from .engine import Checkpointer, TrainingDiverged, evaluate, fit
 from .errors import ConfigError, DatasetError, ModelError, NeuropruneError
@@ -54,6 +54,7 @@ __all__ = [
     "load_model",
     "magnitude_masks",
     "measure",
+    "open_user_data",
     "random_masks",
     "recover",
     "register_model",

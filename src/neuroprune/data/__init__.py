@@ -10,6 +10,7 @@ from .arrays import load_arrays
 from .fetch import fetch
 from .info import DATASETS, DatasetInfo, dataset_info
 from .loader import create_loader
+from .user_data import open_user_data
 
 __all__ = [
     "DATASETS",
@@ -19,4 +20,5 @@ __all__ = [
     "dataset_info",
     "fetch",
     "load_arrays",
+    "open_user_data",
 ]

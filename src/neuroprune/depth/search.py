@@ -138,7 +138,8 @@ def search_cuts(
         translator_lr: its learning rate.
         max_evaluated: recover at most this many candidates that fit the budgets; they are
             spread evenly over the range of cost (``None``: all).
-        kernel_size, use_batchnorm: translator options.
+        kernel_size: the translator's convolution kernel (1 or 3).
+        use_batchnorm: batch norm after the translator's convolution.
         latency_repeats: timed calls per model and round of a latency comparison.
         latency_rounds: interleaved rounds in which each candidate is timed beside the intact
             model (:func:`~neuroprune.metrics.compare_latency`); its latency is the intact
