@@ -7,6 +7,7 @@ anything runs. Reading never executes anything: YAML is parsed with ``yaml.safe_
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import reprlib
 import types
@@ -20,7 +21,6 @@ import yaml
 from .data.info import DATASETS
 from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
-from .json_files import read_json
 from .synaptic.pruner import GRANULARITIES
 from .synaptic.schedule import AUTO
 from .synaptic.tracker import CRITERIA
@@ -28,8 +28,6 @@ from .synaptic.tracker import CRITERIA
 T = TypeVar("T")
 # A configuration file is a few hundred bytes; refuse to parse anything that cannot be one.
 MAX_CONFIG_BYTES = 1 << 20
-# config.json beside a run's results: what --resume and export read back from it
-RUN_CONFIG_SCHEMA = {"config": "object", "seed": "integer|null", "environment": "object", "processes": "object"}
 
 
 @dataclass
@@ -60,7 +58,9 @@ class SynapticConfig:
     min_fan_in: int = 1
     max_fraction_per_check: float | None = None
     target_sparsity: float | None = None
-    granularity: str = "connection"
+    target_macs: float | None = None
+    target_speedup: float | None = None
+    granularity: str = "auto"
     fold_bias: bool | None = None
     sample_every: int = 1
     compare_dense: bool = False
@@ -99,6 +99,7 @@ class SynapticConfig:
         if self.max_fraction_per_check is not None and self.target_sparsity is not None:
             raise ConfigError("max_fraction_per_check limits pruning without a target; with target_sparsity the "
                               "sparsity schedule sets how much goes at each check: drop one of the two")
+        _check_compute_targets(self)
         for name in ("seed", "warmup_steps", "min_fan_in"):
             if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -113,6 +114,33 @@ class SynapticConfig:
         if not is_model_reference(self.model):  # module:factory or file.py:factory is the user's own
             _check_choice(self, "model", tuple(list_models()))
         check_user_options(self)
+
+
+def _check_compute_targets(config: SynapticConfig) -> None:
+    """target_macs / target_speedup: in range, one target at a time, and pruned by units."""
+    _check_range(config, "target_macs", low=0.0, high=1.0, is_low_open=True, is_high_open=True)
+    _check_range(config, "target_speedup", low=1.0, high=1000.0, is_low_open=True)
+    given = [name for name in ("target_sparsity", "target_macs", "target_speedup") if getattr(config, name) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one target, not {' and '.join(given)} (set the others to none)")
+    if given and given[0] != "target_sparsity":
+        if config.max_fraction_per_check is not None:
+            raise ConfigError(f"max_fraction_per_check limits pruning without a target; {given[0]} sets how much "
+                              "goes at each check: drop one of the two")
+        if config.granularity not in ("unit", "auto"):
+            raise ConfigError(f"{given[0]} is met by removing whole units: use granularity unit or auto, "
+                              f"not {config.granularity}")
+
+
+def compute_target(config: SynapticConfig) -> float | None:
+    """The share of dense MACs to keep: target_macs, or 1 / target_speedup (a MACs proxy for speed).
+
+    With neither, see :func:`neuroprune.synaptic.granularity.default_target_macs` (what the
+    run uses when ``auto`` picks units for a network with convolutions).
+    """
+    if config.target_speedup is not None:
+        return 1.0 / config.target_speedup
+    return config.target_macs
 
 
 def load_config(
@@ -184,9 +212,11 @@ def load_run_config(cls: type[T], folder: str | Path) -> T:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist: --resume needs the folder of a run that was started")
-    saved = read_json(path, what="the config.json a neuroprune run writes", schema=RUN_CONFIG_SCHEMA,
-                      error=ConfigError)
-    if not isinstance(saved.get("config"), dict):
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         raise ConfigError(f"{path} holds no 'config' mapping; it was not written by a neuroprune run")
     return from_dict(cls, saved["config"], source=str(path))
 

@@ -51,8 +51,15 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 @click.option("--target-sparsity", type=FRACTION_OR_NONE,
               help="Share of connections pruned at --stop-step, reached on a cubic schedule; none: the rule alone "
                    "decides [default: none].")
+@click.option("--target-macs", type=FRACTION_OR_NONE,
+              help="Share of the dense MACs left at --stop-step, reached on the cubic schedule by removing the units "
+                   "whose activity per MAC saved is lowest; none: no compute target [default: none].")
+@click.option("--target-speedup", type=FRACTION_OR_NONE,
+              help="Wanted speed-up N: pursued as --target-macs 1/N, checked by this run's interleaved timing "
+                   "(result.json speedup_target) [default: none].")
 @click.option("--granularity", type=click.Choice(list(GRANULARITIES)),
-              help="Prune connections, whole units (neurons/channels), or both [default: connection].")
+              help="Prune connections, whole units (neurons/channels), both, or auto: unit for networks with "
+                   "convolutions or a compute target, both for Linear-only networks [default: auto].")
 @click.option("--fold-bias/--no-fold-bias", default=None,
               help="Fold a pruned connection's mean input into the bias [default: on with criterion deviation].")
 @click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
@@ -98,7 +105,8 @@ def synaptic_command(
         if options.get("check_every") == NONE or options.get("warmup_steps") == NONE:
             raise ConfigError("--check-every and --warmup-steps take a whole number or 'auto', not 'none'")
         # "none" switches off what the YAML file sets; None itself means "flag not given"
-        cleared = tuple(name for name in ("stop_step", "target_sparsity") if options.get(name) == NONE)
+        cleared = tuple(name for name in ("stop_step", "target_sparsity", "target_macs", "target_speedup")
+                        if options.get(name) == NONE)
         config = load_config(SynapticConfig, config_path, {**options, **{name: None for name in cleared}}, cleared)
     folder = out
     result, is_main = run_in_process_group(
@@ -124,7 +132,7 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     row("test accuracy", f"{100 * result['test_accuracy']:.2f}%", f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
     row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%")
     row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
-    row("MACs per sample", f"{result['macs_compact']:,}", f"{result['macs_dense']:,}")
+    row("MACs per sample", f"{result['macs_compact']:,} ({result['macs_ratio']:.2f}x dense)", f"{result['macs_dense']:,}")
     row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
     if result["latency_ms"] is not None:
         for label, latency in result["latency_ms"].items():
@@ -133,6 +141,14 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
                 row(f"latency batch {size} (ms)", f"{latency['compact']:.3f} ({latency['speedup']:.2f}x)",
                     f"{latency['dense']:.3f}")
     Console().print(table)
+    pruner = result["pruner"]
+    if pruner.get("requested_granularity") == "auto":
+        click.echo(f"granularity: {pruner['granularity']} ({pruner['granularity_reason']})")
+    check = result.get("speedup_target")
+    if check is not None:
+        missed = [label for label, ok in check["reached"].items() if not ok]
+        click.echo(f"target speed-up {check['target']:g}x: " + ("reached" if not missed else
+                   f"not reached at {', '.join(missed)} (pursued as {100 * pruner['target_macs']:.0f}% of the MACs)"))
     if result["pruner"]["granularity"] == "connection" and result["params_compact"] == result["params_dense"]:
         # sparse weights alone make no dense layer faster: say how to get speed
         click.echo("note: no neuron or channel lost all its connections, so the compacted model is as large as "

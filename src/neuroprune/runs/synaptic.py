@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .. import distributed as dist_utils
-from ..config import SynapticConfig, to_dict
+from ..config import SynapticConfig, compute_target, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
@@ -29,6 +29,7 @@ from ..saved_models import describe_model, save_model
 from ..storage import write_json
 from ..structure import trace_channels
 from ..synaptic import SynapticPruner
+from ..synaptic.granularity import default_target_macs
 from ._common import (
     EVAL_BATCH,
     check_global_batch,
@@ -42,7 +43,7 @@ from ._common import (
 )
 
 log = logging.getLogger(__name__)
-LATENCY_BATCH = 256
+LATENCY_BATCHES = (64, 256)  # besides batch 1
 # compaction is exact up to float rounding of folded biases; relative to the largest output
 COMPACT_TOLERANCE = 1e-4
 CHECKPOINT = "checkpoint.pt"
@@ -127,6 +128,10 @@ def run_synaptic(
 
     log.info("training with synaptic pruning")
     model = seeded_model(build, config.seed).to(device)
+    probe = next(iter(test))[0][:1].to(device)  # the shape probe of a compute target: one sample
+    target_macs = compute_target(config)
+    if target_macs is None:  # auto on a network with convolutions: units, to a default compute target
+        target_macs = default_target_macs(model, config.granularity, has_target=config.target_sparsity is not None)
     pruner = SynapticPruner(
         model,
         criterion=config.criterion,
@@ -138,6 +143,8 @@ def run_synaptic(
         min_fan_in=config.min_fan_in,
         max_fraction_per_check=config.max_fraction_per_check,
         target_sparsity=config.target_sparsity,
+        target_macs=target_macs,
+        example_inputs=probe if target_macs is not None else None,
         granularity=config.granularity,
         fold_bias=config.fold_bias,
         sample_every=config.sample_every,
@@ -177,6 +184,7 @@ def run_synaptic(
         "params_compact": count_params(small),
         "macs_dense": count_macs(dense_arch, example[:1]),
         "macs_compact": count_macs(small, example[:1]),
+        "macs_ratio": count_macs(small, example[:1]) / count_macs(dense_arch, example[:1]),
         "compact_max_abs_diff": compact_error,
         "train_seconds": sum(r["seconds"] for r in history),
         "latency_ms": _latency(dense_arch, small, example) if config.measure_latency else None,
@@ -195,7 +203,14 @@ def run_synaptic(
             "requested_schedule": {
                 "check_every": config.check_every, "warmup_steps": config.warmup_steps, "stop_step": config.stop_step,
             },
-            "granularity": config.granularity,
+            "granularity": pruner.granularity,
+            "requested_granularity": config.granularity,
+            "granularity_reason": pruner.granularity_reason + (
+                f"; no target was given, so {100 * target_macs:.0f}% of the dense MACs is kept (the default compute "
+                "target)" if target_macs is not None and compute_target(config) is None else ""),
+            "target_macs": target_macs,
+            "is_default_target": target_macs is not None and compute_target(config) is None,
+            "target_speedup": config.target_speedup,
             "fold_bias": pruner.fold_bias,
             "min_fan_in": config.min_fan_in,
             "max_fraction_per_check": config.max_fraction_per_check,
@@ -205,6 +220,8 @@ def run_synaptic(
     }
     if dense is not None:
         result["dense"] = dense
+    if config.target_speedup is not None and result["latency_ms"] is not None:
+        result["speedup_target"] = _speedup_check(config.target_speedup, result["latency_ms"])
     write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {})})
     write_json(out / "result.json", result)
     return result
@@ -229,7 +246,8 @@ def _train(
     trainer = None
     if resume and checkpoint.is_file():
         trainer = resume_training(checkpoint, model, optimizer, pruner=pruner, states=states, epochs=config.epochs,
-                                  history_keys=("seconds", "test_accuracy"))  # what the result is built from
+                                  history_keys=("seconds", "test_accuracy"),  # what the result is built from
+                                  total_steps=config.epochs * len(train))
         log.info("resuming %s at epoch %d of %d", checkpoint.name, trainer.epoch + 1, config.epochs)
     return fit(
         model, train, epochs=config.epochs, optimizer=optimizer, eval_loader=test, callbacks=callbacks,
@@ -291,12 +309,24 @@ def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tens
     Each round times both models back to back, so a change of machine load between them
     touches both; the speed-up is the median over rounds of the per-round ratio.
     """
-    big_batch = example.repeat((LATENCY_BATCH + len(example) - 1) // len(example), 1, 1, 1)[:LATENCY_BATCH]
+    batches = [("batch_1", example[:1])]
+    for size in LATENCY_BATCHES:
+        batches.append((f"batch_{size}", example.repeat((size + len(example) - 1) // len(example), 1, 1, 1)[:size]))
     result: dict[str, Any] = {}
-    for label, batch in (("batch_1", example[:1]), (f"batch_{LATENCY_BATCH}", big_batch)):
+    for label, batch in batches:
         timed = compare_latency({"dense": dense, "compact": small}, batch, rounds=rounds, repeats=20, warmup=5,
                                 max_seconds=10.0)
         result[label] = {"dense": timed.median_ms["dense"], "compact": timed.median_ms["compact"],
                          "speedup": timed.speedup["compact"], "rounds": rounds}
     result["threads"] = torch.get_num_threads()
     return result
+
+
+def _speedup_check(target: float, latency: dict[str, Any], tolerance: float = 0.1) -> dict[str, Any]:
+    """Whether the measured speed-ups (this run's interleaved timing) reach ``target`` within ``tolerance``.
+
+    ``target_speedup`` is pursued as a MACs target of 1 / target; the wall clock is the judge.
+    """
+    measured = {label: entry["speedup"] for label, entry in latency.items() if label.startswith("batch_")}
+    return {"target": target, "measured": measured, "tolerance": tolerance,
+            "reached": {label: value >= (1 - tolerance) * target for label, value in measured.items()}}

@@ -30,9 +30,12 @@ from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
 from .criteria import Criterion, create_criterion
 from .tracker import CRITERIA, ActivityTracker
+from .compute import ComputeBudget, positions_per_weight, unit_scores
+from .granularity import AUTO as AUTO_GRANULARITY
+from .granularity import resolve_granularity
 from .units import UnitGroup, find_unit_groups
 
-GRANULARITIES = ("connection", "unit", "both")
+GRANULARITIES = ("auto", "connection", "unit", "both")
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +75,16 @@ class SynapticPruner(MaskViews):
             per check (default 0.1); only without ``target_sparsity``, whose schedule sets
             the pace instead.
         target_sparsity: share of all tracked connections pruned at ``stop_step``.
+        target_macs: share of the dense network's MACs per sample left at ``stop_step``
+            (unit granularity; needs ``example_inputs``). The cubic schedule then counts MACs,
+            and a unit's activity is weighed by the MACs its removal saves, so pruning goes
+            where the compute is. Exclusive with ``target_sparsity``.
+        example_inputs: one input batch; a shape probe gives each layer's MACs per weight.
         granularity: ``connection`` (default), ``unit`` (whole Linear neurons / Conv2d
             channels whose downstream activity stays weak go, with every connection entering
-            and leaving them: the compacted model is then small and dense) or ``both``.
+            and leaving them: the compacted model is then small and dense), ``both``, or
+            ``auto`` (see :mod:`neuroprune.synaptic.granularity`; the choice and its reason
+            are in ``granularity`` and ``granularity_reason``).
         fold_bias: when a connection goes, add its mean contribution ``W[j, i] * mean x_i``
             to unit j's bias (default: on for ``deviation``; possible for criteria that track
             the signed mean input, ``deviation`` and ``normalised``).
@@ -103,6 +113,8 @@ class SynapticPruner(MaskViews):
         min_fan_in: int = 1,
         max_fraction_per_check: float | None = None,
         target_sparsity: float | None = None,
+        target_macs: float | None = None,
+        example_inputs: torch.Tensor | None = None,
         granularity: str = "connection",
         fold_bias: bool | None = None,
         sample_every: int = 1,
@@ -117,6 +129,7 @@ class SynapticPruner(MaskViews):
             raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
         if target_sparsity is not None and not 0 < target_sparsity < 1:
             raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
+        _check_compute_target(target_macs, target_sparsity, max_fraction_per_check, example_inputs, granularity)
         if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
             raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
@@ -136,13 +149,23 @@ class SynapticPruner(MaskViews):
         self.schedule: CheckSchedule | None = None
         self.sparsity_schedule: PolynomialSparsity | None = None
         self.criterion = scorer.name
-        self.granularity = granularity
         self.fold_bias = scorer.name == "deviation" if fold_bias is None else fold_bias
         self.target_sparsity = target_sparsity
+        self.target_macs = target_macs
         self.sample_every = sample_every
         self.model = model
         self.layers = prunable_layers(model, layers)
-        self.unit_groups: list[UnitGroup] = find_unit_groups(model, self.layers) if granularity != "connection" else []
+        self.granularity, self.granularity_reason = _resolve_units(model, self.layers, granularity, target_macs)
+        self.unit_groups: list[UnitGroup] = (find_unit_groups(model, self.layers)
+                                             if self.granularity != "connection" else [])
+        if target_macs is not None and self.granularity != "unit":
+            raise ConfigError(f"target_macs removes whole units: use granularity 'unit' or 'auto', not "
+                              f"{self.granularity!r}")
+        self.compute: ComputeBudget | None = None
+        if target_macs is not None:
+            assert example_inputs is not None  # checked above
+            per_weight = positions_per_weight(self.layers, model, example_inputs)
+            self.compute = ComputeBudget(per_weight, {n: tuple(m.weight.shape) for n, m in self.layers.items()})
         self.masks = MaskedWeights(self.layers, optimizer)
         self.counters = {
             name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device) for name, m in self.layers.items()
@@ -175,13 +198,13 @@ class SynapticPruner(MaskViews):
                 "would judge no activity at all; lower sample_every"
             )
         self.schedule = schedule
-        if self.target_sparsity is not None:
+        if self._final_fraction is not None:
             self.sparsity_schedule = self._sparsity_schedule(schedule, total_steps)
         if total_steps is not None:
             checks = len(schedule.check_steps(total_steps))
             # with a target the schedule's quota prunes at any check; without one a connection
             # must first be weak at `patience` consecutive checks
-            if checks < (1 if self.target_sparsity is not None else self.rule.patience):
+            if checks < (1 if self._final_fraction is not None else self.rule.patience):
                 message = (
                     f"this run has {checks} pruning check(s) in {total_steps} steps (check_every "
                     f"{schedule.check_every}, warmup {schedule.warmup_steps}, stop {schedule.stop_step}) but a "
@@ -191,8 +214,13 @@ class SynapticPruner(MaskViews):
                 warnings.warn(message, stacklevel=2)
         self._update_tracking()
 
+    @property
+    def _final_fraction(self) -> float | None:
+        """What the cubic schedule raises to: the share of connections (or of dense MACs) pruned."""
+        return 1.0 - self.target_macs if self.target_macs is not None else self.target_sparsity
+
     def _sparsity_schedule(self, schedule: CheckSchedule, total_steps: int | None) -> PolynomialSparsity:
-        assert self.target_sparsity is not None  # only called with a target
+        assert self._final_fraction is not None  # only called with a target
         end = schedule.stop_step if schedule.stop_step is not None else total_steps
         if end is None:
             raise ConfigError("target_sparsity needs to know when pruning ends: give stop_step or total_steps")
@@ -203,7 +231,7 @@ class SynapticPruner(MaskViews):
                 f"no check falls between warmup_steps ({schedule.warmup_steps}) and the end of pruning ({end}) with "
                 f"check_every {schedule.check_every}: the target sparsity cannot be reached; check more often"
             )
-        return PolynomialSparsity(self.target_sparsity, schedule.warmup_steps, last_check)
+        return PolynomialSparsity(self._final_fraction, schedule.warmup_steps, last_check)
 
     # ---- the training-time API ------------------------------------------------------------
 
@@ -269,6 +297,8 @@ class SynapticPruner(MaskViews):
             }
         self._broadcast_decisions()
         record["pruned_fraction"] = self.sparsity()
+        if self.compute is not None:
+            record["macs_fraction"] = self.compute.fraction(new_masks)
         if self.sparsity_schedule is not None:
             record["scheduled_fraction"] = self.sparsity_schedule.at(self.step_count)
         self.history.append(record)
@@ -276,8 +306,11 @@ class SynapticPruner(MaskViews):
         log.debug("check at step %d: %.1f%% pruned", self.step_count, 100 * record["pruned_fraction"])
 
     def _quota(self, masks: dict[str, torch.Tensor]) -> int:
-        """Connections still to prune now to meet the sparsity schedule (with a target)."""
+        """Connections (MACs per sample, with a compute target) still to prune now to meet the schedule."""
         assert self.sparsity_schedule is not None
+        if self.compute is not None:
+            live = self.compute.live({name: masks[name] if name in masks else self.mask(name) for name in self.layers})
+            return round(self.sparsity_schedule.at(self.step_count) * self.compute.total) - (self.compute.total - live)
         pruned = self.num_connections - sum(
             int(masks[name].sum()) if name in masks else self.masks.live(name) for name in self.layers
         )
@@ -319,11 +352,14 @@ class SynapticPruner(MaskViews):
             score = group.activity(activity).to(live.device)
             counters = self.unit_rule.count(score, self.unit_counters[group.name], live.float())
             self.unit_counters[group.name] = counters
-            costs[group.name] = group.costs(masks)
+            # what the unit's removal saves, in the quota's own terms: connections, or MACs per
+            # sample with a compute target (a channel at full resolution saves more than one
+            # after downsampling, so equally active, it goes first)
+            costs[group.name] = group.costs(masks, self.compute.positions if self.compute else None)
             # downstream activity per connection the unit's removal takes away: the quota is
             # counted in connections, so a wide unit that carries little goes first (measured
             # on a validation split: +0.1-0.3 points over activity relative to the layer's mean)
-            scores[group.name] = score / costs[group.name].clamp_min(1)
+            scores[group.name] = unit_scores(score, costs[group.name])
             eligible[group.name] = live.clone()
             if int(live.sum()) > 0:  # a space keeps its strongest unit, or the network is cut in two
                 eligible[group.name][torch.where(live, score, torch.full_like(score, -1.0)).argmax()] = False
@@ -367,8 +403,16 @@ class SynapticPruner(MaskViews):
 
     @property
     def is_target_reached(self) -> bool:
-        """True once ``target_sparsity`` is set and reached."""
+        """True once ``target_sparsity`` (or ``target_macs``) is set and reached."""
+        if self.compute is not None and self.target_macs is not None:
+            return self.macs_fraction() <= self.target_macs
         return self.target_sparsity is not None and self.sparsity() >= self.target_sparsity - 0.5 / self.num_connections
+
+    def macs_fraction(self) -> float | None:
+        """Live MACs per sample as a share of the dense network's (with ``target_macs``), else None."""
+        if self.compute is None:
+            return None
+        return self.compute.fraction({name: self.mask(name) for name in self.layers})
 
     # ---- ending ---------------------------------------------------------------------------
 
@@ -508,3 +552,32 @@ class SynapticPruner(MaskViews):
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
+
+
+def _check_compute_target(target_macs: float | None, target_sparsity: float | None,
+                          max_fraction_per_check: float | None, example_inputs: torch.Tensor | None,
+                          granularity: str) -> None:
+    """Refuse a MACs target that cannot be met as given."""
+    if target_macs is None:
+        return
+    if isinstance(target_macs, bool) or not isinstance(target_macs, (int, float)) or not 0 < target_macs < 1:
+        raise ConfigError(f"target_macs must be in (0, 1): the share of the dense MACs left; got {target_macs!r}")
+    if target_sparsity is not None or max_fraction_per_check is not None:
+        raise ConfigError("target_macs sets how much goes at each check: drop target_sparsity and "
+                          "max_fraction_per_check")
+    if example_inputs is None:
+        raise ConfigError("target_macs needs example_inputs= (one input batch) to know each layer's MACs")
+    if granularity not in ("unit", AUTO_GRANULARITY):
+        raise ConfigError(f"target_macs removes whole units: use granularity 'unit' or 'auto', not {granularity!r}")
+
+
+def _resolve_units(model: nn.Module, layers: dict[str, Any], granularity: str,
+                   target_macs: float | None) -> tuple[str, str]:
+    """The granularity to use (``auto`` resolved) and why."""
+    if granularity != AUTO_GRANULARITY:
+        return granularity, "given"
+    try:
+        has_units = bool(find_unit_groups(model, layers))
+    except ModelError:
+        has_units = False
+    return resolve_granularity(model, granularity, has_compute_target=target_macs is not None, has_units=has_units)

@@ -54,10 +54,17 @@ class UnitGroup:
         """(units,): summed activity of the connections leaving each unit (its downstream signal)."""
         return torch.stack([self._outgoing(activity[r]).sum(dim=(0, 2)) for r in self.readers]).sum(dim=0)
 
-    def costs(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(units,): live connections removing each unit removes."""
-        rows = [masks[w].reshape(self.size, -1).sum(dim=1) for w in (*self.writers, *self.depthwise)]
-        columns = [self._outgoing(masks[r]).sum(dim=(0, 2)) for r in self.readers]
+    def costs(self, masks: dict[str, torch.Tensor], per_weight: dict[str, int] | None = None) -> torch.Tensor:
+        """(units,): live connections removing each unit removes.
+
+        With ``per_weight`` (layer name -> MACs per sample of one of its weights, see
+        :func:`~neuroprune.synaptic.compute.positions_per_weight`): the MACs per sample it saves.
+        """
+        def weight(name: str) -> int:
+            return 1 if per_weight is None else per_weight[name]
+
+        rows = [masks[w].reshape(self.size, -1).sum(dim=1) * weight(w) for w in (*self.writers, *self.depthwise)]
+        columns = [self._outgoing(masks[r]).sum(dim=(0, 2)) * weight(r) for r in self.readers]
         return torch.stack(rows + columns).sum(dim=0)
 
     def remove(self, removed: torch.Tensor, masks: dict[str, torch.Tensor]) -> None:

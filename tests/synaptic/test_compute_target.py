@@ -1,0 +1,116 @@
+"""Compute targets: MACs per weight from a shape probe, MAC-weighted unit scores, target_macs, auto granularity."""
+
+import pytest
+import torch
+from torch import nn
+
+import neuroprune as npr
+from neuroprune.config import SynapticConfig, compute_target, from_dict
+from neuroprune.errors import ConfigError
+from neuroprune.synaptic import SynapticPruner
+from neuroprune.synaptic.compute import positions_per_weight, unit_scores
+from neuroprune.synaptic.granularity import default_target_macs
+from neuroprune.synaptic.masks import prunable_layers
+from neuroprune.synaptic.selection import select_weakest
+from neuroprune.synaptic.units import find_unit_groups
+
+
+def _two_resolutions() -> nn.Sequential:
+    # space "0": 6 channels at 16x16; space "2": 6 channels at 4x4 (after a stride-4 conv)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, stride=4), nn.ReLU(),
+        nn.Conv2d(6, 6, 1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+    )
+
+
+def test_positions_per_weight_are_output_positions():
+    model = _two_resolutions()
+    positions = positions_per_weight(prunable_layers(model), model, torch.randn(2, 1, 16, 16))
+    assert positions == {"0": 256, "2": 16, "4": 16, "8": 1}
+
+
+def test_mac_weighted_scores_prefer_high_resolution_channels_over_equally_active_low_resolution_ones():
+    model = _two_resolutions()
+    layers = prunable_layers(model)
+    positions = positions_per_weight(layers, model, torch.randn(1, 1, 16, 16))
+    masks = {name: torch.ones_like(m.weight) for name, m in layers.items()}
+    groups = {g.name: g for g in find_unit_groups(model, layers)}
+    high, low = groups["0"], groups["2"]
+    saved = {name: group.costs(masks, positions) for name, group in groups.items()}
+    # a 16x16 channel: its 3x3 row at 256 positions + its 6 columns of 3x3 at 16 positions
+    assert saved["0"][0] == 9 * 256 + 6 * 9 * 16
+    equal = torch.ones(6)
+    scores = {name: unit_scores(equal, saved[name]) for name in groups}
+    assert float(scores["0"].max()) < float(scores["2"].min())
+    eligible = {name: torch.ones(g.size, dtype=torch.bool) for name, g in groups.items()}
+    none = {name: torch.zeros(g.size, dtype=torch.bool) for name, g in groups.items()}
+    picked = select_weakest(scores, eligible, none, quota=int(saved["0"][0]) * 2, costs=saved)
+    assert int(picked[high.name].sum()) == 2 and not picked[low.name].any()
+    # counted in connections the two channels cost about the same (63 vs 60): the MACs tell them apart
+    connections = {name: g.costs(masks) for name, g in groups.items()}
+    assert (int(connections["0"][0]), int(connections["2"][0])) == (63, 60)
+    assert float(saved["0"][0]) > 3 * float(saved["2"][0])
+
+
+@pytest.mark.parametrize("target", [0.5, 0.3])
+def test_target_macs_is_reached_within_ten_percent_and_compacts_exactly(target):
+    torch.manual_seed(0)
+    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+    x, y = torch.randn(32, 1, 16, 16), torch.randint(0, 4, (32,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    pruner = SynapticPruner(model, granularity="auto", target_macs=target, example_inputs=x[:1], check_every=2,
+                            warmup_steps=2, stop_step=30, optimizer=optimizer)
+    assert pruner.granularity == "unit"
+    for _ in range(40):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+    pruner.finalize()
+    model.eval()
+    small = pruner.compact().eval()
+    ratio = npr.count_macs(small, x[:1]) / npr.count_macs(model, x[:1])
+    assert abs(ratio - target) <= 0.1 * target
+    assert ratio == pytest.approx(pruner.macs_fraction())
+    assert [r["macs_fraction"] for r in pruner.history] == sorted((r["macs_fraction"] for r in pruner.history),
+                                                                   reverse=True)
+    with torch.no_grad():
+        assert torch.allclose(model(x), small(x), atol=1e-5)
+
+
+def test_target_macs_needs_units_an_example_and_no_second_target():
+    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+    x = torch.randn(1, 1, 16, 16)
+    with pytest.raises(ConfigError, match="example_inputs"):
+        SynapticPruner(model, target_macs=0.5, granularity="unit", check_every=2)
+    with pytest.raises(ConfigError, match="whole units"):
+        SynapticPruner(model, target_macs=0.5, example_inputs=x, granularity="connection", check_every=2)
+    with pytest.raises(ConfigError, match="target_sparsity"):
+        SynapticPruner(model, target_macs=0.5, target_sparsity=0.5, example_inputs=x, granularity="unit",
+                       check_every=2)
+    with pytest.raises(ConfigError, match=r"\(0, 1\)"):
+        SynapticPruner(model, target_macs=1.5, example_inputs=x, granularity="unit", check_every=2)
+
+
+def test_auto_granularity_prunes_units_of_conv_nets_and_both_for_mlps():
+    conv = SynapticPruner(npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4),
+                          granularity="auto", check_every=2)
+    mlp = SynapticPruner(npr.create_model("mlp", image_size=8), granularity="auto", check_every=2)
+    assert (conv.granularity, mlp.granularity) == ("unit", "both")
+    assert "convolutions" in conv.granularity_reason and "Linear-only" in mlp.granularity_reason
+    assert default_target_macs(conv.model, "auto", has_target=False) == 0.5
+    assert default_target_macs(mlp.model, "auto", has_target=False) is None
+    assert default_target_macs(conv.model, "auto", has_target=True) is None
+
+
+def test_config_maps_a_speedup_to_a_macs_target_and_takes_one_target():
+    assert compute_target(from_dict(SynapticConfig, {"target_speedup": 2.5})) == pytest.approx(0.4)
+    assert compute_target(from_dict(SynapticConfig, {"target_macs": 0.3})) == 0.3
+    with pytest.raises(ConfigError, match="one target"):
+        from_dict(SynapticConfig, {"target_macs": 0.3, "target_sparsity": 0.8})
+    with pytest.raises(ConfigError, match="whole units"):
+        from_dict(SynapticConfig, {"target_speedup": 2.0, "granularity": "connection"})
+    with pytest.raises(ConfigError, match="target_speedup"):
+        from_dict(SynapticConfig, {"target_speedup": 0.5})
