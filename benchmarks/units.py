@@ -1,0 +1,275 @@
+"""Benchmark: MAC-aware synaptic unit pruning beside Torch-Pruning's gradual channel pruning, at equal measured latency.
+
+One model, data set and seed per command; the run is added to ``<out>/<name>.json`` (a run
+of the same model, data set and seed is replaced) and ``<name>.md`` is rewritten from all
+runs. Every variant uses the model's ``configs/synaptic_<model>_<dataset>.yaml`` recipe
+(optimizer, learning rate and its schedule, batch size), the same epochs, the same seeded
+initial weights and the same batch order, and trains on the ``fit`` part of the training set:
+
+  dense      the network trained without pruning.
+  synaptic   ``SynapticPruner(granularity="unit", target_macs=T)``: the cubic schedule of the
+             checks (warm-up 5%, a check every 1%, target at 60% of training) counts MACs, and
+             units go by downstream activity per MAC their removal saves; then compacted.
+  tp         Torch-Pruning gradual channel pruning during the same training: its
+             ``iterative_steps`` are our checks (same steps, same cubic ramp), L2
+             ``MagnitudeImportance``, one ratio for every layer, classifier kept. The ratio is
+             bisected *before* training, on the final shape only (a uniform ratio fixes the
+             shape whatever the weights), until that shape runs as fast as the synaptic
+             compacted model: once at batch 1 (``tp@b1``) and once at batch 64 (``tp@b64``;
+             trained only if its ratio differs). Pruned layers get new Parameters, so their
+             momentum restarts at each Torch-Pruning step (Torch-Pruning leaves optimizer
+             state to its user).
+  scratch    the synaptic compacted model's shape, re-initialised and trained from scratch.
+
+Nothing is chosen on the test split: the target T is given, the ratio is matched on latency
+alone. Accuracy is reported on the validation tenth and on the test split. Latency:
+``neuroprune.metrics.compare_latency`` (interleaved rounds in one process, ``--threads``
+threads, median of per-round ratios to dense), batch 1 and 64, after all training.
+
+Examples (each ~10 minutes on one thread):
+    python benchmarks/units.py --dataset mnist --model mlp --target-macs 0.2 --epochs 8 --limit-train 20000
+    python benchmarks/units.py --dataset mnist --model lenet5 --target-macs 0.3 --epochs 6 --limit-train 20000
+    python benchmarks/units.py --dataset fashion-mnist --model resnet20 --target-macs 0.4 --epochs 3 \\
+        --limit-train 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synaptic import PRUNER_KEYS, _batch_of, _build, _config, _fit, _interleaved, _ms, _widths  # noqa: E402
+
+import neuroprune as npr  # noqa: E402
+from neuroprune.depth.channels import prune_channels_to_latency  # noqa: E402
+from neuroprune.runs._common import environment  # noqa: E402
+from neuroprune.storage import atomic_write_bytes, write_json  # noqa: E402
+
+BATCHES = (1, 64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target-macs", type=float, required=True, help="share of dense MACs the synaptic run keeps")
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--limit-train", type=int, help="first N images of the fit split")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config options")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training and timing [default: 1]")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds of the final table")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--name", default="units")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.units, args.sparsities, args.sample_every = None, None, None  # what benchmarks/synaptic.py's _config reads
+    config = _config(args.dataset, args.model, args)
+    config.update(granularity="unit", target_sparsity=None, target_macs=None, target_speedup=None)
+    started = time.perf_counter()
+    run = bench(config, args)
+    run["wall_seconds"] = time.perf_counter() - started
+    save(args, run)
+    print(json.dumps({k: run[k] for k in ("dataset", "model", "seed")}), "done", flush=True)
+
+
+def loaders(config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
+    fit = npr.create_loader(config["dataset"], "fit", config["batch_size"], seed=seed, limit=config["limit_train"])
+    validation = npr.create_loader(config["dataset"], "validation", 1000)
+    test = npr.create_loader(config["dataset"], "test", 1000)
+    return fit, validation, test
+
+
+def accuracy(model: nn.Module, loader: Any) -> float:
+    return float(npr.evaluate(model, loader)["accuracy"])
+
+
+def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    seed = args.seed
+    fit, validation, test = loaders(config, seed)
+    x = next(iter(test))[0][:1]
+    total_steps = config["epochs"] * len(fit)
+    rows: dict[str, dict[str, Any]] = {}
+    models: dict[str, nn.Module] = {}
+
+    def finish(label: str, model: nn.Module, history: list[dict[str, Any]], seconds: float, **extra: Any) -> None:
+        model.eval()
+        models[label] = model
+        rows[label] = {"validation_accuracy": accuracy(model, validation), "test_accuracy": accuracy(model, test),
+                       "validation_per_epoch": [r["test_accuracy"] for r in history], "train_seconds": seconds,
+                       "params": npr.count_params(model), "macs": npr.count_macs(model, x), "widths": _widths(model),
+                       **extra}
+        print(label, json.dumps({k: rows[label][k] for k in ("validation_accuracy", "test_accuracy", "macs")}),
+              flush=True)
+
+    # dense
+    model = _build(config, seed)
+    started = time.perf_counter()
+    history = _fit(model, fit, validation, config, [])
+    finish("dense", model, history, time.perf_counter() - started)
+
+    # synaptic, MAC-aware units
+    model = _build(config, seed)
+    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, target_macs=args.target_macs,
+                                example_inputs=x, total_steps=total_steps)
+    started = time.perf_counter()
+    history = _fit(model, fit, validation, config, [pruner])
+    seconds = time.perf_counter() - started
+    pruner.remove_hooks()
+    model.eval()
+    small = pruner.compact().eval()
+    with torch.inference_mode():
+        error = float((model(x) - small(x)).abs().max())
+    assert pruner.schedule is not None
+    checks = list(pruner.schedule.check_steps(total_steps))
+    finish("synaptic", small, history, seconds, target_macs=args.target_macs, macs_fraction=pruner.macs_fraction(),
+           compact_max_abs_diff=error, checks=len(checks), check_every=pruner.schedule.check_every,
+           warmup_steps=pruner.schedule.warmup_steps)
+
+    # Torch-Pruning, ratio matched on latency at batch 1 and at batch 64
+    matched: dict[int, tuple[float, float]] = {}
+    for batch in BATCHES:
+        _, ratio, relative = prune_channels_to_latency(_build(config, seed), _batch_of(x, batch), small, steps=7)
+        matched[batch] = (ratio, relative)
+        print(f"tp ratio matched at batch {batch}: {ratio:.4f} ({relative:.3f}x the synaptic model)", flush=True)
+    ratios = {batch: ratio for batch, (ratio, _) in matched.items()}
+    for batch in BATCHES:
+        label = f"tp@b{batch}"
+        same = [b for b in BATCHES if b < batch and abs(ratios[b] - ratios[batch]) < 0.02]
+        if same:  # the ratio of a smaller batch already fits: one training run serves both
+            rows[f"tp@b{same[0]}"]["matched_at"].append(batch)
+            continue
+        model = _build(config, seed)
+        gradual = GradualChannels(model, x, ratios[batch], checks)
+        started = time.perf_counter()
+        history = _fit(model, fit, validation, config, [gradual])
+        finish(label, model, history, time.perf_counter() - started, ratio=ratios[batch], matched_at=[batch],
+               bisection_relative_speed=matched[batch][1], tp_steps=gradual.steps_taken,
+               importance="MagnitudeImportance(p=2)")
+
+    # the synaptic shape, from scratch
+    model = reinitialised(small, seed)
+    started = time.perf_counter()
+    history = _fit(model, fit, validation, config, [])
+    finish("scratch", model, history, time.perf_counter() - started)
+
+    timed = {label: m for label, m in models.items() if label != "scratch"}  # scratch: the synaptic shape
+    latency = {f"batch_{b}": _interleaved(timed, _batch_of(x, b), args.rounds) for b in BATCHES}
+    latency["threads"] = torch.get_num_threads()
+    return {"dataset": config["dataset"], "model": config["model"], "seed": seed, "epochs": config["epochs"],
+            "limit_train": config["limit_train"], "config": config, "target_macs": args.target_macs,
+            "rows": rows, "latency": latency}
+
+
+class GradualChannels:
+    """Torch-Pruning channel pruning as a training callback: one ``step()`` at each of ``checks``.
+
+    The ratio after check j of K is ``ratio * (1 - (1 - j/K)^3)``: the cubic ramp the
+    synaptic pruner's schedule follows over the same checks.
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ratio: float, checks: list[int]) -> None:
+        import torch_pruning as tp
+
+        self.model = model
+        self.checks = set(checks)
+        self.steps_taken = 0
+        count = len(checks)
+
+        def cubic(final: float, steps: int) -> list[float]:
+            return [final * (1 - (1 - j / steps) ** 3) for j in range(steps + 1)]
+
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
+        self.pruner = tp.pruner.MagnitudePruner(
+            model, example_inputs, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
+            iterative_steps=count, iterative_pruning_ratio_scheduler=cubic, ignored_layers=head)
+
+    def on_step_end(self, trainer: Any) -> None:
+        if trainer.step not in self.checks:
+            return
+        was_training = self.model.training
+        self.pruner.step()
+        self.model.train(was_training)
+        self.steps_taken += 1
+        # pruned layers hold new Parameters: the optimizer steps the model's current ones
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        kept = {id(p) for p in params}
+        optimizer = trainer.optimizer
+        optimizer.param_groups[0]["params"] = params
+        for old in [p for p in optimizer.state if id(p) not in kept]:
+            del optimizer.state[old]
+
+
+def reinitialised(model: nn.Module, seed: int) -> nn.Module:
+    """A copy of ``model`` with every layer's parameters drawn afresh (seeded)."""
+    fresh = copy.deepcopy(model).train()
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
+# ---- reports --------------------------------------------------------------------------------
+
+
+def save(args: argparse.Namespace, run: dict[str, Any]) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.name}.json"
+    payload = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    key = (run["dataset"], run["model"], run["seed"])
+    payload["runs"] = [r for r in payload["runs"] if (r["dataset"], r["model"], r["seed"]) != key] + [run]
+    run["command"] = "python benchmarks/units.py " + " ".join(sys.argv[1:])
+    run["environment"] = environment()
+    write_json(path, payload)
+    atomic_write_bytes(args.out / f"{args.name}.md", markdown(payload).encode())
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    lines = ["# Synaptic unit pruning (MAC-aware) vs Torch-Pruning at equal measured latency", "",
+             "Accuracy (%) on the test split (validation in brackets), mean over seeds. Speed-up over dense: median of "
+             "per-round ratios, interleaved rounds in one process; *tp@bN*: Torch-Pruning's ratio bisected so its final "
+             "shape runs as fast as the synaptic model at batch N. *scratch* has the synaptic model's shape (same "
+             "latency). Commands and per-run settings are in the JSON file.", ""]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in payload["runs"]:
+        groups.setdefault((run["dataset"], run["model"]), []).append(run)
+    for (dataset, model), runs in groups.items():
+        runs.sort(key=lambda r: r["seed"])
+        first = runs[0]
+        lines += [f"## {model} on {dataset}: seeds {[r['seed'] for r in runs]}, {first['epochs']} epochs, "
+                  f"{first['limit_train'] or 'all'} training images, target {100 * first['target_macs']:.0f}% of dense "
+                  f"MACs, {first['latency']['threads']} thread(s)", "",
+                  f"Command (seed {first['seed']}): `{first.get('command', '')}`", "",
+                  "| variant | test acc | (validation) | params | MACs | widths (seed 0) | speed-up b1 | speed-up b64 |"
+                  " ms b1 | ms b64 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for label in first["rows"]:
+            present = [r for r in runs if label in r["rows"]]
+            test = [100 * r["rows"][label]["test_accuracy"] for r in present]
+            val = [100 * r["rows"][label]["validation_accuracy"] for r in present]
+            timing_label = "synaptic" if label == "scratch" else label
+            speed = [[r["latency"][f"batch_{b}"]["speedup"][timing_label] for r in present] for b in BATCHES]
+            ms = [[r["latency"][f"batch_{b}"]["ms"][timing_label] for r in present] for b in BATCHES]
+            row = first["rows"][label]
+            name = label + (f" (ratio {row['ratio']:.3f}, matched at b{'/b'.join(map(str, row['matched_at']))})"
+                            if "ratio" in row else "")
+            lines.append(f"| {name} | {_ms(test)} | ({_ms(val)}) | {row['params']:,} | {row['macs']:,} | "
+                         f"{row['widths']} | {statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
+                         f"{statistics.median(ms[0]):.3f} | {statistics.median(ms[1]):.2f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
