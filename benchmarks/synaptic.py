@@ -81,6 +81,7 @@ PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", 
 LATENCY_BATCH = {"mlp": 256, "lenet5": 64, "cifar_cnn": 64}
 METHODS = ("dense", "synaptic", "gmp", "gmp-layer")
 INPUTS = ("standard", "raw", "per-feature")
+EVAL_BATCH = 200  # a conv net evaluates about 2x faster per image on one CPU thread than at 1000
 MARGIN = 0.005  # "reaches dense": within 0.5 points of the same seed's dense final accuracy
 
 
@@ -157,8 +158,8 @@ def _data(config: dict[str, Any], seed: int, args: argparse.Namespace | None = N
     inputs = args.inputs if args is not None else "standard"
     train = npr.create_loader(config["dataset"], "fit" if use_validation else "train", config["batch_size"], seed=seed,
                               limit=config["limit_train"])
-    test = npr.create_loader(config["dataset"], "test", 1000)
-    validation = (npr.create_loader(config["dataset"], "validation", 1000, limit=args.limit_validation)
+    test = npr.create_loader(config["dataset"], "test", EVAL_BATCH)
+    validation = (npr.create_loader(config["dataset"], "validation", EVAL_BATCH, limit=args.limit_validation)
                   if use_validation else None)
     if inputs != "standard":
         train, test = _Scaled(train, config["dataset"], inputs), _Scaled(test, config["dataset"], inputs)

@@ -155,3 +155,17 @@ def test_the_pruner_takes_a_criterion_object_and_folds_bias_only_with_mean_input
     normalised = SynapticPruner(nn.Sequential(nn.Linear(4, 3)), criterion="normalised", fold_bias=True,
                                 check_every=1, warmup_steps=0, stop_step=None)
     assert normalised.fold_bias and isinstance(normalised.tracker.scorer, NormalisedActivity)
+
+
+def test_normalised_statistics_round_trip_through_the_pruner_state():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    pruner = SynapticPruner(model, criterion="normalised", check_every=5, warmup_steps=0, stop_step=None)
+    model(torch.randn(4, 1, 6, 6))
+    state = pruner.state_dict()
+    assert state["activity"]["sums"]["0.weight"].shape == (2, 1 + 3)  # input then output moments, side by side
+    before = pruner.tracker.activity()
+    fresh = SynapticPruner(model, criterion="normalised", check_every=5, warmup_steps=0, stop_step=None)
+    fresh.load_state_dict(state)
+    after = fresh.tracker.activity()
+    assert all(torch.allclose(before[name], after[name]) for name in before)
