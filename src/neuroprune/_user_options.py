@@ -25,7 +25,8 @@ def check_user_options(config: Any) -> None:
     config.model = absolute_reference(config.model)
     if config.model_args is not None:
         if not all(isinstance(key, str) and key.isidentifier() for key in config.model_args):
-            raise ConfigError(f"model_args must map argument names to values, got keys {sorted(map(str, config.model_args))}")
+            keys = sorted(map(str, config.model_args))
+            raise ConfigError(f"model_args must map argument names to values, got keys {keys}")
         _check_plain(config.model_args, "model_args")
     if config.weights is not None:
         config.weights = str(Path(config.weights).expanduser().resolve())
@@ -55,6 +56,8 @@ def _check_plain(value: Any, where: str) -> None:
 
 def dataset_of(config: Any) -> str:
     """The data set name a run uses: its ``data`` opened (see :mod:`neuroprune.data.user_data`), else ``dataset``."""
-    from .data.user_data import resolve_dataset  # deferred: configs are read before any data is
+    from .data.user_data import (
+        resolve_dataset,  # deferred: configs are read before any data is
+    )
 
     return resolve_dataset(config.dataset, config.data, config.image_size, config.channels)

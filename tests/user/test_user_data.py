@@ -88,7 +88,8 @@ def test_npz_labels_out_of_range_and_pickles_are_refused(tmp_path):
     np.savez(pickled, x_train=np.array([object()], dtype=object), y_train=x, x_test=x, y_test=x)
     with pytest.raises(DatasetError, match="pickled.npz is not a readable .npz"):
         open_user_data(pickled)
-    np.savez(path, x_train=x.astype(np.float32), y_train=np.array([0, 1, 0, 1]), x_test=x, y_test=np.array([0, 1, 1, 0]))
+    np.savez(path, x_train=x.astype(np.float32), y_train=np.array([0, 1, 0, 1]), x_test=x,
+             y_test=np.array([0, 1, 1, 0]))
     with pytest.raises(DatasetError, match="x_train must be uint8"):
         open_user_data(path)
 

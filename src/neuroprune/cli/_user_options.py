@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import click
-
 from collections.abc import Callable
 from typing import Any
+
+import click
 
 MODEL_HELP = (
     "Registered model (see `neuroprune models`), or your own: module.path:factory or path/to/file.py:factory, "

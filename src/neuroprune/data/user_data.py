@@ -285,7 +285,10 @@ def _check_labels(y_train: np.ndarray, y_test: np.ndarray, num_classes: int, sou
 
 def _fit_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of pixels / 255 over the ``fit`` part (the validation part left out)."""
-    from .loader import VALIDATION_FRACTION, _part_of_train  # deferred: the loader imports this module's users
+    from .loader import (  # deferred: the loader imports this module's users
+        VALIDATION_FRACTION,
+        _part_of_train,
+    )
 
     labels = torch.zeros(len(images), dtype=torch.int64)
     fit, _ = _part_of_train(torch.from_numpy(images), labels, "fit", VALIDATION_FRACTION)

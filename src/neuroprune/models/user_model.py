@@ -66,7 +66,8 @@ def resolve_factory(reference: str) -> Callable[..., Any]:
             raise ModelError(f"{target} has no {attribute!r}; it defines: {', '.join(names[:20]) or 'no callables'}")
         found = getattr(found, part)
     if not callable(found):
-        raise ModelError(f"{target}:{attribute} is a {type(found).__name__}, not a class or function that builds a model")
+        raise ModelError(f"{target}:{attribute} is a {type(found).__name__}, not a class or function that builds "
+                         "a model")
     return found
 
 
@@ -93,8 +94,10 @@ def create_user_model(reference: str, **kwargs: Any) -> nn.Module:
     except TypeError as exc:
         raise ModelError(f"{reference} does not accept the options {sorted(given)}: {_one_line(exc)}; set its "
                          "arguments with model_args: in the YAML file") from None
-    except Exception as exc:  # the user's own code: report it on one line like any bad input
-        raise ModelError(f"{reference} raised {type(exc).__name__} while building the model: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's own code: report it on one line like any bad input
+        raise ModelError(
+            f"{reference} raised {type(exc).__name__} while building the model: {_one_line(exc)}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"{reference} returned a {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -121,7 +124,7 @@ def _import_module(name: str) -> Any:
     except ImportError as exc:
         raise ModelError(f"cannot import module {name!r} for --model: {_one_line(exc)}; run from the folder that "
                          "holds it, or name the file: path/to/file.py:factory") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the user's module: any error it raises is reported in one line
         raise ModelError(f"importing {name} raised {type(exc).__name__}: {_one_line(exc)}") from None
     finally:
         if added and os.getcwd() in sys.path:
@@ -144,7 +147,7 @@ def _import_file(path_text: str) -> Any:
     sys.path.insert(0, str(path.parent))  # so the file can import the modules beside it
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the user's file: any error it raises is reported in one line
         del sys.modules[name]
         raise ModelError(f"importing {path_text} raised {type(exc).__name__}: {_one_line(exc)}") from None
     finally:

@@ -92,7 +92,7 @@ def check_weights_file(build: Callable[[], nn.Module], path: Path, label: str) -
             expected = build().state_dict()
     except ModelError:
         raise
-    except Exception as exc:  # a factory that cannot build on the meta device: check after building instead
+    except Exception as exc:  # noqa: BLE001 - the factory is the user's code
         raise ModelError(f"{label} cannot be built to check {path}: {type(exc).__name__}: {exc}") from None
     if path.suffix == ".safetensors":
         header = _safetensors_header(path)
@@ -120,7 +120,7 @@ def _safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], torch.dt
     try:
         with safe_open(str(path), "pt") as handle:
             found = {}
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 - safe_open handles are not iterable
                 view = handle.get_slice(key)
                 found[key] = (tuple(view.get_shape()), _SAFETENSORS_DTYPES.get(view.get_dtype(), view.get_dtype()))
             return found
@@ -132,7 +132,7 @@ def _torch_state(path: Path) -> dict[str, torch.Tensor]:
     """A ``torch.save`` state dict, memory-mapped where the file allows it; never unpickles code."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a zip file (mmap needs one), or not plain data: load_torch says which
+    except Exception:  # noqa: BLE001 - not a zip file (mmap needs one), or not plain data: load_torch says which
         state = load_torch(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # the layout Lightning and many training scripts save
@@ -167,8 +167,8 @@ def _hint(path: Path) -> str:
     if path.suffix != ".safetensors" or not described.is_file():
         return ""
     return (f"; {described} describes the model these weights belong to (a compacted or pruned model rebuilds from "
-            f"it without the factory): pass --checkpoint {path.parent} instead, or in Python "
-            f"neuroprune.load_model({str(path.parent)!r})")
+            f"it without the factory): pass --checkpoint {path.parent} to neuroprune depth instead, or load it in "
+            f"Python with neuroprune.load_model({str(path.parent)!r})")
 
 
 def _is_float(dtype: Any) -> bool:

@@ -32,7 +32,7 @@ def check_runs_on(model: nn.Module, example: torch.Tensor, name: str) -> None:
     try:
         with torch.no_grad():
             model.eval()(example)
-    except Exception as exc:  # the user's forward: any error is a model that does not fit this input
+    except Exception as exc:  # noqa: BLE001 - the user's forward: any error is a model that does not fit this input
         text = " ".join(str(exc).split())[:300]
         raise ModelError(f"model {name!r} cannot run on inputs of shape {tuple(example.shape)}: "
                          f"{type(exc).__name__}: {text}; give the data it was built for (--data or --dataset), or "
