@@ -169,3 +169,13 @@ def test_normalised_statistics_round_trip_through_the_pruner_state():
     fresh.load_state_dict(state)
     after = fresh.tracker.activity()
     assert all(torch.allclose(before[name], after[name]) for name in before)
+
+
+@pytest.mark.parametrize("criterion", ["deviation", "contribution", "hebbian", "normalised"])
+def test_the_tracker_knows_the_shape_of_every_running_sum(criterion):
+    conv = nn.Conv2d(2, 3, 3)
+    tracker = ActivityTracker({"conv": conv}, criterion)
+    conv(torch.randn(2, 2, 5, 5))
+    assert tuple(tracker.state_dict()["sums"]["conv"].shape) == tracker.sum_shape("conv")
+    with pytest.raises(ValueError, match="shape"):
+        tracker.load_state_dict({"sums": {"conv": torch.zeros(7)}, "batches": {"conv": 1}})

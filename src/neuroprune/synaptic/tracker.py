@@ -171,10 +171,30 @@ class ActivityTracker:
         unknown = sorted(set(state["sums"]) - set(self.layers))
         if unknown or set(state["sums"]) != set(state["batches"]):
             raise ValueError(f"activity state names layers {unknown or sorted(state['sums'])} that do not match")
+        for name, stat in state["sums"].items():
+            if tuple(stat.shape) != self.sum_shape(name):
+                raise ValueError(f"activity state of layer {name} has shape {tuple(stat.shape)}; criterion "
+                                 f"{self.criterion} keeps {self.sum_shape(name)}")
         self.reset()
         for name, stat in state["sums"].items():
             self._sums[name] = stat.to(self.layers[name].weight.device, torch.float32).clone()
             self._batches[name] = int(state["batches"][name])
+
+    def sum_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of layer ``name``'s running sum under this criterion (what :meth:`state_dict` holds)."""
+        module = self.layers[name]
+        shapes = []
+        for statistic in self.scorer.statistics:
+            width = statistic_width(statistic, module)
+            if statistic == "input_abs":
+                shapes.append((width,))
+            elif statistic == "coactivity":
+                shapes.append((statistic_width("output_moments", module), width))
+            else:
+                shapes.append((2, width))
+        if not shapes:
+            return ()
+        return shapes[0] if len(shapes) == 1 else (*shapes[0][:-1], sum(shape[-1] for shape in shapes))
 
     def reset(self) -> None:
         """Forget everything gathered so far (called after each check)."""
