@@ -7,7 +7,7 @@ block, the skip-connected middle of a U-Net). Each unit is a single-entry single
 of the graph, so any run of consecutive units can be cut out and replaced by one bridge.
 One forward pass with an example input records each unit's input and output shape.
 
-Boundaries lie in front of every conv, block, global pool and flatten whose predecessor ends a layer
+Boundaries lie in front of every conv, block, norm, global pool and flatten whose predecessor ends a layer
 (an activation, a pool or a block), so a conv is never split from its batch norm and ReLU.
 A cut ``(origin, destination)`` joins two boundaries: the units after ``origin`` and before
 ``destination`` are removed, and a :class:`~neuroprune.depth.translator.Translator` maps
@@ -126,7 +126,9 @@ def boundaries(units: list[Unit]) -> list[int]:
     found = []
     for i in range(1, len(units)):
         before, after = units[i - 1], units[i]
-        is_layer_start = after.kind in ("conv", "block", "global_pool", "flatten", "pad")
+        # a norm after an activation, pool or block starts a layer (a pre-norm transformer's head);
+        # after a conv it belongs to the conv, and the origin rule below keeps them together
+        is_layer_start = after.kind in ("conv", "block", "global_pool", "flatten", "pad", "norm")
         if before.kind in ("act", "pool", "block", "other") and is_layer_start and before.out_shape:
             found.append(i)
     return found

@@ -384,7 +384,7 @@ def _kind(layer: nn.Module) -> str:
         return "conv" if isinstance(layer, nn.Conv2d) else "linear"
     if isinstance(layer, _GLOBAL_POOLS):  # adaptive pools end the maps of any size at a fixed one
         return "global_pool"
-    return {"norm": "norm", "activation": "act", "pool": "pool", "flatten": "flatten", "pad": "pad",
+    return {"norm": "norm", "normalize": "norm", "activation": "act", "pool": "pool", "flatten": "flatten", "pad": "pad",
             "resample": "pad"}.get(trait.role, "other")
 
 
