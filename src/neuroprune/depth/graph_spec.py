@@ -54,25 +54,33 @@ def from_graph(spec: dict[str, Any]) -> nn.Module:
     return _build(spec["root"], "")
 
 
-def save_graph_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
-                     stem: str = "model") -> None:
-    """Save ``stem.safetensors`` (weights) and ``stem.json`` (graph spec and metadata) atomically.
+def describe_graph_model(model: nn.Module) -> dict[str, Any]:
+    """The architecture :func:`save_graph_model` writes: this module's spec, else the traced graph.
 
-    Nested stages and blocks are saved as this module's spec; any other traceable model (a
-    depth cut of a residual stream or a skip, a ``torch.fx.GraphModule``) as its traced
+    Nested stages and blocks are described by this module's spec; any other traceable model
+    (a depth cut of a residual stream or a skip, a ``torch.fx.GraphModule``) by its traced
     graph (:mod:`.fx_spec`).
 
     Raises:
         ModelError: neither describes the model; both reasons are given.
     """
     try:
-        architecture = to_graph(model)
+        return to_graph(model)
     except ModelError as nested:
         try:
-            architecture = to_fx(model)
+            return to_fx(model)
         except ModelError as traced:
             raise ModelError(f"{nested}; as a traced graph: {traced}") from None
-    save_model_files(model, architecture, folder, metadata, stem)
+
+
+def save_graph_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
+                     stem: str = "model") -> None:
+    """Save ``stem.safetensors`` (weights) and ``stem.json`` (:func:`describe_graph_model` and metadata) atomically.
+
+    Raises:
+        ModelError: the model cannot be described (the module is named).
+    """
+    save_model_files(model, describe_graph_model(model), folder, metadata, stem)
 
 
 def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module, dict[str, Any]]:

@@ -20,9 +20,9 @@ from ..engine import evaluate
 from ..errors import ConfigError, NeuropruneError
 from ..metrics import compare_latency, count_macs, count_params
 from .blocks import BlockSpan
-from .init import init_translator
+from .init import init_translators
 from .pruner import DepthPruner
-from .recovery import train_translators
+from .recovery import train_translators, translator_modules
 
 log = logging.getLogger(__name__)
 EFFICIENCY = ("params", "macs", "latency")
@@ -124,6 +124,7 @@ def search_cuts(
     spans: Sequence[BlockSpan] | None = None,
     translator_init: str = "lstsq",
     precision: str = "32",
+    bridge: str = "translator",
 ) -> SearchResult:
     """Score candidate cuts with a short translator-only recovery each.
 
@@ -152,12 +153,16 @@ def search_cuts(
             :func:`~.init.init_translator`) or ``random`` (the authors' start).
         precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` for the short recoveries and
             the evaluations.
+        bridge: ``translator``, ``identity`` or ``auto`` (identity where the shapes match); only
+            candidates this bridge can join are considered (a translator joins feature maps,
+            identity equal shapes), so a transformer's token cuts need ``identity`` or ``auto``.
 
     Raises:
-        ConfigError: an option is out of range.
+        ConfigError: an option is out of range, or no candidate can take the bridge.
         NeuropruneError: no candidate meets the budgets (the closest are listed).
     """
     check_score_options(tau, efficiency)
+    candidates = _bridgeable(pruner.candidates() if spans is None else spans, bridge)
     if translator_init not in ("lstsq", "random"):
         raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {translator_init!r}")
     x = pruner.example_inputs[:1]
@@ -178,13 +183,14 @@ def search_cuts(
     base["accuracy"] = evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]
     cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
     rows = []
-    for span in pruner.candidates() if spans is None else spans:
+    options = {"bridge": bridge, "kernel_size": kernel_size, "use_batchnorm": use_batchnorm}
+    for span in candidates:
         # Params and MACs follow from the span's own counts; only latency needs the pruned model.
-        bridge_params, bridge_macs = _bridge_cost(span, kernel_size, use_batchnorm)
+        bridge_params, bridge_macs = _bridge_cost(span, kernel_size, use_batchnorm, bridge)
         row = {**span.to_dict(), "params": base["params"] - span.params_removed + bridge_params,
                "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None, "score": None}
         if is_timed:
-            time_against_base(span.cut, pruner.plan(span.cut, kernel_size=kernel_size, use_batchnorm=use_batchnorm).apply())
+            time_against_base(span.cut, pruner.plan(span.cut, **options).apply())
         rows.append(row)
     if is_timed:
         base["latency_ms"] = statistics.median(base_ms)
@@ -203,11 +209,12 @@ def search_cuts(
     chosen = _spread(sorted(fitting, key=lambda r: r[cost_key]), max_evaluated)
     log.info("search: %d candidates, %d fit the budgets, recovering %d", len(rows), len(fitting), len(chosen))
     for index, row in enumerate(chosen, start=1):
-        plan = pruner.plan(row["cut"], kernel_size=kernel_size, use_batchnorm=use_batchnorm)
+        plan = pruner.plan(row["cut"], **options)
         small = plan.apply()
+        row["bridge"] = plan.bridge
         if translator_init == "lstsq" and kernel_size == 1 and not use_batchnorm:  # else random, see init_translator
-            init_translator(small, pruner.model, plan.span, train_loader)
-        if translator_epochs > 0:
+            init_translators(small, plan, train_loader)
+        if translator_epochs > 0 and translator_modules(small):
             train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr, precision=precision)
         row["accuracy"] = evaluate(small, eval_loader, precision=precision)["accuracy"]
         if is_timed:
@@ -228,8 +235,24 @@ def search_cuts(
     return SearchResult(rows, best, base)
 
 
-def _bridge_cost(span: BlockSpan, kernel_size: int, use_batchnorm: bool) -> tuple[int, int]:
-    """Parameters and MACs per sample of the translator that would bridge ``span``."""
+def _bridgeable(spans: Sequence[BlockSpan], bridge: str) -> list[BlockSpan]:
+    """The spans ``bridge`` can join; ConfigError when none."""
+    if bridge not in ("translator", "identity", "auto"):
+        raise ConfigError(f"bridge must be 'translator', 'identity' or 'auto', got {bridge!r}")
+    kept = [s for s in spans if (s.is_translatable if bridge == "translator" else
+                                 s.is_identity_possible if bridge == "identity" else
+                                 s.is_translatable or s.is_identity_possible)]
+    if not kept and spans:
+        hint = "'identity' or 'auto'" if bridge == "translator" else "'translator' or 'auto'"
+        raise ConfigError(f"none of the {len(spans)} candidate cuts can be bridged by {bridge!r} (e.g. {spans[0].cut}: "
+                          f"{tuple(spans[0].in_shape)} -> {tuple(spans[0].out_shape)}); use the bridge {hint}")
+    return kept
+
+
+def _bridge_cost(span: BlockSpan, kernel_size: int, use_batchnorm: bool, bridge: str = "translator") -> tuple[int, int]:
+    """Parameters and MACs per sample of the bridge of ``span`` (nothing for nn.Identity)."""
+    if bridge == "identity" or (bridge == "auto" and span.is_identity_possible):
+        return 0, 0
     c_a, (c_b, h_b, w_b) = span.in_shape[0], span.out_shape
     weights = c_a * c_b * kernel_size * kernel_size
     return weights + (2 * c_b if use_batchnorm else c_b), weights * h_b * w_b

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..depth.graph_spec import to_graph
+from ..depth.graph_spec import describe_graph_model
 from ..errors import ModelError
 
 
@@ -16,11 +16,11 @@ def check_savable(model: nn.Module, name: str) -> None:
         ModelError: naming the module that has no saved form.
     """
     try:
-        to_graph(model)
+        describe_graph_model(model)
     except ModelError as exc:
         raise ModelError(f"model {name!r} could not be saved after training ({exc}); the run would fail after its "
-                         "last epoch, so it does not start. Build the model from nn.Sequential and standard layers "
-                         "(a factory may return one)") from None
+                         "last epoch, so it does not start. Build the model from standard layers in a forward that "
+                         "torch.fx can trace") from None
 
 
 def check_runs_on(model: nn.Module, example: torch.Tensor, name: str) -> None:

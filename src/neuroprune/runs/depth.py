@@ -236,7 +236,8 @@ def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path
                         translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
                         max_evaluated=config.max_evaluated, kernel_size=config.kernel_size,
                         use_batchnorm=config.use_batchnorm, translator_init=config.translator_init,
-                        precision=config.precision, latency_repeats=config.latency_repeats)
+                        precision=config.precision, latency_repeats=config.latency_repeats,
+                        bridge=config.resolved_bridge)
     write_candidates(out, found.rows)
     return found.best, {"strategy": "single", "seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
                         "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),
