@@ -97,3 +97,17 @@ def test_npz_labels_out_of_range_and_pickles_are_refused(tmp_path):
 def test_missing_path(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         open_user_data(tmp_path / "nowhere")
+
+
+def test_rgb_jpegs_give_three_channels(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for label in ("cat", "dog"):
+        folder = tmp_path / "photos" / label
+        folder.mkdir(parents=True)
+        for index in range(5):
+            Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(folder / f"{index}.jpg")
+    name = open_user_data(tmp_path / "photos")
+    assert (dataset_info(name).in_channels, class_names(name)) == (3, ("cat", "dog"))
+    assert load_arrays(open_user_data(tmp_path / "photos", channels=1), "train")[0].shape[1] == 1
