@@ -7,7 +7,6 @@ anything runs. Reading never executes anything: YAML is parsed with ``yaml.safe_
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import reprlib
 import types
@@ -21,6 +20,7 @@ import yaml
 from .data.info import DATASETS
 from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
+from .json_files import read_json
 from .synaptic.pruner import GRANULARITIES
 from .synaptic.schedule import AUTO
 from .synaptic.tracker import CRITERIA
@@ -28,6 +28,8 @@ from .synaptic.tracker import CRITERIA
 T = TypeVar("T")
 # A configuration file is a few hundred bytes; refuse to parse anything that cannot be one.
 MAX_CONFIG_BYTES = 1 << 20
+# config.json beside a run's results: what --resume and export read back from it
+RUN_CONFIG_SCHEMA = {"config": "object", "seed": "integer|null", "environment": "object", "processes": "object"}
 
 
 @dataclass
@@ -212,11 +214,9 @@ def load_run_config(cls: type[T], folder: str | Path) -> T:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist: --resume needs the folder of a run that was started")
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+    saved = read_json(path, what="the config.json a neuroprune run writes", schema=RUN_CONFIG_SCHEMA,
+                      error=ConfigError)
+    if not isinstance(saved.get("config"), dict):
         raise ConfigError(f"{path} holds no 'config' mapping; it was not written by a neuroprune run")
     return from_dict(cls, saved["config"], source=str(path))
 

@@ -10,6 +10,7 @@ state: :func:`~neuroprune.data.create_loader` derives epoch ``e``'s batches from
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -95,13 +96,15 @@ def resume(
     states: Mapping[str, Any] | None = None,
     epochs: int | None = None,
     history_keys: Sequence[str] = (),
+    total_steps: int | None = None,
 ) -> Trainer:
     """Restore a checkpoint into freshly built objects and return the Trainer to continue.
 
     Build the model, pruner, optimizer and callbacks exactly as the original run did, then
-    call this and pass the result to ``fit(..., trainer=trainer)``. The whole checkpoint is
-    checked first (every field, against these objects): when it does not fit, nothing has
-    been changed.
+    call this and pass the result to ``fit(..., trainer=trainer)``. Restoring is all or
+    nothing: the whole checkpoint is checked first (every field, against these objects, and
+    the optimizer state loaded into a scratch optimizer), and should loading still fail
+    part-way, every object is put back as it was.
 
     Args:
         path: a file written by :class:`Checkpointer`.
@@ -113,6 +116,8 @@ def resume(
             it, or without a history record for each finished epoch, is refused.
         history_keys: numbers every history record must hold (what the caller reads from
             the history afterwards, e.g. ``test_accuracy``).
+        total_steps: the run's length in optimizer steps, when known: a pruner's ``"auto"``
+            schedule follows from it, and so the activity the checkpoint must hold.
 
     Returns:
         A :class:`Trainer` at the saved epoch and step, with the saved history.
@@ -127,25 +132,82 @@ def resume(
     """
     state = load_checkpoint(path)
     check_checkpoint(state, str(path), model=model, optimizer=optimizer, pruner=pruner, states=states, epochs=epochs,
-                     history_keys=history_keys, format_version=FORMAT_VERSION)
-    # Everything below was checked; the except clauses only turn a surprise into the same kind of error.
+                     history_keys=history_keys, total_steps=total_steps, format_version=FORMAT_VERSION)
+    _try_optimizer_state(optimizer, state["optimizer"], str(path))
+    before = _Snapshot(model, optimizer, pruner, states)
+    try:
+        scaler = _apply(state, str(path), model, optimizer, pruner, states)
+    except Exception as exc:  # checked above; whatever still fails leaves nothing half-restored
+        before.restore()
+        reason = exc if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"checkpoint {path} could not be restored ({_one_line(reason)}); nothing was changed: "
+                         "the file is damaged or was not written for this run") from None
+    return Trainer(model, optimizer, epoch=state["epoch"], step=state["step"],
+                   history=[dict(record) for record in state["history"]], scaler=scaler)
+
+
+def _apply(state: dict[str, Any], source: str, model: nn.Module, optimizer: torch.optim.Optimizer, pruner: Any,
+           states: Mapping[str, Any] | None) -> torch.amp.GradScaler | None:
+    """Load every part of a checked ``state``; returns the gradient scaler to go on with, if any."""
     if pruner is not None:
         pruner.load_state_dict(state["pruner"])
-    _load_model_state(model, state["model"], str(path))
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError) as exc:
-        raise ModelError(f"the optimizer state in {path} does not fit this optimizer: {exc}") from None
+    _load_model_state(model, state["model"], source)
+    optimizer.load_state_dict(state["optimizer"])
     saved_states = state.get("states", {})
     for name, obj in (states or {}).items():
         obj.load_state_dict(saved_states[name])
-    _restore_rng(state, str(path))
-    scaler = None
-    if "grad_scaler" in state:  # float16 training: continue with the loss scale it had reached
-        scaler = torch.amp.GradScaler(next(model.parameters()).device.type)
-        scaler.load_state_dict(state["grad_scaler"])
-    return Trainer(model, optimizer, epoch=state["epoch"], step=state["step"],
-                   history=[dict(record) for record in state["history"]], scaler=scaler)
+    _restore_rng(state, source)
+    if "grad_scaler" not in state:
+        return None
+    scaler = torch.amp.GradScaler(next(model.parameters()).device.type)  # float16: go on with the scale reached
+    scaler.load_state_dict(state["grad_scaler"])
+    return scaler
+
+
+def _try_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], source: str) -> None:
+    """Load ``saved`` into a scratch optimizer of the same kind over copies of the parameters.
+
+    What torch's own ``load_state_dict`` refuses is found here, before anything has changed.
+    """
+    groups = [{**{k: v for k, v in group.items() if k != "params"},
+               "params": [torch.empty_like(p, device="cpu").requires_grad_(p.requires_grad) for p in group["params"]]}
+              for group in optimizer.param_groups]
+    try:
+        scratch = type(optimizer)(groups, **optimizer.defaults)
+        scratch.load_state_dict(saved)
+    except Exception as exc:
+        raise ModelError(f"the optimizer state in {source} does not fit this optimizer: {_one_line(exc)}") from None
+
+
+class _Snapshot:
+    """Copies of everything :func:`resume` changes, to put back when restoring fails part-way."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, pruner: Any,
+                 states: Mapping[str, Any] | None) -> None:
+        self.model, self.optimizer, self.pruner, self.states = model, optimizer, pruner, dict(states or {})
+        self.model_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
+        self.pruner_state = copy.deepcopy(pruner.state_dict()) if pruner is not None else None
+        self.other_states = {name: copy.deepcopy(obj.state_dict()) for name, obj in self.states.items()}
+        self.rng = _rng_state()
+
+    def restore(self) -> None:
+        if self.pruner is not None:
+            self.pruner.load_state_dict(self.pruner_state)
+        with torch.no_grad():
+            for key, value in self.model.state_dict().items():
+                value.copy_(self.model_state[key])
+        self.optimizer.load_state_dict(self.optimizer_state)
+        for name, obj in self.states.items():
+            obj.load_state_dict(self.other_states[name])
+        torch.set_rng_state(self.rng["torch"])
+        if self.rng["cuda"]:
+            torch.cuda.set_rng_state_all(self.rng["cuda"])
+
+
+def _one_line(reason: Any) -> str:
+    text = " ".join(str(reason).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _load_model_state(model: nn.Module, saved: dict[str, torch.Tensor], source: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, NeuropruneError
 from ..saved_models import check_matching_state
 
 # what fit() writes into every history record, and the types it writes
@@ -94,6 +94,7 @@ def check_checkpoint(
     states: Mapping[str, Any] | None = None,
     epochs: int | None = None,
     history_keys: Sequence[str] = (),
+    total_steps: int | None = None,
     format_version: int,
 ) -> None:
     """Check every part of a loaded checkpoint ``state`` against the objects it is for; change nothing.
@@ -106,6 +107,8 @@ def check_checkpoint(
         epochs: the whole run's length, when known: the checkpoint may not be beyond it, and
             (a run starts at epoch 0) its history holds one record per finished epoch.
         history_keys: numbers every history record must hold (e.g. ``test_accuracy``).
+        total_steps: the run's length in optimizer steps, when known: it fixes a pruner's
+            ``"auto"`` check schedule, and so how much activity the checkpoint must hold.
         format_version: the newest checkpoint format this code reads.
 
     Raises:
@@ -125,18 +128,23 @@ def check_checkpoint(
     step = check.whole(state["step"], "field 'step'")
     _check_history(check, state["history"], epoch, step, epochs, history_keys)
     _check_model(check, state["model"], model)
-    _check_optimizer(check, state["optimizer"], optimizer)
+    _check_optimizer(check, state["optimizer"], optimizer, step)
     if pruner is not None:
         if "pruner" not in state:
             raise ModelError(f"{source} holds no pruner state, but the run has a pruner")
-        _check_pruner(check, state["pruner"], pruner)
+        _check_pruner(check, state["pruner"], pruner, total_steps)
     saved_states = check.mapping(state.get("states", {}), "field 'states'")
     for name, obj in (states or {}).items():
         if name not in saved_states:
             raise ModelError(f"{source} holds no state named {name!r} (it has {sorted(map(str, saved_states))})")
         template = obj.state_dict() if hasattr(obj, "state_dict") else None
         if template is not None:
-            check.same_kind(saved_states[name], template, f"field 'states'[{name!r}]")
+            where = f"field 'states'[{name!r}]"
+            check.same_kind(saved_states[name], template, where)
+            if isinstance(template, Mapping) and set(saved_states[name]) != set(template):
+                # load_state_dict copies every key onto the object: an extra one breaks it later
+                raise check.fail(where, f"holds the keys {_show(sorted(map(str, saved_states[name])))}, not "
+                                        f"exactly {_show(sorted(template))}")
     _check_rng(check, state)
     if "world_size" in state:
         check.whole(state["world_size"], "field 'world_size'", low=1)
@@ -185,8 +193,9 @@ def _check_model(check: _Checker, saved: Any, model: nn.Module) -> None:
     check_matching_state(model, dict(saved), f"checkpoint {check.source} (field 'model')")
 
 
-def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimizer) -> None:
-    """Groups and hyperparameters of the same kinds, and every state tensor shaped like its parameter."""
+def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Groups and hyperparameters of the same kinds, every state tensor shaped like its parameter, and,
+    once training has stepped, the whole state of every parameter (momentum, Adam's moments and step)."""
     saved = check.mapping(saved, "field 'optimizer'")
     groups, state = saved.get("param_groups"), check.mapping(saved.get("state", {}), "field 'optimizer'['state']")
     if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
@@ -194,6 +203,7 @@ def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimiz
         raise check.fail("field 'optimizer'['param_groups']",
                          f"must list {len(optimizer.param_groups)} parameter group(s), got {count}")
     parameters: dict[Any, torch.Tensor] = {}
+    required: dict[Any, set[str]] = {}
     for index, (group, current) in enumerate(zip(groups, optimizer.param_groups)):
         where = f"field 'optimizer'['param_groups'][{index}]"
         group = check.mapping(group, where)
@@ -213,12 +223,32 @@ def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimiz
             if isinstance(saved_id, bool) or not isinstance(saved_id, int) or saved_id in parameters:
                 raise check.fail(f"{where}['params']", f"must hold distinct whole numbers, got {_show(ids)}")
             parameters[saved_id] = parameter
+            required[saved_id] = _state_keys(optimizer, {**current, **group})
     for saved_id, entry in state.items():
         where = f"field 'optimizer'['state'][{_show(saved_id)}]"
         if saved_id not in parameters:
             raise check.fail(where, "belongs to no parameter of the saved groups")
         for name, value in check.mapping(entry, where).items():
             _check_optimizer_value(check, name, value, parameters[saved_id], f"{where}[{_show(name)}]")
+    if step == 0:
+        return  # no step taken: no state yet
+    for saved_id, keys in required.items():
+        where = f"field 'optimizer'['state'][{_show(saved_id)}]"
+        if keys and saved_id not in state:
+            raise check.fail("field 'optimizer'['state']", f"has no state for parameter {_show(saved_id)} after "
+                                                           f"{step} steps (it needs {', '.join(sorted(keys))})")
+        missing = sorted(name for name in keys if state.get(saved_id, {}).get(name) is None)
+        if missing:
+            raise check.fail(where, f"has no {', '.join(map(repr, missing))} after {step} steps")
+
+
+def _state_keys(optimizer: torch.optim.Optimizer, group: Mapping[str, Any]) -> set[str]:
+    """What ``optimizer`` keeps per parameter once it has stepped (empty when unknown or stateless)."""
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group.get("amsgrad") else set())
+    if isinstance(optimizer, torch.optim.SGD) and group.get("momentum"):
+        return {"momentum_buffer"}
+    return set()
 
 
 def _check_optimizer_value(check: _Checker, name: Any, value: Any, parameter: torch.Tensor, where: str) -> None:
@@ -237,18 +267,26 @@ def _check_optimizer_value(check: _Checker, name: Any, value: Any, parameter: to
         raise check.fail(where, "holds NaN or infinite values")
 
 
-def _check_pruner(check: _Checker, saved: Any, pruner: Any) -> None:
+def _check_pruner(check: _Checker, saved: Any, pruner: Any, total_steps: int | None) -> None:
     """The state :meth:`SynapticPruner.state_dict` writes, for this pruner's layers and criterion.
 
-    A pruner of another kind gets the generic check: its state may replace its current one.
+    A pruner with masks but no counters (the GMP baseline) gets its masks, step and history
+    checked; a pruner of another kind the generic check: the same keys, each of the kind
+    its current state has.
     """
     template = pruner.state_dict()
-    if not (isinstance(template, Mapping) and "masks" in template and "counters" in template):
+    if not (isinstance(template, Mapping) and "masks" in template):
         check.same_kind(saved, template, "field 'pruner'")
+        if isinstance(template, Mapping) and set(check.mapping(saved, "field 'pruner'")) != set(template):
+            raise check.fail("field 'pruner'", f"holds the keys {_show(sorted(map(str, saved)))}, not exactly "
+                                               f"{_show(sorted(map(str, template)))}")
         return
     saved = check.mapping(saved, "field 'pruner'")
     check.whole(saved.get("step"), "field 'pruner'['step']")
-    for part in ("masks", "counters"):
+    missing = sorted(set(template) - set(saved))
+    if missing:  # every part changes what the resumed run decides
+        raise check.fail("field 'pruner'", f"has no {', '.join(map(repr, missing))}")
+    for part in ("masks", "counters") if "counters" in template else ("masks",):
         got = check.mapping(saved.get(part), f"field 'pruner'[{part!r}]")
         if set(got) != set(template[part]):
             raise check.fail(f"field 'pruner'[{part!r}]", f"names layers {sorted(map(str, got))}, this model's "
@@ -266,6 +304,7 @@ def _check_pruner(check: _Checker, saved: Any, pruner: Any) -> None:
             _check_counts(check, counters, where, template[part][key].shape)
     if "activity" in saved:
         _check_activity(check, saved["activity"], pruner, set(template["masks"]))
+        _check_activity_amount(check, saved, pruner, total_steps)
     if "history" in saved and (not isinstance(saved["history"], list)
                                or not all(isinstance(record, Mapping) for record in saved["history"])):
         raise check.fail("field 'pruner'['history']", "must be a list of check records")
@@ -299,6 +338,57 @@ def _check_activity(check: _Checker, activity: Any, pruner: Any, keys: set[str])
         check.whole(batches[key], f"field 'pruner'['activity']['batches'][{key!r}]", low=1)
 
 
+def _check_activity_amount(check: _Checker, saved: Mapping[str, Any], pruner: Any, total_steps: int | None) -> None:
+    """As many batches of activity as the pruner gathered since its last check, for every layer it watches.
+
+    Activity cut or emptied would go unnoticed and change every later decision. The count
+    follows from the check schedule (known when the pruner was planned, or from
+    ``total_steps``), the saved step and ``sample_every``; without a schedule it is skipped.
+    """
+    schedule = _schedule_of(pruner, total_steps)
+    tracker = getattr(pruner, "tracker", None)
+    if schedule is None or tracker is None or getattr(tracker, "criterion", None) == "magnitude":
+        return
+    target = getattr(pruner, "target_sparsity", None)
+    if target is not None and _saved_sparsity(saved) >= target - 0.5 / max(1, _saved_connections(saved)):
+        return  # tracking stops once the target is met
+    step, every = saved["step"], getattr(pruner, "sample_every", 1)
+    end = step if schedule.stop_step is None else min(step, schedule.stop_step)  # nothing counts after the stop
+    checks = max(0, end - schedule.warmup_steps) // schedule.check_every
+    last_check = schedule.warmup_steps + schedule.check_every * checks if checks else 0
+    expected = sum(1 for t in range(last_check + 1, end + 1) if schedule.collects(t) and t % every == 0)
+    batches = saved["activity"]["batches"]
+    watched = sorted(f"{name}.weight" for name in getattr(tracker, "layers", {}))
+    got = {key: batches.get(key, 0) for key in watched}
+    if any(count != expected for count in got.values()):
+        raise check.fail("field 'pruner'['activity']", f"holds {_show(got)} batches, but the pruner gathers "
+                                                       f"{expected} per layer between its last check (step "
+                                                       f"{last_check}) and step {step}")
+
+
+def _schedule_of(pruner: Any, total_steps: int | None) -> Any:
+    """The pruner's check schedule, or the one :meth:`SynapticPruner.plan` would fix for ``total_steps``."""
+    schedule = getattr(pruner, "schedule", None)
+    requested = getattr(pruner, "_requested", None)
+    if schedule is None and total_steps and requested is not None:
+        from ..synaptic.schedule import resolve_schedule  # deferred: engine does not import synaptic at load
+
+        try:
+            schedule = resolve_schedule(*requested, total_steps)
+        except NeuropruneError:
+            return None
+    return schedule
+
+
+def _saved_sparsity(saved: Mapping[str, Any]) -> float:
+    total = _saved_connections(saved)
+    return sum(int((mask == 0).sum()) for mask in saved["masks"].values()) / max(1, total)
+
+
+def _saved_connections(saved: Mapping[str, Any]) -> int:
+    return sum(mask.numel() for mask in saved["masks"].values())
+
+
 def _activity_shape(pruner: Any, name: str) -> tuple[int, ...] | None:
     """The shape of one layer's running activity sum (see ``ActivityTracker._batch_statistic``), if known."""
     tracker, layers = getattr(pruner, "tracker", None), getattr(pruner, "layers", {})
@@ -329,6 +419,11 @@ def _check_rng(check: _Checker, state: Mapping[str, Any]) -> None:
             size = f" of {like.numel()}" if like is not None else ""
             raise check.fail(where, f"must be a random-generator state (a uint8 vector{size}), got "
                                     f"{tensor.dtype} {tuple(tensor.shape)}")
+        if like is not None:
+            try:  # a scratch generator: the global one stays as it is
+                torch.Generator().set_state(tensor)
+            except RuntimeError:
+                raise check.fail(where, "is not a valid random-generator state") from None
 
     if saved is None:  # an older checkpoint: rank 0's CPU state only
         if "torch_rng" not in state:
