@@ -179,3 +179,12 @@ def test_the_tracker_knows_the_shape_of_every_running_sum(criterion):
     assert tuple(tracker.state_dict()["sums"]["conv"].shape) == tracker.sum_shape("conv")
     with pytest.raises(ValueError, match="shape"):
         tracker.load_state_dict({"sums": {"conv": torch.zeros(7)}, "batches": {"conv": 1}})
+
+
+def test_layerwise_hybrid_keeps_the_layer_magnitudes_in_activity_order():
+    layer = _linear()
+    hybrid = _scores("normalised-layerwise", layer, X)
+    activity = _scores("normalised", _linear(), X)
+    magnitudes = layer.weight.detach().abs().flatten().sort().values
+    assert torch.equal(hybrid.flatten().sort().values, magnitudes)  # same values per layer: same layer budget
+    assert torch.equal(hybrid.flatten().argsort(), activity.flatten().argsort())  # order set by activity

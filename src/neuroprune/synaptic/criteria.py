@@ -172,6 +172,26 @@ class NormalisedActivity(Criterion):
         return carried * scale.view(-1, *([1] * (weight.dim() - 1)))
 
 
+@register_criterion
+class NormalisedWithinLayer(NormalisedActivity):
+    """Normalised activity decides which connections of a layer go; magnitude decides how many per layer.
+
+    The layer's ``|W|`` values are handed out again in the order of the normalised activity:
+    the connection with the k-th smallest activity gets the k-th smallest ``|W|`` of its layer.
+    A global ranking of these scores therefore takes from each layer exactly as many
+    connections as global magnitude would, while inside a layer the activity chooses.
+    """
+
+    name = "normalised-layerwise"
+
+    def score(self, weight: torch.Tensor, stats: Mapping[str, torch.Tensor], module: nn.Module) -> torch.Tensor:
+        activity = super().score(weight, stats, module).flatten()
+        magnitudes = weight.detach().abs().float().flatten().sort().values
+        result = torch.empty_like(magnitudes)
+        result[activity.argsort(stable=True)] = magnitudes  # k-th weakest gets the k-th smallest |w|
+        return result.view_as(weight)
+
+
 # ---- helpers --------------------------------------------------------------------------------
 
 
