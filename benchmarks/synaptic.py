@@ -52,6 +52,7 @@ Writes ``<out>/<name>.json`` and ``<name>.md``. Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import tempfile
@@ -114,12 +115,18 @@ def main() -> None:
                         help="input scaling: standard, raw (0-255 pixels) or per-feature (fixed random scales)")
     parser.add_argument("--append", action="store_true", help="merge into <name>.json instead of replacing it")
     parser.add_argument("--plot", action="store_true", help="also draw test accuracy per epoch (seed 0) as PNGs")
+    parser.add_argument("--render", action="store_true",
+                        help="train nothing: rewrite <name>.md (and with --plot the PNGs) from <name>.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training and timing; small models train fastest on one [default: 1]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.sample_every:
         _overhead_table(args)
+        return
+    if args.render:
+        with _locked(args.name):
+            _write_reports(json.loads((args.out / f"{args.name}.json").read_text()), args)
         return
     if not args.sparsities and args.units is None:
         parser.error("give --sparsities, --units or --sample-every")
@@ -419,9 +426,7 @@ def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}.json"
     command = "python benchmarks/synaptic.py " + " ".join(sys.argv[1:])
-    lock = Path(tempfile.gettempdir()) / f"neuroprune-benchmark-{args.name}.lock"
-    with open(lock, "w") as handle:  # several commands may append to one file at once
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with _locked(args.name):  # several commands may append to one file at once
         if args.append and path.is_file():
             payload = json.loads(path.read_text())
             payload["runs"] = _merge(payload["runs"], runs)
@@ -429,18 +434,31 @@ def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
             payload["environment"] = environment()
         else:
             payload = {"command": command, "commands": [command], "environment": environment(), "runs": runs}
-        is_study = any(key != "synaptic" and key != "gmp" for r in payload["runs"] for row in r.get("targets", {}).values()
-                       for key in row)
-        if is_study:
-            _learning_speed(payload["runs"])
-        write_json(path, payload)
-        if is_study:
-            text = _study_markdown(payload)
-        else:
-            text = _sparsity_markdown(payload) if "targets" in runs[0] else _unit_markdown(payload)
-        atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
-        if args.plot and is_study:
-            _plot(payload, args.out, args.name)
+        _write_reports(payload, args)
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named after the output files (other benchmark processes wait)."""
+    with open(Path(tempfile.gettempdir()) / f"neuroprune-benchmark-{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _write_reports(payload: dict[str, Any], args: argparse.Namespace) -> None:
+    """<name>.json and <name>.md (and with ``--plot``, the accuracy curves) from ``payload``."""
+    runs = payload["runs"]
+    is_study = any(key not in ("synaptic", "gmp") for r in runs for row in r.get("targets", {}).values() for key in row)
+    if is_study:
+        _learning_speed(runs)
+    write_json(args.out / f"{args.name}.json", payload)
+    if is_study:
+        text = _study_markdown(payload)
+    else:
+        text = _sparsity_markdown(payload) if "targets" in runs[0] else _unit_markdown(payload)
+    atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
+    if args.plot and is_study:
+        _plot(payload, args.out, args.name)
 
 
 def _key(run: dict[str, Any]) -> tuple[Any, ...]:
