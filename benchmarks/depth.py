@@ -43,8 +43,6 @@ from neuroprune.depth import (
     TrainConfig,
     boundaries,
     fine_tune,
-    prune_channels_to_latency,
-    prune_channels_to_macs,
     recover,
     search_cuts,
 )
@@ -55,6 +53,7 @@ from neuroprune.engine import evaluate
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
+from torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs
 
 DATASET = "fashion-mnist"
 

@@ -1,7 +1,9 @@
-"""Channel pruning of what a cut leaves, with Torch-Pruning (an optional dependency).
+"""Torch-Pruning as a benchmark peer: channel pruning to a MAC target or to a measured latency.
 
 Torch-Pruning (``pip install torch-pruning``, the ``bench`` extra) removes whole channels
-by L2 weight magnitude and fixes every dependent layer; it is imported only when used.
+by L2 weight magnitude and fixes every dependent layer with its own dependency graph. The
+library does not use it (its channel pruning is :mod:`neuroprune.structure.channel_pruning`,
+on the structural model compaction reads); the depth benchmark compares against it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, NeuropruneError
-from ..metrics import compare_latency, count_macs
+from neuroprune.errors import ConfigError, NeuropruneError
+from neuroprune.metrics import compare_latency, count_macs
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,10 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, tiny, example, name:
 
 
 def test_channel_pruned_model_round_trips(tmp_path: Path, tiny, example) -> None:
-    pytest.importorskip("torch_pruning")
-    from neuroprune.depth import prune_channels
+    from neuroprune.structure.channel_pruning import prune_channels
 
     small = DepthPruner(tiny("resnet20", width=0.25), example_inputs=example).plan(cut="layer1.1:layer3.0").apply()
-    narrow = prune_channels(small, example, 0.5).eval()
+    narrow = prune_channels(small, 0.5).eval()
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in small.parameters())
     save_graph_model(narrow, tmp_path)
     reloaded, _ = load_graph_model(tmp_path)

@@ -59,7 +59,8 @@ _DEPTH_OPTIONS = combine_options(
     click.option("--distill/--no-distill", default=None, help="Fine-tune with distillation from the intact model."),
     click.option("--distill-weight", type=float, help="Share of the distillation term [0.5]."),
     click.option("--temperature", type=float, help="Distillation temperature [4]."),
-    click.option("--then-channels", type=float, help="Then prune this share of channels (Torch-Pruning)."),
+    click.option("--then-channels", type=float,
+                 help="Then prune this share of every removable channel space (L2 magnitude), and compact."),
     click.option("--channels-epochs", type=int, help="Fine-tuning epochs after channel pruning [0]."),
     click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
 )

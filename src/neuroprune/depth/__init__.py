@@ -11,13 +11,18 @@ Example:
 """
 
 from .blocks import BlockSpan, Unit, boundaries, find_spans, probe
-from .channels import prune_channels, prune_channels_to_latency, prune_channels_to_macs
 from .config import DepthConfig, TrainConfig
-from .greedy import GreedyResult, greedy_cuts, segments
 from .graph_spec import from_graph, load_graph_model, save_graph_model, to_graph
+from .greedy import GreedyResult, greedy_cuts, segments
 from .init import init_translator
 from .pruner import DepthPlan, DepthPruner
-from .recovery import PhaseResult, fine_tune, recover, train_translators, translator_modules
+from .recovery import (
+    PhaseResult,
+    fine_tune,
+    recover,
+    train_translators,
+    translator_modules,
+)
 from .search import Budgets, SearchResult, score, search_cuts
 from .surgery import cut_model
 from .translator import Translator, describe_translator, pooling_for
@@ -45,9 +50,6 @@ __all__ = [
     "load_graph_model",
     "pooling_for",
     "probe",
-    "prune_channels",
-    "prune_channels_to_latency",
-    "prune_channels_to_macs",
     "recover",
     "save_graph_model",
     "score",

@@ -20,9 +20,8 @@ import operator
 from typing import Any
 
 import torch
-import torch.fx as fx
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from ..errors import ModelError
 from ..models.spec import from_spec, layer_args

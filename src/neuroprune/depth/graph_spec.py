@@ -25,7 +25,12 @@ from torch import nn
 from ..errors import ModelError
 from ..models.resnet import Block, Residual
 from ..models.spec import from_spec, layer_args
-from ..saved_models import ModelFormat, load_model_files, register_format, save_model_files
+from ..saved_models import (
+    ModelFormat,
+    load_model_files,
+    register_format,
+    save_model_files,
+)
 from .fx_spec import FORMAT as FX_FORMAT
 from .fx_spec import from_fx, to_fx
 from .translator import Translator

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 from ..errors import ConfigError
 from ..structure.regions import RegionGraph

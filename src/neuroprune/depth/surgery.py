@@ -12,8 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 from ..errors import ModelError
 from ..structure.regions import RegionGraph, constants_of

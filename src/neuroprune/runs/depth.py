@@ -27,10 +27,9 @@ from .. import distributed as dist_utils
 from .._user_options import dataset_of
 from ..data import create_loader
 from ..depth.blocks import BlockSpan
-from ..depth.greedy import greedy_cuts
-from ..depth.channels import prune_channels
 from ..depth.config import DepthConfig
 from ..depth.graph_spec import save_graph_model
+from ..depth.greedy import greedy_cuts
 from ..depth.init import init_translators, translator_after
 from ..depth.pruner import DepthPlan, DepthPruner
 from ..depth.recovery import fine_tune, recover
@@ -40,8 +39,14 @@ from ..engine.precision import resolve_device
 from ..errors import ConfigError
 from ..metrics import compare_latency, count_macs, count_params
 from ..storage import atomic_write_bytes, write_json
+from ..structure.channel_pruning import prune_channels
 from ._checks import check_runs_on
-from ._common import EVAL_BATCH, check_global_batch, discards_unstarted_folder, start_run_folder
+from ._common import (
+    EVAL_BATCH,
+    check_global_batch,
+    discards_unstarted_folder,
+    start_run_folder,
+)
 from .train import load_trained, model_options
 
 log = logging.getLogger(__name__)
@@ -138,7 +143,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
                      precision=config.precision)
     channels = None
     if config.then_channels is not None:
-        small = prune_channels(small, example, config.then_channels)
+        small = prune_channels(small, config.then_channels)
         if config.channels_epochs > 0:
             phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
                                     distill_weight=config.distill_weight, temperature=config.temperature,

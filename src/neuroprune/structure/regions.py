@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModelError
@@ -104,7 +103,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
     tracer = _Tracer()
     try:
         graph = tracer.trace(model)
-    except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
+    except Exception as exc:  # noqa: BLE001 - fx raises TraceError, TypeError, NotImplementedError, ...
         where = tracer.failed_in or ""
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
@@ -339,7 +338,7 @@ def _propagate_shapes(model: nn.Module, module: fx.GraphModule, example: torch.T
         with torch.no_grad():
             # clone: an in-place first layer must not change the caller's tensor
             ShapeProp(module).propagate(example.clone())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the user's forward: any error is a model that does not fit this input
         raise ModelError(f"the shape probe of {type(model).__name__} failed: {str(exc).splitlines()[0]}") from None
     finally:
         for m, flag in flags:
