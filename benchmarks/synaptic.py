@@ -55,12 +55,12 @@ import argparse
 import contextlib
 import fcntl
 import json
-import tempfile
 import statistics
 import sys
+import tempfile
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,11 +68,11 @@ import yaml
 from torch import nn
 
 import neuroprune as npr
-from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.config import SynapticConfig, from_dict, to_dict
 from neuroprune.export import InferenceChain
 from neuroprune.metrics import compare_latency
 from neuroprune.runs._common import environment, lr_schedule_callbacks, make_optimizer
+from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.synaptic.criteria import list_criteria
 from neuroprune.synaptic.schedule import resolve_schedule
 
@@ -515,22 +515,22 @@ def _study_markdown(payload: dict[str, Any]) -> str:
     """One table per setting: dense, then per target every method, on validation and test, with the learning speed."""
     lines = _header(payload, "Pruning criteria vs gradual magnitude pruning (GMP), chosen on validation")
     lines[1] = "Commands:\n\n" + "\n".join(f"    {c}" for c in payload["commands"]) + "\n"
-    lines += ["Accuracy (%) after the last epoch, mean ± std over the seeds listed; same model, recipe, epochs, "
-              "seeds and batch order for every row. *synaptic:X*: `SynapticPruner(criterion=X)` with the cubic "
-              "schedule; *gmp*: global |w| ranking; *gmp-layer*: every layer pruned to the target. **Bold**: the "
-              "best mean validation accuracy at that sparsity (the choice; test is never used to choose). "
-              "*vs GMP*: test accuracy minus that of the GMP variant (global or per layer) with the better mean "
-              "validation accuracy, same seed. *Epoch reaching dense*: per seed, the first epoch at which "
-              "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never).\n"]
+    lines.append("Accuracy (%) after the last epoch, mean ± std over the seeds listed; same model, recipe, epochs, "
+                 "seeds and batch order for every row. *synaptic:X*: `SynapticPruner(criterion=X)` with the cubic "
+                 "schedule; *gmp*: global |w| ranking; *gmp-layer*: every layer pruned to the target. **Bold**: the "
+                 "best mean validation accuracy at that sparsity (the choice; test is never used to choose). "
+                 "*vs GMP*: test accuracy minus that of the GMP variant (global or per layer) with the better mean "
+                 "validation accuracy, same seed. *Epoch reaching dense*: per seed, the first epoch at which "
+                 "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never).\n")
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for run in payload["runs"]:
         settings.setdefault(_setting(run), []).append(run)
     for (dataset, model, inputs), runs in settings.items():
         runs = sorted(runs, key=lambda r: r["seed"])
-        lines += [f"## {dataset}, {model}, {inputs} inputs, {runs[0]['epochs']} epochs, "
-                  f"{runs[0]['config'].get('limit_train') or 'all'} training images\n",
-                  "| pruned | method | seeds | validation | test | vs GMP | epoch reaching dense (validation) "
-                  "| (test) |", "|---|---|---|---|---|---|---|---|"]
+        title = (f"## {dataset}, {model}, {inputs} inputs, {runs[0]['epochs']} epochs, "
+                 f"{runs[0]['config'].get('limit_train') or 'all'} training images\n")
+        lines += [title, ("| pruned | method | seeds | validation | test | vs GMP | epoch reaching dense (validation) "
+                          "| (test) |"), "|---|---|---|---|---|---|---|---|"]
         dense = [r for r in runs if "dense" in r]
         if dense:
             lines.append(_study_row("0%", "dense", {r["seed"]: r["dense"] for r in dense}, None))
@@ -572,7 +572,10 @@ def _study_row(pruned: str, method: str, by_seed: dict[int, dict[str, Any]],
 
 def _plot(payload: dict[str, Any], out: Path, name: str) -> None:
     """Test accuracy per epoch of seed 0 (the lowest seed present): dense dashed, every method at each target."""
-    from neuroprune.report.plots import Line, line_chart  # matplotlib only when plotting
+    from neuroprune.report.plots import (  # matplotlib only when plotting
+        Line,
+        line_chart,
+    )
 
     for run in payload["runs"]:
         if run["seed"] != min(r["seed"] for r in payload["runs"] if _setting(r) == _setting(run)):

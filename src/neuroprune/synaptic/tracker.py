@@ -21,7 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .criteria import Criterion, batch_statistic, create_criterion, list_criteria, statistic_width
+from .criteria import (
+    Criterion,
+    batch_statistic,
+    create_criterion,
+    list_criteria,
+    statistic_width,
+)
 from .masks import Prunable
 
 CRITERIA = list_criteria()
@@ -65,7 +71,7 @@ class ActivityTracker:
             for name, module in self.layers.items():
                 self._handles.append(module.register_forward_hook(self._hook_for(name)))
 
-    def _hook_for(self, name: str):  # noqa: ANN202 - hook signature is torch's
+    def _hook_for(self, name: str):
         # This runs on every training forward pass: keep it to a couple of tensor ops.
         # Detached inputs build no autograd graph, so no torch.no_grad() context is needed.
         is_row_statistic = self.scorer.statistics in (("input_moments",), ("input_abs",))
