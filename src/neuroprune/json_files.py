@@ -76,6 +76,20 @@ def read_json(
     if len(data) > max_bytes:
         raise error(f"{path} is larger than {max_bytes:,} bytes, far more than {what}; it is not a file neuroprune "
                     "wrote, or it is damaged")
+    return parse_json(data, str(path), what=what, schema=schema, root=root, error=error)
+
+
+def parse_json(
+    data: bytes,
+    source: str,
+    *,
+    what: str = "a neuroprune file",
+    schema: Schema | None = None,
+    root: str = "object",
+    error: type[NeuropruneError] = NeuropruneError,
+) -> Any:
+    """:func:`read_json` for bytes already read (a file's embedded header); ``source`` names them in messages."""
+    path = source
     try:
         document = json.loads(data.decode("utf-8"), parse_int=_bounded_int, parse_float=_bounded_float)
     except UnicodeDecodeError:

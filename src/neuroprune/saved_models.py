@@ -10,23 +10,29 @@ module imports none of them. Rebuilding runs no pickled code and needs no model 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from .errors import ModelError
-from .json_files import read_json
+from .json_files import parse_json, read_json
+from .memory import check_fits
 from .storage import atomic_write_bytes, write_json
 
 # a model description lists layers and their arguments: kilobytes, a few megabytes at most
 MAX_JSON_BYTES = 16 << 20
+_MAX_HEADER_BYTES = 100 << 20  # the limit the safetensors format sets itself
+# bytes per element of the safetensors dtypes (others count as 8)
+_ITEM_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 # the fields of model.json every reader relies on; the architecture's own kind checks the rest
 MODEL_JSON_SCHEMA = {"architecture": "object", "architecture.format": "string", "metadata": "object",
                      "metadata.input_shape": "array", "metadata.input_shape[]": "integer",
@@ -177,12 +183,42 @@ def check_against_file(build: Callable[[], nn.Module], weights_path: Path, sourc
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, RecursionError, OverflowError) as exc:
         message = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
         raise ModelError(f"{source} describes a model that cannot be built: {message}") from None
-    try:
-        with safe_open(str(weights_path), "pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"{weights_path} is not a valid safetensors file: {exc}") from None
+    header = safetensors_header(weights_path)
+    shapes = {key: tuple(entry["shape"]) for key, entry in header.items()}
     _compare(model.state_dict(), shapes, str(weights_path))
+    declared = sum(math.prod(entry["shape"]) * _ITEM_BYTES.get(entry["dtype"], 8) for entry in header.values())
+    check_fits(declared, str(weights_path))  # sizes that agree can still be far too large
+
+
+def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """The tensor entries (``dtype``, ``shape``, ``data_offsets``) of a safetensors file's header.
+
+    Read with plain file reads (no memory map of the whole file, which a file declaring
+    gigabytes would need) and checked: every tensor's bytes lie inside the file.
+
+    Raises:
+        ModelError: the file is missing, too short, or its header is not a safetensors header.
+    """
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 2 <= length <= _MAX_HEADER_BYTES:
+                raise ModelError(f"{path} is not a valid safetensors file: its header length is {length}")
+            data = handle.read(length)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    header = parse_json(data, str(path), what="a safetensors header", error=ModelError,
+                        schema={"*": "object", "*.dtype": "string", "*.shape": "array", "*.shape[]": "integer",
+                                "*.data_offsets": "array", "*.data_offsets[]": "integer"})
+    header.pop("__metadata__", None)
+    for key, entry in header.items():
+        offsets, shape = entry.get("data_offsets"), entry.get("shape")
+        if not isinstance(shape, list) or any(n < 0 for n in shape) or not isinstance(offsets, list) \
+                or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1] <= size - 8 - length:
+            raise ModelError(f"{path} is not a valid safetensors file: tensor {key[:100]!r} lies outside the file")
+    return header
 
 
 def load_matching_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .errors import ModelError
+from .memory import check_fits
 
 log = logging.getLogger(__name__)
 # atomic_write_bytes's temporary files: ".neuroprune-partial.NAME." + mkstemp's 8 random characters
@@ -91,9 +92,12 @@ def load_torch(path: str | Path) -> Any:
         ModelError: the file is missing, corrupt, or carries anything but plain data.
     """
     try:
+        check_fits(Path(path).stat().st_size, str(path), factor=2)  # the file's bytes, then the tensors
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError(f"checkpoint {path} does not exist") from None
+    except ModelError:
+        raise
     except Exception as exc:  # torch raises UnpicklingError or RuntimeError for both cases
         raise ModelError(
             f"refusing to load {path}: it is corrupt or carries pickled code/objects that are not plain "
