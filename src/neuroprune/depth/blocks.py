@@ -30,12 +30,13 @@ from .translator import describe_translator
 
 @dataclass(frozen=True)
 class Unit:
-    """One link of the chain: a layer or block, with its shapes for one sample.
+    """One unit of the main path: a layer or block, with its shapes for one sample.
 
     Attributes:
-        name: dotted module path, e.g. ``features.7`` or ``layer2.0``.
+        name: dotted module path, e.g. ``features.7``, ``layer2.0``, ``blocks.3``; or the traced
+            node's name for a function called in the model's own forward (``cat``, ``add``).
         kind: ``conv``, ``norm``, ``act``, ``pool``, ``global_pool``, ``block``, ``linear``,
-            ``flatten`` or ``other``.
+            ``flatten``, ``pad`` or ``other`` (see :class:`~neuroprune.structure.regions.Segment`).
         in_shape: input shape without the batch dimension.
         out_shape: output shape without the batch dimension.
         params: parameters of the unit.
