@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 # Long enough for rank 0's work alone at the end (saving, latency measurement), short
 # enough that a process waiting for a crashed or hung peer says so within minutes.
 DEFAULT_TIMEOUT_SECONDS = 600.0
-_timeout_seconds: float | None = None  # of the group init_from_env started
+# rank, process count and timeout of the group init_from_env started, kept after shutdown: an
+# error from a failed collective is described after the group is torn down
+_started: tuple[int, int, float] | None = None
 
 
 class PeerStopped(NeuropruneError):
@@ -89,12 +91,12 @@ def init_from_env(backend: str | None = None, timeout: float | None = None) -> b
             raise ConfigError("the nccl backend needs CUDA; use gloo on CPU")
         # one GPU per process, picked by its rank on this node
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    global _timeout_seconds
+    global _started
     seconds = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
     if not 0 < seconds < float("inf"):
         raise ConfigError(f"the process-group timeout must be a positive number of seconds, got {seconds!r}")
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=seconds))
-    _timeout_seconds = seconds
+    _started = (rank(), world_size(), seconds)
     log.info("joined process group: rank %d of %d (%s, timeout %gs)", rank(), world_size(), backend, seconds)
     return True
 
@@ -113,14 +115,19 @@ _PEER_FAILURE_SIGNS = ("Timed out", "timed out", "Connection closed by peer", "C
 
 
 def peer_stopped(what: str, exc: BaseException) -> PeerStopped:
-    """The one-line error for a collective ``what`` that failed with torch's ``exc``."""
+    """The one-line error for a collective ``what`` that failed with torch's ``exc``.
+
+    Rank, process count and timeout are those of the group :func:`init_from_env` started,
+    also when the group has been shut down since.
+    """
+    me, world, seconds = (rank(), world_size(), None) if _started is None else _started
     if "imed out" in str(exc):
-        limit = f" after --dist-timeout {_timeout_seconds:g} s" if _timeout_seconds is not None else ""
+        limit = f" after --dist-timeout {seconds:g} s" if seconds is not None else ""
         cause = f"it timed out{limit}"
     else:
         cause = "the connection to another process broke"
     return PeerStopped(
-        f"rank {rank()}: {what} among the {world_size()} processes failed ({cause}): a peer process stopped "
+        f"rank {me}: {what} among the {world} processes failed ({cause}): a peer process stopped "
         "answering (it crashed, hangs or was killed); look at its output for the cause"
     )
 
@@ -143,7 +150,6 @@ def shutdown(wait: bool = True) -> None:
         wait: first wait for every rank (after a normal finish); False after an error,
             when other ranks may never arrive.
     """
-    global _timeout_seconds
     if dist.is_available() and dist.is_initialized():
         if wait:
             # a process that tears down its connections while a peer is still finishing
@@ -151,7 +157,6 @@ def shutdown(wait: bool = True) -> None:
             with _collective("the final barrier (waiting for rank 0 to write the results)"):
                 dist.barrier()
         dist.destroy_process_group()
-        _timeout_seconds = None
 
 
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
