@@ -62,7 +62,8 @@ def test_weights_that_fit_start_the_run(model_file, images, tmp_path):
     save_file(state, str(weights))
     out = tmp_path / "run"
     result = _run(["synaptic", "--model", f"{model_file}:Net", "--data", images, "--weights", weights,
-                   "--compare-dense", "--lr", "1e-9", "--patience", "100", *FAST, "--out", out])
+                   "--compare-dense", "--lr", "1e-9", "--patience", "100", "--granularity", "connection", *FAST,
+                   "--out", out])
     assert result.exit_code == 0, result.output
     # nothing pruned, lr ~ 0: the compacted model is the starting one
     small, _ = load_model(out)
