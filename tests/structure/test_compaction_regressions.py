@@ -196,3 +196,25 @@ def test_batchnorm_without_bias_compacts_exactly(tmp_path):
     save_model(small, tmp_path)
     loaded, _ = load_model(tmp_path)
     assert loaded[1].bias is None and torch.equal(loaded(x), small(x))
+
+
+class _InPlaceAside(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(3, 4)
+        self.fc2 = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)
+        torch.nn.functional.relu(h, inplace=True)  # changes h itself; the graph shows fc2 reading h before it
+        return self.fc2(h)
+
+
+def test_an_in_place_change_of_a_value_read_elsewhere_keeps_its_channels():
+    torch.manual_seed(0)
+    model = _InPlaceAside()
+    with torch.no_grad():
+        model.fc1.weight[1] = 0
+        model.fc1.bias[1] = -0.7  # a constant -0.7 before the ReLU, 0 after it
+    small = _assert_exact(model, torch.randn(2, 3))
+    assert small.fc1.out_features == 4

@@ -154,6 +154,7 @@ _ACTIVATION_METHODS = {"relu", "relu_", "sigmoid", "tanh"}
 _IDENTITY_FUNCTIONS = {F.dropout}
 _POOL_FUNCTIONS = {F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d}  # (N, C, H, W) only
 _ADD = {operator.add, operator.iadd, torch.add}
+_IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ipow}
 
 
 class _Builder:
@@ -259,6 +260,9 @@ class _Builder:
         module = self.modules[path]
         source = node.args[0] if node.args else None
         trait = trait_of(module)
+        if _changes_shared_input(node, bool(getattr(module, "inplace", False))):
+            self._opaque(node, f"module {path!r} works in place on a value that other operations read")
+            return
         if trait is None or not isinstance(source, fx.Node) or len(node.all_input_nodes) != 1:
             self._opaque(node, f"module {path!r} ({type(module).__name__}) is not a layer neuroprune understands")
             return
@@ -339,10 +343,19 @@ class _Builder:
         return features // size
 
     def _on_call_function(self, node: fx.Node) -> None:
-        self._on_operation(node, node.target, list(node.args), dict(node.kwargs))
+        args, kwargs = list(node.args), dict(node.kwargs)
+        in_place = node.target in _IN_PLACE_OPERATORS or kwargs.get("inplace") is True or (
+            node.target in _ACTIVATION_FUNCTIONS and any(a is True for a in args[1:]))
+        if _changes_shared_input(node, in_place):
+            self._opaque(node, f"in-place operation {node.name!r} changes a value that other operations read")
+            return
+        self._on_operation(node, node.target, args, kwargs)
 
     def _on_call_method(self, node: fx.Node) -> None:
         name = str(node.target)
+        if _changes_shared_input(node, name.endswith("_") and not name.startswith("_")):
+            self._opaque(node, f"in-place method {name!r} at {node.name!r} changes a value that other operations read")
+            return
         if name in ("size", "dim") and (len(node.args) == 1 or node.args[1:] == (0,)):
             self.steps[node.name] = Step("opaque")  # the batch size or rank: no channel information
             return
@@ -409,6 +422,13 @@ class _Builder:
                 return
         label = getattr(target, "__name__", str(target))
         self._opaque(node, f"operation {label!r} at {node.name!r}")
+
+
+def _changes_shared_input(node: fx.Node, in_place: bool) -> bool:
+    """An in-place operation on a value that some other node reads too: that node sees the changed value,
+    which the traced graph does not show."""
+    target = node.args[0] if node.args else None
+    return in_place and isinstance(target, fx.Node) and len(target.users) > 1
 
 
 def _weighted_shape(module: nn.Module) -> tuple[int, int, tuple[str, ...]]:

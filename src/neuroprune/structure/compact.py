@@ -43,7 +43,8 @@ def compact(model: nn.Module) -> nn.Module:
 
     Raises:
         ModelError: the model cannot be traced (the message names the module) or has no
-            Linear or Conv2d layer.
+            Linear or Conv2d layer. A model whose every layer meets something compaction
+            does not follow is returned as an unchanged copy.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -58,7 +59,7 @@ def compact(model: nn.Module) -> nn.Module:
     for space in channel_map.spaces:
         for reader in space.readers:
             weights.setdefault(reader.module, _Layer.of(channel_map.modules[reader.module]))
-    if not weights:
+    if not any(isinstance(module, (nn.Linear, nn.Conv2d)) for module in model.modules()):
         raise ModelError("the model has no Linear or Conv2d layer to compact")
     kept = {index: torch.ones(space.size or 0, dtype=torch.bool, device=_device(model))
             for index, space in enumerate(channel_map.spaces) if _is_removable(space)}
@@ -276,7 +277,7 @@ def _slice_inputs(module: nn.Module, in_keep: torch.Tensor | None) -> nn.Module:
         return module
     assert isinstance(module, (nn.Linear, nn.Conv2d))
     weight = module.weight.detach()[:, in_keep]
-    bias = module.bias.detach() if module.bias is not None else torch.zeros_like(weight[:, 0].flatten(1)[:, 0])
+    bias = module.bias.detach() if module.bias is not None else weight.new_zeros(weight.shape[0])
     return _dense_like(module, weight, bias, module.bias is not None)
 
 
