@@ -114,7 +114,10 @@ def class_names(name: str) -> tuple[str, ...]:
     return _OPENED[name].classes
 
 
-def _read_folder(root: Path, size: int | None, channels: int | None) -> tuple[np.ndarray, ...]:
+def _read_folder(
+    root: Path, size: int | None, channels: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Images and labels of both splits, and the class names, of a folder of class sub-folders."""
     splits = [root / "train", root / "test"]
     if all(folder.is_dir() for folder in splits):
         classes = _class_folders(splits[0])
@@ -219,6 +222,7 @@ def _convert(image: object, channels: int) -> object:
 
 
 def _read_npz(path: Path, size: int | None, channels: int | None) -> tuple[np.ndarray, ...]:
+    """``x_train, y_train, x_test, y_test`` of a ``.npz``, images brought to one shape."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in _KEYS if key not in archive.files]
