@@ -152,3 +152,15 @@ def test_depth_candidates_with_the_compacted_weights_says_to_use_checkpoint(mode
 def test_image_size_needs_data(tmp_path):
     line = _error_line(_run(["synaptic", "--image-size", "8", "--out", tmp_path / "run"]))
     assert "give --data PATH" in line
+
+
+def test_resume_finds_the_model_file_and_data_from_another_folder(model_file, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(model_file.parent)
+    out = tmp_path / "run"
+    args = ["synaptic", "--model", "my_net.py:Net", "--data", "../images", "--granularity", "connection", *FAST]
+    assert _run([*args, "--out", out]).exit_code == 0
+    (out / "result.json").unlink()  # as if the run had stopped after its last checkpoint
+    monkeypatch.chdir(tmp_path.parent)
+    result = _run(["synaptic", "--resume", out])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "result.json").read_text())["model"] == f"{model_file}:Net"
