@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..sparsity_schedule import PolynomialSparsity
-from ..synaptic.masks import MaskedWeights, MaskViews, prunable_layers
+from ..masks import MaskedWeights, MaskViews, prunable_layers
 
 log = logging.getLogger(__name__)
 SCOPES = ("global", "layer")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelError
-from ..synaptic.masks import MaskedWeights, Prunable
+from ..masks import MaskedWeights, Prunable
 
 
 def magnitude_masks(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str, torch.Tensor]:

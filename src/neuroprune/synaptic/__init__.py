@@ -1,6 +1,6 @@
 """Activity-dependent synaptic pruning (after Zhao & Zeng, 2021)."""
 
-from .masks import MaskedWeights
+from ..masks import MaskedWeights
 from .pruner import SynapticPruner
 from .rules import LowActivityRule
 from .schedule import CheckSchedule

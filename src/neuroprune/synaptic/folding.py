@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .masks import Prunable
+from ..masks import Prunable
 
 
 @torch.no_grad()

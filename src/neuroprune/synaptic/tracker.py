@@ -28,7 +28,7 @@ from .criteria import (
     list_criteria,
     statistic_width,
 )
-from .masks import Prunable
+from ..masks import Prunable
 
 CRITERIA = list_criteria()
 

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import ModelError
 from ..structure import trace_channels
 from ..structure.traits import is_depthwise
-from .masks import Prunable
+from ..masks import Prunable
 
 
 @dataclass(frozen=True)
