@@ -38,9 +38,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synaptic import PRUNER_KEYS, _batch_of, _build, _config, _fit, _interleaved, _ms, _widths  # noqa: E402
+from torch_pruning_peer import prune_channels_to_latency  # noqa: E402
 
 import neuroprune as npr  # noqa: E402
-from neuroprune.depth.channels import prune_channels_to_latency  # noqa: E402
 from neuroprune.runs._common import environment  # noqa: E402
 from neuroprune.storage import atomic_write_bytes, write_json  # noqa: E402
 
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config options")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and timing [default: 1]")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds of the final table")
+    parser.add_argument("--parallel", action="store_true",
+                        help="train independent variants in separate processes (dense with synaptic; then the "
+                             "Torch-Pruning rows with scratch); timing stays in this process, after all training")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default="units")
     args = parser.parse_args()
@@ -101,8 +106,19 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     total_steps = config["epochs"] * len(fit)
     rows: dict[str, dict[str, Any]] = {}
     models: dict[str, nn.Module] = {}
+    # --parallel: independent trainings in separate processes (each at --threads); a busy machine
+    # shares its cores per process, and every run keeps its own seed, data order and recipe
+    pool = ProcessPoolExecutor(max_workers=3, mp_context=multiprocessing.get_context("fork")) if args.parallel else None
 
-    def finish(label: str, model: nn.Module, history: list[dict[str, Any]], seconds: float, **extra: Any) -> None:
+    def run(job: Any, *job_args: Any) -> Future:
+        if pool is not None:
+            return pool.submit(job, *job_args)
+        done: Future = Future()
+        done.set_result(job(*job_args))
+        return done
+
+    def finish(label: str, outcome: tuple[nn.Module, list[dict[str, Any]], float, dict[str, Any]]) -> None:
+        model, history, seconds, extra = outcome
         model.eval()
         models[label] = model
         rows[label] = {"validation_accuracy": accuracy(model, validation), "test_accuracy": accuracy(model, test),
@@ -112,19 +128,65 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         print(label, json.dumps({k: rows[label][k] for k in ("validation_accuracy", "test_accuracy", "macs")}),
               flush=True)
 
-    # dense
-    model = _build(config, seed)
-    started = time.perf_counter()
-    history = _fit(model, fit, validation, config, [])
-    finish("dense", model, history, time.perf_counter() - started)
+    dense = run(train_dense, config, seed, args.threads)
+    synaptic = run(train_synaptic, config, seed, args.threads, args.target_macs, x, total_steps)
+    finish("dense", dense.result())
+    finish("synaptic", synaptic.result())
+    small = models["synaptic"]
+    checks = rows["synaptic"].pop("check_steps")
 
-    # synaptic, MAC-aware units
-    model = _build(config, seed)
-    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, target_macs=args.target_macs,
-                                example_inputs=x, total_steps=total_steps)
+    # Torch-Pruning, ratio matched on latency at batch 1 and at batch 64 (on the final shape, before training)
+    matched: dict[int, tuple[float, float]] = {}
+    for batch in BATCHES:
+        _, ratio, relative = prune_channels_to_latency(_build(config, seed), _batch_of(x, batch), small, steps=7)
+        matched[batch] = (ratio, relative)
+        print(f"tp ratio matched at batch {batch}: {ratio:.4f} ({relative:.3f}x the synaptic model)", flush=True)
+    jobs: dict[str, Future] = {}
+    matched_at: dict[str, list[int]] = {}
+    for batch in BATCHES:
+        same = [b for b in BATCHES if b < batch and abs(matched[b][0] - matched[batch][0]) < 0.02]
+        if same:  # the ratio of a smaller batch already fits: one training run serves both
+            matched_at[f"tp@b{same[0]}"].append(batch)
+            continue
+        label = f"tp@b{batch}"
+        matched_at[label] = [batch]
+        jobs[label] = run(train_tp, config, seed, args.threads, x, matched[batch], checks)
+    jobs["scratch"] = run(train_scratch, config, seed, args.threads, small)
+    for label, job in jobs.items():
+        finish(label, job.result())
+        if label in matched_at:
+            rows[label]["matched_at"] = matched_at[label]
+    if pool is not None:
+        pool.shutdown()
+
+    timed = {label: m for label, m in models.items() if label != "scratch"}  # scratch: the synaptic shape
+    latency = {f"batch_{b}": _interleaved(timed, _batch_of(x, b), args.rounds) for b in BATCHES}
+    latency["threads"] = torch.get_num_threads()
+    return {"dataset": config["dataset"], "model": config["model"], "seed": seed, "epochs": config["epochs"],
+            "limit_train": config["limit_train"], "config": config, "target_macs": args.target_macs,
+            "parallel": args.parallel, "rows": rows, "latency": latency}
+
+
+def _timed(model: nn.Module, config: dict[str, Any], seed: int, threads: int, callbacks: list[Any]) -> tuple[Any, float]:
+    torch.set_num_threads(threads)
+    fit, validation, _ = loaders(config, seed)
     started = time.perf_counter()
-    history = _fit(model, fit, validation, config, [pruner])
-    seconds = time.perf_counter() - started
+    history = _fit(model, fit, validation, config, callbacks)
+    return history, time.perf_counter() - started
+
+
+def train_dense(config: dict[str, Any], seed: int, threads: int) -> tuple[nn.Module, Any, float, dict[str, Any]]:
+    model = _build(config, seed)
+    history, seconds = _timed(model, config, seed, threads, [])
+    return model.eval(), history, seconds, {}
+
+
+def train_synaptic(config: dict[str, Any], seed: int, threads: int, target: float, x: torch.Tensor,
+                   total_steps: int) -> tuple[nn.Module, Any, float, dict[str, Any]]:
+    model = _build(config, seed)
+    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, target_macs=target,
+                                example_inputs=x, total_steps=total_steps)
+    history, seconds = _timed(model, config, seed, threads, [pruner])
     pruner.remove_hooks()
     model.eval()
     small = pruner.compact().eval()
@@ -132,43 +194,27 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         error = float((model(x) - small(x)).abs().max())
     assert pruner.schedule is not None
     checks = list(pruner.schedule.check_steps(total_steps))
-    finish("synaptic", small, history, seconds, target_macs=args.target_macs, macs_fraction=pruner.macs_fraction(),
-           compact_max_abs_diff=error, checks=len(checks), check_every=pruner.schedule.check_every,
-           warmup_steps=pruner.schedule.warmup_steps)
+    return small, history, seconds, {
+        "target_macs": target, "macs_fraction": pruner.macs_fraction(), "compact_max_abs_diff": error,
+        "checks": len(checks), "check_steps": checks, "check_every": pruner.schedule.check_every,
+        "warmup_steps": pruner.schedule.warmup_steps}
 
-    # Torch-Pruning, ratio matched on latency at batch 1 and at batch 64
-    matched: dict[int, tuple[float, float]] = {}
-    for batch in BATCHES:
-        _, ratio, relative = prune_channels_to_latency(_build(config, seed), _batch_of(x, batch), small, steps=7)
-        matched[batch] = (ratio, relative)
-        print(f"tp ratio matched at batch {batch}: {ratio:.4f} ({relative:.3f}x the synaptic model)", flush=True)
-    ratios = {batch: ratio for batch, (ratio, _) in matched.items()}
-    for batch in BATCHES:
-        label = f"tp@b{batch}"
-        same = [b for b in BATCHES if b < batch and abs(ratios[b] - ratios[batch]) < 0.02]
-        if same:  # the ratio of a smaller batch already fits: one training run serves both
-            rows[f"tp@b{same[0]}"]["matched_at"].append(batch)
-            continue
-        model = _build(config, seed)
-        gradual = GradualChannels(model, x, ratios[batch], checks)
-        started = time.perf_counter()
-        history = _fit(model, fit, validation, config, [gradual])
-        finish(label, model, history, time.perf_counter() - started, ratio=ratios[batch], matched_at=[batch],
-               bisection_relative_speed=matched[batch][1], tp_steps=gradual.steps_taken,
-               importance="MagnitudeImportance(p=2)")
 
-    # the synaptic shape, from scratch
+def train_tp(config: dict[str, Any], seed: int, threads: int, x: torch.Tensor, matched: tuple[float, float],
+             checks: list[int]) -> tuple[nn.Module, Any, float, dict[str, Any]]:
+    ratio, relative = matched
+    model = _build(config, seed)
+    gradual = GradualChannels(model, x, ratio, checks)
+    history, seconds = _timed(model, config, seed, threads, [gradual])
+    return model.eval(), history, seconds, {"ratio": ratio, "bisection_relative_speed": relative,
+                                            "tp_steps": gradual.steps_taken, "importance": "MagnitudeImportance(p=2)"}
+
+
+def train_scratch(config: dict[str, Any], seed: int, threads: int,
+                  small: nn.Module) -> tuple[nn.Module, Any, float, dict[str, Any]]:
     model = reinitialised(small, seed)
-    started = time.perf_counter()
-    history = _fit(model, fit, validation, config, [])
-    finish("scratch", model, history, time.perf_counter() - started)
-
-    timed = {label: m for label, m in models.items() if label != "scratch"}  # scratch: the synaptic shape
-    latency = {f"batch_{b}": _interleaved(timed, _batch_of(x, b), args.rounds) for b in BATCHES}
-    latency["threads"] = torch.get_num_threads()
-    return {"dataset": config["dataset"], "model": config["model"], "seed": seed, "epochs": config["epochs"],
-            "limit_train": config["limit_train"], "config": config, "target_macs": args.target_macs,
-            "rows": rows, "latency": latency}
+    history, seconds = _timed(model, config, seed, threads, [])
+    return model.eval(), history, seconds, {}
 
 
 class GradualChannels:

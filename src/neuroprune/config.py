@@ -134,15 +134,19 @@ def _check_compute_targets(config: SynapticConfig) -> None:
                               f"not {config.granularity}")
 
 
-def compute_target(config: SynapticConfig) -> float | None:
-    """The share of dense MACs to keep: target_macs, or 1 / target_speedup (a MACs proxy for speed).
+def compute_targets(config: SynapticConfig) -> dict[str, float]:
+    """The pruner's compute target: ``{"target_macs": x}``, ``{"target_latency": 1 / target_speedup}`` or ``{}``.
 
-    With neither, see :func:`neuroprune.synaptic.granularity.default_target_macs` (what the
-    run uses when ``auto`` picks units for a network with convolutions).
+    A speed-up is pursued in a linear latency model timed per layer at batch 1 and 64 (see
+    :func:`neuroprune.synaptic.compute.time_per_weight`) and checked by the run's own timing.
+    With no target, see :func:`neuroprune.synaptic.granularity.default_target` (what the run
+    uses when ``auto`` picks units for a network with convolutions).
     """
     if config.target_speedup is not None:
-        return 1.0 / config.target_speedup
-    return config.target_macs
+        return {"target_latency": 1.0 / config.target_speedup}
+    if config.target_macs is not None:
+        return {"target_macs": config.target_macs}
+    return {}
 
 
 def load_config(

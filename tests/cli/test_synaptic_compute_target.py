@@ -24,12 +24,13 @@ def test_target_macs_prunes_units_to_the_target_and_records_what_it_did(tmp_path
     assert {"batch_1", "batch_64", "threads"} <= set(saved["latency_ms"])
 
 
-def test_target_speedup_is_pursued_as_macs_and_checked_by_the_run_timing(tmp_path):
+def test_target_speedup_is_pursued_in_the_latency_model_and_checked_by_the_run_timing(tmp_path):
     out = tmp_path / "run"
     result = _run(["synaptic", "--dataset", "digits", "--epochs", "2", "--target-speedup", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "result.json").read_text())
-    assert saved["pruner"]["target_macs"] == 0.5 and saved["pruner"]["target_speedup"] == 2.0
+    assert saved["pruner"]["target_latency"] == 0.5 and saved["pruner"]["target_speedup"] == 2.0
+    assert saved["pruner"]["target_macs"] is None and saved["checks"][-1]["compute_fraction"] <= 0.5
     check = saved["speedup_target"]
     assert set(check["measured"]) == {"batch_1", "batch_64", "batch_256"}
     assert check["reached"]["batch_1"] == (check["measured"]["batch_1"] >= 0.9 * 2)

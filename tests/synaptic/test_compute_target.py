@@ -5,12 +5,12 @@ import torch
 from torch import nn
 
 import neuroprune as npr
-from neuroprune.config import SynapticConfig, compute_target, from_dict
+from neuroprune.config import SynapticConfig, compute_targets, from_dict
 from neuroprune.errors import ConfigError
 from neuroprune.synaptic import SynapticPruner
 from neuroprune.synaptic.compute import positions_per_weight, unit_scores
-from neuroprune.synaptic.granularity import default_target_macs
-from neuroprune.synaptic.masks import prunable_layers
+from neuroprune.synaptic.granularity import default_target
+from neuroprune.masks import prunable_layers
 from neuroprune.synaptic.selection import select_weakest
 from neuroprune.synaptic.units import find_unit_groups
 
@@ -80,6 +80,24 @@ def test_target_macs_is_reached_within_ten_percent_and_compacts_exactly(target):
         assert torch.allclose(model(x), small(x), atol=1e-5)
 
 
+def test_target_latency_counts_time_per_weight_and_is_reached():
+    torch.manual_seed(0)
+    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
+                            warmup_steps=0, stop_step=20, optimizer=optimizer)
+    assert pruner.compute.total == pytest.approx(1_000_000)
+    for _ in range(24):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+    assert pruner.history[-1]["compute_fraction"] <= 0.5
+    assert pruner.history[-1]["compute_fraction"] == pytest.approx(0.5, abs=0.05)
+    assert pruner.macs_fraction() < 1.0
+
+
 def test_target_macs_needs_units_an_example_and_no_second_target():
     model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
     x = torch.randn(1, 1, 16, 16)
@@ -92,6 +110,9 @@ def test_target_macs_needs_units_an_example_and_no_second_target():
                        check_every=2)
     with pytest.raises(ConfigError, match=r"\(0, 1\)"):
         SynapticPruner(model, target_macs=1.5, example_inputs=x, granularity="unit", check_every=2)
+    with pytest.raises(ConfigError, match="not both"):
+        SynapticPruner(model, target_macs=0.5, target_latency=0.5, example_inputs=x, granularity="unit",
+                       check_every=2)
 
 
 def test_auto_granularity_prunes_units_of_conv_nets_and_both_for_mlps():
@@ -100,14 +121,14 @@ def test_auto_granularity_prunes_units_of_conv_nets_and_both_for_mlps():
     mlp = SynapticPruner(npr.create_model("mlp", image_size=8), granularity="auto", check_every=2)
     assert (conv.granularity, mlp.granularity) == ("unit", "both")
     assert "convolutions" in conv.granularity_reason and "Linear-only" in mlp.granularity_reason
-    assert default_target_macs(conv.model, "auto", has_target=False) == 0.5
-    assert default_target_macs(mlp.model, "auto", has_target=False) is None
-    assert default_target_macs(conv.model, "auto", has_target=True) is None
+    assert default_target(conv.model, "auto", has_target=False) == {"target_latency": 0.5}
+    assert default_target(mlp.model, "auto", has_target=False) == {}
+    assert default_target(conv.model, "auto", has_target=True) == {}
 
 
-def test_config_maps_a_speedup_to_a_macs_target_and_takes_one_target():
-    assert compute_target(from_dict(SynapticConfig, {"target_speedup": 2.5})) == pytest.approx(0.4)
-    assert compute_target(from_dict(SynapticConfig, {"target_macs": 0.3})) == 0.3
+def test_config_maps_a_speedup_to_a_latency_target_and_takes_one_target():
+    assert compute_targets(from_dict(SynapticConfig, {"target_speedup": 2.5})) == {"target_latency": pytest.approx(0.4)}
+    assert compute_targets(from_dict(SynapticConfig, {"target_macs": 0.3})) == {"target_macs": 0.3}
     with pytest.raises(ConfigError, match="one target"):
         from_dict(SynapticConfig, {"target_macs": 0.3, "target_sparsity": 0.8})
     with pytest.raises(ConfigError, match="whole units"):

@@ -55,11 +55,13 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
               help="Share of the dense MACs left at --stop-step, reached on the cubic schedule by removing the units "
                    "whose activity per MAC saved is lowest; none: no compute target [default: none].")
 @click.option("--target-speedup", type=FRACTION_OR_NONE,
-              help="Wanted speed-up N: pursued as --target-macs 1/N, checked by this run's interleaved timing "
-                   "(result.json speedup_target) [default: none].")
+              help="Wanted speed-up N: 1/N of the dense layers' time left, in a latency model timed per layer at "
+                   "batch 1 and 64; checked by this run's interleaved timing (result.json speedup_target) "
+                   "[default: none].")
 @click.option("--granularity", type=click.Choice(list(GRANULARITIES)),
               help="Prune connections, whole units (neurons/channels), both, or auto: unit for networks with "
-                   "convolutions or a compute target, both for Linear-only networks [default: auto].")
+                   "convolutions or a compute target (without a target, half the dense layers' time is kept), "
+                   "both for Linear-only networks [default: auto].")
 @click.option("--fold-bias/--no-fold-bias", default=None,
               help="Fold a pruned connection's mean input into the bias [default: on with criterion deviation].")
 @click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
@@ -148,7 +150,7 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     if check is not None:
         missed = [label for label, ok in check["reached"].items() if not ok]
         click.echo(f"target speed-up {check['target']:g}x: " + ("reached" if not missed else
-                   f"not reached at {', '.join(missed)} (pursued as {100 * pruner['target_macs']:.0f}% of the MACs)"))
+                   f"not reached at {', '.join(missed)} (MACs {result['macs_ratio']:.2f}x dense)"))
     if result["pruner"]["granularity"] == "connection" and result["params_compact"] == result["params_dense"]:
         # sparse weights alone make no dense layer faster: say how to get speed
         click.echo("note: no neuron or channel lost all its connections, so the compacted model is as large as "

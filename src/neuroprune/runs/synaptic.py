@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .. import distributed as dist_utils
-from ..config import SynapticConfig, compute_target, to_dict
+from ..config import SynapticConfig, compute_targets, to_dict
 from ..data import create_loader, dataset_info
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
@@ -29,7 +29,7 @@ from ..saved_models import describe_model, save_model
 from ..storage import write_json
 from ..structure import trace_channels
 from ..synaptic import SynapticPruner
-from ..synaptic.granularity import default_target_macs
+from ..synaptic.granularity import default_target
 from ._common import (
     EVAL_BATCH,
     check_global_batch,
@@ -129,9 +129,11 @@ def run_synaptic(
     log.info("training with synaptic pruning")
     model = seeded_model(build, config.seed).to(device)
     probe = next(iter(test))[0][:1].to(device)  # the shape probe of a compute target: one sample
-    target_macs = compute_target(config)
-    if target_macs is None:  # auto on a network with convolutions: units, to a default compute target
-        target_macs = default_target_macs(model, config.granularity, has_target=config.target_sparsity is not None)
+    targets = compute_targets(config)  # target_macs or target_latency, or neither
+    is_default_target = not targets and config.target_sparsity is None
+    if is_default_target:  # auto on a network with convolutions: units, to a default compute target
+        targets = default_target(model, config.granularity, has_target=False)
+        is_default_target = bool(targets)
     pruner = SynapticPruner(
         model,
         criterion=config.criterion,
@@ -143,8 +145,8 @@ def run_synaptic(
         min_fan_in=config.min_fan_in,
         max_fraction_per_check=config.max_fraction_per_check,
         target_sparsity=config.target_sparsity,
-        target_macs=target_macs,
-        example_inputs=probe if target_macs is not None else None,
+        **targets,
+        example_inputs=probe if targets else None,
         granularity=config.granularity,
         fold_bias=config.fold_bias,
         sample_every=config.sample_every,
@@ -206,10 +208,10 @@ def run_synaptic(
             "granularity": pruner.granularity,
             "requested_granularity": config.granularity,
             "granularity_reason": pruner.granularity_reason + (
-                f"; no target was given, so {100 * target_macs:.0f}% of the dense MACs is kept (the default compute "
-                "target)" if target_macs is not None and compute_target(config) is None else ""),
-            "target_macs": target_macs,
-            "is_default_target": target_macs is not None and compute_target(config) is None,
+                f"; no target was given: the default compute target {targets}" if is_default_target else ""),
+            "target_macs": pruner.target_macs,
+            "target_latency": pruner.target_latency,
+            "is_default_target": is_default_target,
             "target_speedup": config.target_speedup,
             "fold_bias": pruner.fold_bias,
             "min_fan_in": config.min_fan_in,
@@ -325,7 +327,8 @@ def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tens
 def _speedup_check(target: float, latency: dict[str, Any], tolerance: float = 0.1) -> dict[str, Any]:
     """Whether the measured speed-ups (this run's interleaved timing) reach ``target`` within ``tolerance``.
 
-    ``target_speedup`` is pursued as a MACs target of 1 / target; the wall clock is the judge.
+    ``target_speedup`` is pursued as ``target_latency`` 1 / target in the latency model timed per
+    layer before training; the wall clock of this run is the judge.
     """
     measured = {label: entry["speedup"] for label, entry in latency.items() if label.startswith("batch_")}
     return {"target": target, "measured": measured, "tolerance": tolerance,

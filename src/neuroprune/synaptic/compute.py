@@ -1,4 +1,4 @@
-"""What a pruned weight costs in compute: MACs per weight from one shape probe, and a MACs budget.
+"""What a pruned weight costs: MACs (from one shape probe) or measured time per weight, and a budget of it.
 
 Under the counting rule of :mod:`neuroprune.metrics.macs`, every weight of a Linear or
 Conv2d layer is used once per output position of its layer (H_out * W_out for a
@@ -10,10 +10,16 @@ One forward pass of an example input gives every layer's ``positions``; from the
 MACs of the masked network (and what removing a unit saves) are sums over masks, with no
 further forward pass. A channel at 28x28 costs 49 times what the same channel costs at
 4x4: weighing a unit's activity by what its removal saves sends pruning where the compute is.
+
+MACs are not time on a CPU at batch 1: a convolution at 2x2 costs about what its weights
+cost to read, and 1x1-pixel work is dominated by that. :func:`time_per_weight` times each
+layer alone at batch 1 and 64 and gives a linear latency model instead (the cost a latency
+target, ``target_latency``, is counted in).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import torch
@@ -70,11 +76,72 @@ def positions_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, exam
     return found
 
 
+LATENCY_SCALE = 1_000_000  # a latency budget's total: the dense layers' time, in millionths
+
+
+def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_inputs: torch.Tensor,
+                    batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 10) -> dict[str, float]:
+    """Measured time per weight of each layer: a linear latency model, timed once before pruning.
+
+    Each layer is timed alone on the input it sees in the model (captured by a forward
+    hook), at every batch size; a layer's time is taken as its share of all the layers' time
+    at that batch size, and the shares are averaged over batch sizes, so batch 1 (where a
+    convolution at 2x2 costs about what its weights cost to read) and batch 64 (where it
+    costs its MACs) count alike. Divided by the layer's weights, that is what one live
+    weight costs; the costs of all weights sum to :data:`LATENCY_SCALE`.
+
+    Args:
+        layers: name -> Linear/Conv2d module of ``model``.
+        model: the network (run in eval mode, without gradients; flags are restored).
+        example_inputs: one input batch; it is repeated to each batch size.
+        batch_sizes: the batch sizes to time at.
+        repeats: timed calls per layer and batch size (the median counts).
+
+    Returns:
+        name -> cost of one weight (latency-budget units per weight).
+    """
+    shares = {name: 0.0 for name in layers}
+    for size in batch_sizes:
+        batch = example_inputs[:1].repeat(size, *([1] * (example_inputs.dim() - 1)))
+        inputs: dict[str, torch.Tensor] = {}
+
+        def keep_input(name: str):  # noqa: ANN202 - a forward hook (returns None: the output stays)
+            def hook(_: nn.Module, args: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
+                inputs.setdefault(name, args[0])
+            return hook
+
+        handles = [module.register_forward_hook(keep_input(name)) for name, module in layers.items()]
+        try:
+            with eval_mode(model), torch.no_grad():
+                model(batch)
+        finally:
+            for handle in handles:
+                handle.remove()
+        seconds = {name: _median_seconds(module, inputs[name], repeats) for name, module in layers.items()}
+        total = sum(seconds.values()) or 1.0
+        for name in layers:
+            shares[name] += seconds[name] / total / len(batch_sizes)
+    return {name: LATENCY_SCALE * shares[name] / layers[name].weight.numel() for name in layers}
+
+
+def _median_seconds(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    with eval_mode(module), torch.no_grad():
+        for _ in range(2):
+            module(x)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            module(x)
+            times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
 class ComputeBudget:
     """MACs of the masked network, by layer, from masks and each layer's positions per weight.
 
     Args:
-        positions: name -> MACs per sample of one weight (see :func:`positions_per_weight`).
+        positions: name -> MACs per sample of one weight (see :func:`positions_per_weight`), or any
+            other cost of one weight (:func:`time_per_weight`).
         shapes: name -> the layer's weight shape (the dense network's MACs follow).
 
     Example:
@@ -83,13 +150,13 @@ class ComputeBudget:
         (32, 32)
     """
 
-    def __init__(self, positions: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    def __init__(self, positions: Mapping[str, float], shapes: Mapping[str, tuple[int, ...]]) -> None:
         if set(positions) != set(shapes):
             raise ConfigError("a compute budget needs the positions of every pruned layer")
         self.positions = dict(positions)
         self.total = sum(self.positions[n] * int(torch.Size(s).numel()) for n, s in shapes.items())
 
-    def live(self, masks: Mapping[str, torch.Tensor]) -> int:
+    def live(self, masks: Mapping[str, torch.Tensor]) -> float:
         """MACs per sample of the live weights in ``masks`` (those of a compacted network, with units)."""
         return sum(int(mask.sum()) * self.positions[name] for name, mask in masks.items())
 
