@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import click
 from rich.text import Text
 
 from ..errors import NeuropruneError
@@ -53,8 +54,43 @@ _ADVICE = {
 }
 
 
+class OneLineErrorsGroup(click.Group):
+    """A click group whose option-parser errors print like every other error: one line, exit status 2.
+
+    Click's own form is three lines (usage, a hint, the error); here the error comes first
+    and the hint follows on the same line.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+            _fail(f"{exc.format_message()}{hint}")
+        except click.Abort:
+            console.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)  # --help and --version exit through click with 0
+
+
+def shorten(message: str, word_limit: int = 200, line_limit: int = 3000) -> str:
+    """``message`` on one line, with every overlong word (a pasted path, a 100,000-character name) cut
+    in its middle, and the whole line cut at ``line_limit`` characters."""
+    words = []
+    for word in message.split():
+        if len(word) > word_limit:
+            word = f"{word[:80]}...({len(word):,} characters)...{word[-40:]}"
+        words.append(word)
+    line = " ".join(words)
+    return line if len(line) <= line_limit else line[:line_limit - 20] + " ...(message cut)"
+
+
 def _fail(message: str) -> None:
     # Text, not markup: messages list names in [brackets] that rich would eat as tags
-    line = " ".join(message.split())  # one line, whatever the message held
+    line = shorten(message)  # one line, whatever the message held, and of a readable length
     console.print(Text.assemble(("error: ", "bold red"), line), highlight=False, soft_wrap=True)
     sys.exit(2)

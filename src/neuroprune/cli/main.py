@@ -17,6 +17,7 @@ import click
 
 from ..distributed import DEFAULT_TIMEOUT_SECONDS
 from ._common import show_warning
+from ._errors import OneLineErrorsGroup
 from .data import data_group
 from .depth import depth_group
 from .export import export_command
@@ -27,7 +28,7 @@ from .synaptic import synaptic_command
 from .train import train_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (small models often run fastest on 1).")
 @click.option("--dist-timeout", type=click.FloatRange(min=0, min_open=True, max=86400 * 7), metavar="SECONDS",
