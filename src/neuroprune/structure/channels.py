@@ -120,7 +120,8 @@ class _PathTracer(fx.Tracer):
         self.path: list[str] = []
         self.failed_in: str | None = None  # the innermost module whose forward raised
 
-    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
         self.path.append(self.path_of_module(m))
         try:
             return super().call_module(m, forward, args, kwargs)
@@ -308,7 +309,8 @@ class _Builder:
         if trait_of(module).role == "normalize":  # type: ignore[union-attr]
             return f"{name} normalises over several channels at once"
         has_state = any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(False))
-        if self.calls[id(module)] > 1 and (has_state or trait_of(module).role in ("weighted", "norm")):  # type: ignore[union-attr]
+        per_channel = has_state or trait_of(module).role in ("weighted", "norm")  # type: ignore[union-attr]
+        if self.calls[id(module)] > 1 and per_channel:
             return f"{name} is called more than once"  # one object cannot take two different widths
         if id(module) in self.read_directly:
             return f"{name} has parameters or buffers that the forward also reads directly"
@@ -408,13 +410,15 @@ class _Builder:
                 self._same(node, first, Step("map", (first.name,), fn=_identity))
                 return
             if target is torch.flatten and tuple(args[1:]) in ((1,), (1, -1)) and not kwargs:
-                self._same(node, first, Step("map", (first.name,), fn=_identity), layout=_flattened(self.layout[first.name]))
+                self._same(node, first, Step("map", (first.name,), fn=_identity),
+                           layout=_flattened(self.layout[first.name]))
                 return
             if target in ("view", "reshape") and len(args) == 3 and args[2] == -1 and not kwargs:
                 batch = args[1]
                 if (isinstance(batch, fx.Node) and batch.op == "call_method" and batch.target == "size"
                         and tuple(batch.args[1:]) == (0,) and not batch.kwargs):
-                    self._same(node, first, Step("map", (first.name,), fn=_identity), layout=_flattened(self.layout[first.name]))
+                    self._same(node, first, Step("map", (first.name,), fn=_identity),
+                               layout=_flattened(self.layout[first.name]))
                     return
             layout = _spatial_mean(self.layout[first.name], args[1:], kwargs) if target == "mean" else None
             if layout is not None:
