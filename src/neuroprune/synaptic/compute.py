@@ -130,10 +130,17 @@ def _median_seconds(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
             module(x)
         times = []
         for _ in range(repeats):
+            _synchronize(x)
             started = time.perf_counter()
             module(x)
+            _synchronize(x)  # a GPU runs asynchronously: wait for the layer, not for its launch
             times.append(time.perf_counter() - started)
     return sorted(times)[len(times) // 2]
+
+
+def _synchronize(x: torch.Tensor) -> None:
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
 
 
 class ComputeBudget:
