@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--target-macs", type=float, required=True, help="share of dense MACs the synaptic run keeps")
+    parser.add_argument("--target-macs", type=float, help="share of dense MACs the synaptic run keeps (required to run)")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--limit-train", type=int, help="first N images of the fit split")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config options")
@@ -76,7 +76,19 @@ def main() -> None:
                              "Torch-Pruning rows with scratch); timing stays in this process, after all training")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", default="units")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only combine the runs of these JSON files into --name")
+    parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
     args = parser.parse_args()
+    if args.merge:
+        merged: dict[str, Any] = {"runs": [], "notes": args.note}
+        for path in args.merge:
+            merged["runs"] += json.loads(path.read_text())["runs"]
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json(args.out / f"{args.name}.json", merged)
+        atomic_write_bytes(args.out / f"{args.name}.md", markdown(merged).encode())
+        return
+    if args.target_macs is None:
+        parser.error("--target-macs is required (or --merge)")
     torch.set_num_threads(args.threads)
     args.units, args.sparsities, args.sample_every = None, None, None  # what benchmarks/synaptic.py's _config reads
     config = _config(args.dataset, args.model, args)
@@ -314,6 +326,7 @@ def markdown(payload: dict[str, Any]) -> str:
                          f"{row['widths']} | {statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
                          f"{statistics.median(ms[0]):.3f} | {statistics.median(ms[1]):.2f} |")
         lines.append("")
+    lines += [f"- {note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
