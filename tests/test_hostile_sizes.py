@@ -43,7 +43,7 @@ def _limited(*args: str) -> subprocess.CompletedProcess:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     return subprocess.run([sys.executable, "-m", "neuroprune", *args], capture_output=True, text=True, timeout=300,
-                          preexec_fn=limit)
+                          preexec_fn=limit, check=False)
 
 
 def _one_line(done: subprocess.CompletedProcess, *words: str) -> None:

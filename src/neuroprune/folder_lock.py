@@ -17,6 +17,7 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from .errors import ConfigError
 
@@ -104,7 +105,7 @@ class FolderLock:
         return (f"another neuroprune run{holder} is writing into {self.folder}; wait until it ends or choose "
                 "another --out")
 
-    def __enter__(self) -> FolderLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

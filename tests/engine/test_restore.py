@@ -12,7 +12,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuroprune import Checkpointer, GradualMagnitudePruner, SynapticPruner, create_loader, create_model, fit
+from neuroprune import (
+    Checkpointer,
+    GradualMagnitudePruner,
+    SynapticPruner,
+    create_loader,
+    create_model,
+    fit,
+)
 from neuroprune.cli import main
 from neuroprune.engine import EpochLRScheduler, resume
 from neuroprune.errors import ModelError

@@ -137,7 +137,7 @@ def resume(
     before = _Snapshot(model, optimizer, pruner, states)
     try:
         scaler = _apply(state, str(path), model, optimizer, pruner, states)
-    except Exception as exc:  # checked above; whatever still fails leaves nothing half-restored
+    except Exception as exc:  # noqa: BLE001 - checked above; whatever still fails leaves nothing half-restored
         before.restore()
         reason = exc if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         raise ModelError(f"checkpoint {path} could not be restored ({_one_line(reason)}); nothing was changed: "
@@ -175,7 +175,7 @@ def _try_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]
     try:
         scratch = type(optimizer)(groups, **optimizer.defaults)
         scratch.load_state_dict(saved)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any refusal of torch's, as one line
         raise ModelError(f"the optimizer state in {source} does not fit this optimizer: {_one_line(exc)}") from None
 
 

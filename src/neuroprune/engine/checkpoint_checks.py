@@ -371,7 +371,8 @@ def _schedule_of(pruner: Any, total_steps: int | None) -> Any:
     schedule = getattr(pruner, "schedule", None)
     requested = getattr(pruner, "_requested", None)
     if schedule is None and total_steps and requested is not None:
-        from ..synaptic.schedule import resolve_schedule  # deferred: engine does not import synaptic at load
+        # deferred: the engine does not import synaptic/ when it loads
+        from ..synaptic.schedule import resolve_schedule
 
         try:
             schedule = resolve_schedule(*requested, total_steps)
@@ -457,7 +458,7 @@ def _check_grad_scaler(check: _Checker, saved: Any) -> None:
 class _ShortRepr(reprlib.Repr):
     """reprlib's bounded rendering, with a tensor as its dtype and shape (its own repr spans lines)."""
 
-    def repr_Tensor(self, value: torch.Tensor, level: int) -> str:  # noqa: N802 - reprlib's naming
+    def repr_Tensor(self, value: torch.Tensor, level: int) -> str:
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
 
 
