@@ -50,12 +50,21 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synaptic import PRUNER_KEYS, _batch_of, _build, _config, _fit, _interleaved, _ms, _widths  # noqa: E402
-from torch_pruning_peer import prune_channels_to_latency  # noqa: E402
+from synaptic import (
+    PRUNER_KEYS,
+    _batch_of,
+    _build,
+    _config,
+    _fit,
+    _interleaved,
+    _ms,
+    _widths,
+)
+from torch_pruning_peer import prune_channels_to_latency
 
-import neuroprune as npr  # noqa: E402
-from neuroprune.runs._common import environment  # noqa: E402
-from neuroprune.storage import atomic_write_bytes, write_json  # noqa: E402
+import neuroprune as npr
+from neuroprune.runs._common import environment
+from neuroprune.storage import atomic_write_bytes, write_json
 
 BATCHES = (1, 64)
 

@@ -7,10 +7,10 @@ from torch import nn
 import neuroprune as npr
 from neuroprune.config import SynapticConfig, compute_targets, from_dict
 from neuroprune.errors import ConfigError
+from neuroprune.masks import prunable_layers
 from neuroprune.synaptic import SynapticPruner
 from neuroprune.synaptic.compute import positions_per_weight, unit_scores
 from neuroprune.synaptic.granularity import default_target
-from neuroprune.masks import prunable_layers
 from neuroprune.synaptic.selection import select_weakest
 from neuroprune.synaptic.units import find_unit_groups
 

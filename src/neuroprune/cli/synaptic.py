@@ -20,7 +20,14 @@ from ..config import SynapticConfig, load_config, load_run_config
 from ..errors import ConfigError
 from ..synaptic.pruner import GRANULARITIES
 from ..synaptic.tracker import CRITERIA
-from ._common import DATASETS, FRACTION_OR_NONE, NONE, STEPS, TARGET_OPTIONS, run_in_process_group
+from ._common import (
+    DATASETS,
+    FRACTION_OR_NONE,
+    NONE,
+    STEPS,
+    TARGET_OPTIONS,
+    run_in_process_group,
+)
 from ._errors import friendly_errors
 from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 

@@ -20,7 +20,7 @@ target, ``target_latency``, is counted in).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ def positions_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, exam
     found: dict[str, int] = {}
     handles: list[RemovableHandle] = []
 
-    def hook(name: str, module: nn.Module):  # noqa: ANN202 - a forward hook
+    def hook(name: str, module: nn.Module):
         def record(_: nn.Module, __: object, output: torch.Tensor) -> None:
             # output: Linear (batch, ..., out), ConvNd (batch, out, *spatial)
             found[name] = found.get(name, 0) + output.numel() // (batch * module.weight.shape[0])
@@ -104,13 +104,7 @@ def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_i
     for size in batch_sizes:
         batch = example_inputs[:1].repeat(size, *([1] * (example_inputs.dim() - 1)))
         inputs: dict[str, torch.Tensor] = {}
-
-        def keep_input(name: str):  # noqa: ANN202 - a forward hook (returns None: the output stays)
-            def hook(_: nn.Module, args: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
-                inputs.setdefault(name, args[0])
-            return hook
-
-        handles = [module.register_forward_hook(keep_input(name)) for name, module in layers.items()]
+        handles = [module.register_forward_hook(_keep_input(name, inputs)) for name, module in layers.items()]
         try:
             with eval_mode(model), torch.no_grad():
                 model(batch)
@@ -122,6 +116,13 @@ def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_i
         for name in layers:
             shares[name] += seconds[name] / total / len(batch_sizes)
     return {name: LATENCY_SCALE * shares[name] / layers[name].weight.numel() for name in layers}
+
+
+def _keep_input(name: str, store: dict[str, torch.Tensor]) -> Callable[..., None]:
+    """A forward hook that keeps the layer's first input (and returns None: the output stays)."""
+    def hook(_: nn.Module, args: tuple[torch.Tensor, ...], __: torch.Tensor) -> None:
+        store.setdefault(name, args[0])
+    return hook
 
 
 def _median_seconds(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
