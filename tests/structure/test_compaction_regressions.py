@@ -218,3 +218,27 @@ def test_an_in_place_change_of_a_value_read_elsewhere_keeps_its_channels():
         model.fc1.bias[1] = -0.7  # a constant -0.7 before the ReLU, 0 after it
     small = _assert_exact(model, torch.randn(2, 3))
     assert small.fc1.out_features == 4
+
+
+class _InPlaceThroughIdentity(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(5, 6)
+        self.same = nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)
+        self.act(self.same(h))  # Identity returns h itself, so the ReLU changes h
+        return self.fc2(h + h)
+
+
+def test_an_in_place_change_through_a_layer_that_returns_its_input_keeps_its_channels():
+    torch.manual_seed(0)
+    model = _InPlaceThroughIdentity()
+    with torch.no_grad():
+        model.fc1.weight[2] = 0
+        model.fc1.bias[2] = -0.4
+    small = _assert_exact(model, torch.randn(3, 5))
+    assert small.fc1.out_features == 6

@@ -261,7 +261,7 @@ class _Builder:
         module = self.modules[path]
         source = node.args[0] if node.args else None
         trait = trait_of(module)
-        if _changes_shared_input(node, bool(getattr(module, "inplace", False))):
+        if _changes_shared_input(node, bool(getattr(module, "inplace", False)), self.modules):
             self._opaque(node, f"module {path!r} works in place on a value that other operations read")
             return
         if trait is None or not isinstance(source, fx.Node) or len(node.all_input_nodes) != 1:
@@ -348,14 +348,14 @@ class _Builder:
         args, kwargs = list(node.args), dict(node.kwargs)
         in_place = node.target in _IN_PLACE_OPERATORS or kwargs.get("inplace") is True or (
             node.target in _ACTIVATION_FUNCTIONS and any(a is True for a in args[1:]))
-        if _changes_shared_input(node, in_place):
+        if _changes_shared_input(node, in_place, self.modules):
             self._opaque(node, f"in-place operation {node.name!r} changes a value that other operations read")
             return
         self._on_operation(node, node.target, args, kwargs)
 
     def _on_call_method(self, node: fx.Node) -> None:
         name = str(node.target)
-        if _changes_shared_input(node, name.endswith("_") and not name.startswith("_")):
+        if _changes_shared_input(node, name.endswith("_") and not name.startswith("_"), self.modules):
             self._opaque(node, f"in-place method {name!r} at {node.name!r} changes a value that other operations read")
             return
         if name in ("size", "dim") and (len(node.args) == 1 or node.args[1:] == (0,)):
@@ -428,11 +428,37 @@ class _Builder:
         self._opaque(node, f"operation {label!r} at {node.name!r}")
 
 
-def _changes_shared_input(node: fx.Node, in_place: bool) -> bool:
-    """An in-place operation on a value that some other node reads too: that node sees the changed value,
-    which the traced graph does not show."""
+def _changes_shared_input(node: fx.Node, in_place: bool, modules: dict[str, nn.Module]) -> bool:
+    """An in-place operation on a value that some other node reads too, directly or through a view or a layer
+    that returns its input (Identity, Dropout): that node sees the changed value, which the graph does not show."""
     target = node.args[0] if node.args else None
-    return in_place and isinstance(target, fx.Node) and len(target.users) > 1
+    seen: set[str] = set()
+    while in_place and isinstance(target, fx.Node) and target.name not in seen:
+        seen.add(target.name)
+        if len(target.users) > 1:
+            return True
+        target = target.args[0] if _may_return_its_input(target, modules) and target.args else None
+    return False
+
+
+_VIEW_METHODS = {"view", "reshape", "flatten", "contiguous", "transpose", "permute", "t", "squeeze", "unsqueeze",
+                 "expand", "expand_as", "view_as", "reshape_as", "narrow", "chunk", "split", "unflatten", "detach",
+                 "to", "type_as", "float", "double"}
+_VIEW_FUNCTIONS = {torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze, torch.unsqueeze,
+                   torch.chunk, torch.split, torch.narrow, operator.getitem, F.dropout, torch.detach}
+
+
+def _may_return_its_input(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node``'s value may be its first input itself or a view of it."""
+    if node.op == "call_module":
+        module = modules.get(str(node.target))
+        trait = trait_of(module) if module is not None else None
+        return trait is None or not trait.allocates
+    if node.op == "call_method":
+        return str(node.target) in _VIEW_METHODS or str(node.target).endswith("_")
+    if node.op == "call_function":
+        return node.target in _VIEW_FUNCTIONS or node.target in _IN_PLACE_OPERATORS or node.kwargs.get("inplace") is True
+    return False
 
 
 def _weighted_shape(module: nn.Module) -> tuple[int, int, tuple[str, ...]]:
