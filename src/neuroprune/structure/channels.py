@@ -457,7 +457,8 @@ def _may_return_its_input(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_method":
         return str(node.target) in _VIEW_METHODS or str(node.target).endswith("_")
     if node.op == "call_function":
-        return node.target in _VIEW_FUNCTIONS or node.target in _IN_PLACE_OPERATORS or node.kwargs.get("inplace") is True
+        in_place = node.target in _IN_PLACE_OPERATORS or node.kwargs.get("inplace") is True
+        return node.target in _VIEW_FUNCTIONS or in_place
     return False
 
 
