@@ -109,7 +109,8 @@ class MaskedWeights:
                     value.mul_(mask)
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Mask gradients before every ``optimizer.step()`` (and weights after it, for optimizers not in torch.optim)."""
+        """Mask gradients before every ``optimizer.step()`` (and weights after it, for optimizers not in
+        torch.optim)."""
         if self.optimizer is optimizer:
             return
         self.remove_hooks()

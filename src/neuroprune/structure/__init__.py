@@ -4,4 +4,5 @@ from .channels import ChannelMap, ChannelSpace, Reader, trace_channels
 from .compact import compact, compact_sequential
 from .traits import TRAITS, LayerTrait, trait_of
 
-__all__ = ["TRAITS", "ChannelMap", "ChannelSpace", "LayerTrait", "Reader", "compact", "compact_sequential", "trace_channels", "trait_of"]
+__all__ = ["TRAITS", "ChannelMap", "ChannelSpace", "LayerTrait", "Reader", "compact", "compact_sequential",
+           "trace_channels", "trait_of"]
