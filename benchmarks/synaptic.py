@@ -521,7 +521,8 @@ def _study_markdown(payload: dict[str, Any]) -> str:
                  "best mean validation accuracy at that sparsity (the choice; test is never used to choose). "
                  "*vs GMP*: test accuracy minus that of the GMP variant (global or per layer) with the better mean "
                  "validation accuracy, same seed. *Epoch reaching dense*: per seed, the first epoch at which "
-                 "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never).\n")
+                 "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never; n/a: no "
+                 "dense run of that seed).\n")
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for run in payload["runs"]:
         settings.setdefault(_setting(run), []).append(run)
@@ -562,7 +563,9 @@ def _study_row(pruned: str, method: str, by_seed: dict[int, dict[str, Any]],
     test = [100 * by_seed[s]["test_accuracy"] for s in seeds]
     val = [100 * by_seed[s]["validation_accuracy"] for s in seeds if "validation_accuracy" in by_seed[s]]
     diff = [100 * (by_seed[s]["test_accuracy"] - gmp[s]["test_accuracy"]) for s in seeds if gmp and s in gmp]
-    reach = {part: ", ".join(str(by_seed[s].get("epoch_reaching_dense", {}).get(part) or "—") for s in seeds)
+    # "—": never reached; "n/a": no dense run of that seed to compare with
+    reach = {part: ", ".join(str(by_seed[s]["epoch_reaching_dense"][part] or "—")
+                             if "epoch_reaching_dense" in by_seed[s] else "n/a" for s in seeds)
              for part in ("validation", "test")}
     name = f"**{method}**" if is_best else method
     return (f"| {pruned} | {name} | {', '.join(map(str, seeds))} | {_ms(val) if val else '—'} | {_ms(test)} | "
