@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelError
+from ..masks import MaskedWeights, MaskViews, prunable_layers
 from ..sparsity_schedule import PolynomialSparsity
 from ..structure import compact
 from ._sync import average_over_processes, share_rank_zero_decisions
 from .folding import fold_into_bias
-from .masks import MaskedWeights, MaskViews, prunable_layers
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
