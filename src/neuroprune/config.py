@@ -22,6 +22,7 @@ from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
 from .json_files import read_json
 from .synaptic.pruner import GRANULARITIES
+from .synaptic.criteria import create_criterion
 from .synaptic.schedule import AUTO
 from .synaptic.tracker import CRITERIA
 
@@ -85,8 +86,9 @@ class SynapticConfig:
         for name in ("check_every", "warmup_steps", "stop_step"):
             if isinstance(getattr(self, name), str) and getattr(self, name) != AUTO:
                 raise ConfigError(f"{name} must be an integer or 'auto', got {_short(getattr(self, name))}")
-        if self.fold_bias and self.criterion != "deviation":
-            raise ConfigError(f"fold_bias needs criterion deviation (the only one that tracks mean inputs), "
+        if self.fold_bias and not create_criterion(self.criterion).knows_input_means:
+            raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs "
+                              f"({', '.join(c for c in CRITERIA if create_criterion(c).knows_input_means)}), "
                               f"got criterion {self.criterion}")
         _check_positive(self, "epochs", "batch_size", "patience", "sample_every")
         if isinstance(self.check_every, int):

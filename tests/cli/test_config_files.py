@@ -44,6 +44,17 @@ def test_out_of_range_and_mistyped_yaml_values_are_named(tmp_path, line, key):
     assert not (tmp_path / "run").exists()  # rejected before anything ran
 
 
+@pytest.mark.parametrize("criterion", ["deviation", "normalised", "normalised-layerwise"])
+def test_fold_bias_is_accepted_with_every_criterion_that_tracks_mean_inputs(criterion):
+    # The config accepts exactly what the pruner accepts: a run is not refused by one and allowed by the other.
+    assert from_dict(SynapticConfig, {"criterion": criterion, "fold_bias": True}).fold_bias is True
+
+
+def test_fold_bias_without_mean_inputs_is_refused_naming_the_criteria_that_have_them():
+    with pytest.raises(ConfigError, match=r"fold_bias needs .*deviation.*normalised.*got criterion magnitude"):
+        from_dict(SynapticConfig, {"criterion": "magnitude", "fold_bias": True})
+
+
 def test_from_dict_leaves_its_argument_alone():
     values = {"lr": 1, "dataset": "digits"}
     assert from_dict(SynapticConfig, values).lr == 1.0
