@@ -17,7 +17,16 @@ from .metrics import Metrics, count_macs, count_params, measure
 from .models import create_model, list_models, register_model
 from .sparsity_schedule import PolynomialSparsity
 from .structure import compact, compact_sequential
-from .synaptic import ActivityTracker, CheckSchedule, LowActivityRule, SynapticPruner
+from .synaptic import (
+    ActivityTracker,
+    CheckSchedule,
+    Criterion,
+    LowActivityRule,
+    SynapticPruner,
+    create_criterion,
+    list_criteria,
+    register_criterion,
+)
 
 __version__ = "0.1.0"
 
@@ -26,6 +35,7 @@ __all__ = [
     "CheckSchedule",
     "Checkpointer",
     "ConfigError",
+    "Criterion",
     "DatasetError",
     "DepthPlan",
     "DepthPruner",
@@ -44,12 +54,14 @@ __all__ = [
     "count_macs",
     "count_params",
     "create_loader",
+    "create_criterion",
     "create_model",
     "dataset_info",
     "evaluate",
     "export_run",
     "fetch",
     "fit",
+    "list_criteria",
     "list_models",
     "load_model",
     "magnitude_masks",
@@ -57,6 +69,7 @@ __all__ = [
     "open_user_data",
     "random_masks",
     "recover",
+    "register_criterion",
     "register_model",
     "save_model",
     "search_cuts",
