@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from neuroprune.depth import DepthPruner, load_graph_model, save_graph_model
 from neuroprune.errors import ModelError
@@ -46,3 +47,16 @@ def test_missing_or_mismatched_files_are_explained(tmp_path: Path, tiny, example
     (tmp_path / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
     with pytest.raises(ModelError, match="shape mismatches|missing keys|unexpected keys"):
         load_graph_model(tmp_path)
+
+
+def test_module_placed_twice_is_saved_at_both_places(tmp_path: Path) -> None:
+    # one ReLU object at two positions: nn.Module.named_children() yields it once
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(4, 8), relu, nn.Sequential(nn.Linear(8, 8), relu), nn.Linear(8, 3), relu).eval()
+    save_graph_model(model, tmp_path)
+    reloaded, _ = load_graph_model(tmp_path)
+    kinds = [type(m).__name__ for m in model.modules(remove_duplicate=False)]
+    assert [type(m).__name__ for m in reloaded.modules()] == kinds
+    x = torch.randn(5, 4)
+    assert torch.equal(reloaded(x), model(x))

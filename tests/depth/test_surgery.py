@@ -1,8 +1,12 @@
 """Surgery: a new working model, the input model untouched, kept layers unchanged."""
 
+from collections import OrderedDict
+
 import torch
+from torch import nn
 
 from neuroprune.depth import DepthPruner, Translator, translator_modules
+from neuroprune.depth.surgery import _free_name
 
 
 def test_input_model_is_untouched(tiny, example) -> None:
@@ -52,3 +56,9 @@ def test_three_by_three_batchnorm_translator(tiny, example) -> None:
     (translator,) = translator_modules(small)
     assert translator.conv.kernel_size == (3, 3) and hasattr(translator, "bn")
     assert small.eval()(example).shape == (2, 10)
+
+
+def test_translator_name_avoids_every_name_of_a_module_held_twice() -> None:
+    relu = nn.ReLU()  # one object under two names: named_children() yields only the first
+    model = nn.Sequential(OrderedDict(relu=relu, translator=relu))
+    assert _free_name(model, "relu") == "translator_1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 import neuroprune as npr
-from neuroprune.export import export_onnx, sparsify
+from neuroprune.export import InferenceChain, export_onnx, sparsify
+from neuroprune.export.onnx import dense_equivalent
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -48,3 +50,12 @@ def test_depth_pruned_model_round_trips(tmp_path: Path) -> None:
     path = export_onnx(small, x[:1], tmp_path / "depth.onnx")
     with torch.inference_mode():
         torch.testing.assert_close(_run_onnx(path, x), small(x), rtol=1e-4, atol=1e-5)
+
+
+def test_dense_equivalent_keeps_a_module_placed_twice(batch: torch.Tensor) -> None:
+    relu = torch.nn.ReLU()  # one object at two positions: named_children() yields it once
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), relu, torch.nn.Linear(16, 10), relu)
+    dense = dense_equivalent(InferenceChain(OrderedDict(model._modules)))
+    assert len(dense) == len(model)
+    with torch.inference_mode():
+        torch.testing.assert_close(dense(batch), model(batch))

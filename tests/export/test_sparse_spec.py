@@ -63,3 +63,21 @@ def test_missing_weights_file_is_named(tmp_path: Path, batch: torch.Tensor, make
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(npr.ModelError, match="model.safetensors is missing"):
         load_sparse_model(tmp_path)
+
+
+def test_module_placed_twice_survives_sparsify_and_the_round_trip(tmp_path: Path, batch: torch.Tensor) -> None:
+    # one ReLU object at two positions: nn.Module.named_children() yields it once
+    torch.manual_seed(0)
+    relu = torch.nn.ReLU()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), relu, torch.nn.Linear(32, 32), relu,
+                                torch.nn.Linear(32, 10)).eval()
+    with torch.no_grad():
+        for layer in (model[1], model[3]):
+            layer.weight[layer.weight.abs() < 0.1] = 0
+    chain, _ = sparsify(model, batch, candidates=("csr",), rounds=1, repeats=1)
+    assert len(chain) == len(model)
+    save_sparse_model(chain, tmp_path)
+    loaded, _ = load_sparse_model(tmp_path)
+    with torch.inference_mode():
+        torch.testing.assert_close(chain(batch), model(batch))
+        torch.testing.assert_close(loaded(batch), model(batch))

@@ -40,3 +40,10 @@ def test_tied_weights_saved_once() -> None:
     second.weight = first.weight
     tied = weight_bytes(nn.Sequential(first, second))
     assert untied - tied >= 64 * 4
+
+
+def test_masked_layer_placed_twice_is_saved_once_as_plain_weights(mask_weight: MaskWeight) -> None:
+    layer = nn.Linear(4, 4)
+    mask_weight(layer, torch.ones(4, 4))
+    tensors = _savable_tensors(nn.Sequential(layer, nn.ReLU(), layer))
+    assert sorted(tensors) == ["0.bias", "0.weight"]  # the second place is a tie, as for a plain layer

@@ -101,7 +101,10 @@ def load_graph_model(folder: str | Path, stem: str = "model") -> tuple[nn.Module
 
 
 def _node(module: nn.Module, path: str) -> dict[str, Any]:
-    children = [{"name": name, **_node(child, f"{path}.{name}".lstrip("."))} for name, child in module.named_children()]
+    # _modules, not named_children(): a module object used twice (one ReLU at two places)
+    # must be described at both places, and named_children() yields it only once
+    children = [{"name": name, **_node(child, f"{path}.{name}".lstrip("."))}
+                for name, child in module._modules.items() if child is not None]
     if type(module) is nn.Sequential:
         return {"type": "Sequential", "children": children}
     if type(module) is Residual:

@@ -90,7 +90,7 @@ def _free_name(module: nn.Module, origin: str) -> str:
         owner = module.get_submodule(parent)
     except AttributeError:
         parent, owner = "", module
-    taken = set(dict(owner.named_children()))
+    taken = set(owner._modules)  # every name, a module held under two of them included
     name, index = TRANSLATOR_NAME, 0
     while name in taken:
         index += 1

@@ -45,7 +45,8 @@ class InferenceChain(nn.Sequential):
     @classmethod
     def from_sequential(cls, model: nn.Sequential) -> InferenceChain:
         """The same children (shared, not copied) in an ``InferenceChain``."""
-        return cls(OrderedDict(model.named_children()))
+        # _modules, not named_children(): a module used at two places is kept at both
+        return cls(OrderedDict((name, module) for name, module in model._modules.items() if module is not None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         modules = list(self._modules.values())

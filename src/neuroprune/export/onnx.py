@@ -41,7 +41,8 @@ def dense_equivalent(model: nn.Module) -> nn.Module:
         if isinstance(module, SparseLinear):
             new.set_submodule(name, module.to_linear())
     if isinstance(new, InferenceChain):
-        new = nn.Sequential(OrderedDict(new.named_children()))
+        # _modules, not named_children(): a module used at two places is kept at both
+        new = nn.Sequential(OrderedDict((name, module) for name, module in new._modules.items() if module is not None))
     return new.eval()
 
 

@@ -43,7 +43,9 @@ def to_sparse_spec(model: nn.Sequential) -> dict[str, Any]:
     if not isinstance(model, nn.Sequential):
         raise ModelError(f"only nn.Sequential models can be described, got {type(model).__name__}")
     layers = []
-    for name, module in model.named_children():
+    # _modules, not named_children(): a module used at two places is described at both
+    for name, module in model._modules.items():
+        assert module is not None  # nn.Sequential holds no None entries
         if isinstance(module, SparseLinear):
             layers.append({"name": name, "type": "SparseLinear", "args": {
                 "in_features": module.in_features,

@@ -125,7 +125,8 @@ def sparsify(
     is_chain = use_chain and type(new) is nn.Sequential
     choices: dict[str, LayerChoice] = {}
     is_transposed = False  # the next Linear receives a CSR layer's transposed output (chains only)
-    for name, module in list(new.named_children() if is_chain else new.named_modules()):
+    # in a chain every position counts, a module used at two places included (named_children() yields it once)
+    for name, module in list(new._modules.items() if is_chain else new.named_modules()):
         if isinstance(module, SparseLinear):  # chosen by an earlier export
             kind = "hybrid" if module.dense_below else "csr"
             choices[name] = LayerChoice(name, kind, module.density, dense_below=module.dense_below)

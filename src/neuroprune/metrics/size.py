@@ -32,8 +32,11 @@ def weight_bytes(model: nn.Module) -> int:
 def _savable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state_dict with plain masked weights, contiguous, on CPU, and no shared memory."""
     tensors = {key: value for key, value in model.state_dict().items() if isinstance(value, torch.Tensor)}
+    # one plain tensor per masked module, however many places hold it: a tie is stored once
+    plain: dict[tuple[int, str], torch.Tensor] = {}
     with torch.no_grad():
-        for prefix, module in model.named_modules():
+        # every place of a module used twice: the state_dict has its keys under each
+        for prefix, module in model.named_modules(remove_duplicate=False):
             if not parametrize.is_parametrized(module):
                 continue
             dot = f"{prefix}." if prefix else ""
@@ -41,7 +44,9 @@ def _savable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
             for key in [k for k in tensors if k.startswith(container)]:
                 del tensors[key]
             for name in module.parametrizations:
-                tensors[f"{dot}{name}"] = getattr(module, name).detach()
+                if (id(module), name) not in plain:
+                    plain[id(module), name] = getattr(module, name).detach()
+                tensors[f"{dot}{name}"] = plain[id(module), name]
     return _unshared(tensors)
 
 
