@@ -54,7 +54,8 @@ def test_a_huge_declared_layer_is_refused_without_allocating_it(saved):
             print("refused:", str(exc)[:80])
         print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
     """)
-    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
     assert lines[0].startswith("refused:")
     assert int(lines[1]) < 200  # MB of peak memory added by the load: nothing near the declared size
 

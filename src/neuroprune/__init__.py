@@ -6,7 +6,6 @@ Example:
     >>> pruner = npr.SynapticPruner(model, alpha=0.5, patience=3, check_every=50)
 """
 
-from .saved_models import load_model, save_model
 from .baselines import GradualMagnitudePruner, apply_masks, magnitude_masks, random_masks
 from .data import create_loader, dataset_info, fetch, open_user_data
 from .depth import DepthPlan, DepthPruner, Translator, recover, search_cuts
@@ -15,6 +14,7 @@ from .errors import ConfigError, DatasetError, ModelError, NeuropruneError
 from .export import export_run, sparsify
 from .metrics import Metrics, count_macs, count_params, measure
 from .models import create_model, list_models, register_model
+from .saved_models import load_model, save_model
 from .sparsity_schedule import PolynomialSparsity
 from .structure import compact, compact_sequential
 from .synaptic import (

@@ -21,8 +21,8 @@ from .data.info import DATASETS
 from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
 from .json_files import read_json
-from .synaptic.pruner import GRANULARITIES
 from .synaptic.criteria import create_criterion
+from .synaptic.pruner import GRANULARITIES
 from .synaptic.schedule import AUTO
 from .synaptic.tracker import CRITERIA
 
@@ -107,8 +107,11 @@ class SynapticConfig:
         for name in ("seed", "warmup_steps", "min_fan_in"):
             if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if isinstance(self.stop_step, int) and isinstance(self.warmup_steps, int) and self.stop_step <= self.warmup_steps:
-            raise ConfigError(f"stop_step must be greater than warmup_steps ({self.warmup_steps}), got {self.stop_step}")
+        is_counted = isinstance(self.stop_step, int) and isinstance(self.warmup_steps, int)
+        if is_counted and self.stop_step <= self.warmup_steps:
+            raise ConfigError(
+                f"stop_step must be greater than warmup_steps ({self.warmup_steps}), got {self.stop_step}"
+            )
         from ._user_options import check_user_options
         from .models import (
             list_models,  # deferred: the registry imports every model family

@@ -82,7 +82,8 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
     raise ModelError("the model cannot be saved: " + "; ".join(reasons or ["no model format is registered"]))
 
 
-def save_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None, stem: str = "model") -> None:
+def save_model(model: nn.Module, folder: str | Path, metadata: dict[str, Any] | None = None,
+               stem: str = "model") -> None:
     """Save ``model`` as ``stem.safetensors`` plus ``stem.json``, atomically.
 
     Plain chains of standard layers are saved as a layer list; nested Sequentials and

@@ -48,8 +48,9 @@ def remove_stale_temp_files(folder: str | Path) -> list[str]:
     """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left in ``folder``.
 
     Only names :func:`atomic_write_bytes` gives its temporary files (they start with the
-    project's own ``.neuroprune-partial.``) are touched, and only plain files. Call it when a run starts in ``folder``, before anything writes there: a
-    write in progress in another process would lose its temporary file.
+    project's own ``.neuroprune-partial.``) are touched, and only plain files. Call it when a
+    run starts in ``folder``, before anything writes there: a write in progress in another
+    process would lose its temporary file.
 
     Returns:
         The names removed (empty when ``folder`` does not exist).

@@ -129,7 +129,8 @@ def test_global_scope_prunes_the_smallest_magnitudes_across_layers():
     model = tiny_mlp()
     with torch.no_grad():
         model[0].weight.mul_(0.01)  # the first layer's weights are all tiny
-    magnitudes = {name: m.weight.detach().abs().clone() for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    magnitudes = {name: m.weight.detach().abs().clone()
+                  for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     pruner = GradualMagnitudePruner(model, final_sparsity=0.5, begin_step=0, end_step=1, update_every=1)
     assert pruner.step()  # step 1 is end_step
     pruned = torch.cat([magnitudes[n][pruner.mask(n) == 0] for n in pruner.layers])

@@ -10,8 +10,8 @@ from torch import nn
 import neuroprune as npr
 from neuroprune.cli import main
 from neuroprune.config import SynapticConfig
-from neuroprune.runs.synaptic import run_synaptic
 from neuroprune.models._registry import _DESCRIPTIONS, _MODELS
+from neuroprune.runs.synaptic import run_synaptic
 
 
 def _run(args):
@@ -102,7 +102,8 @@ def untraceable_model():
 
     @npr.register_model(name, "an MLP with a data-dependent branch")
     def gated(in_channels=1, image_size=8, num_classes=10):
-        return nn.Sequential(OrderedDict([("flatten", nn.Flatten()), ("fc", nn.Linear(in_channels * image_size ** 2, 16)),
+        return nn.Sequential(OrderedDict([("flatten", nn.Flatten()),
+                                          ("fc", nn.Linear(in_channels * image_size ** 2, 16)),
                                           ("gate", _Gate(16)), ("head", nn.Linear(16, num_classes))]))
 
     yield name

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuroprune.data import fetch, load_arrays
 from neuroprune import wheels as wheels_module
+from neuroprune.data import fetch, load_arrays
 from neuroprune.data import mnist as mnist_module
 from neuroprune.errors import DatasetError
 

@@ -13,7 +13,8 @@ from neuroprune.models import create_model, list_models
 _LARGE = ("vgg16_imagenet", "resnet50_imagenet")
 _RUN_LARGE = os.environ.get("NEUROPRUNE_SLOW_TESTS") == "1"
 CNNS = [
-    pytest.param(name, marks=pytest.mark.skipif(name in _LARGE and not _RUN_LARGE, reason="slow; NEUROPRUNE_SLOW_TESTS=1"))
+    pytest.param(name,
+                 marks=pytest.mark.skipif(name in _LARGE and not _RUN_LARGE, reason="slow; NEUROPRUNE_SLOW_TESTS=1"))
     for name in list_models()
     if name != "mlp"
 ]
@@ -23,7 +24,8 @@ def _model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if name.endswith("_imagenet") or name == "efficientnet_lite0":
         return create_model(name, in_channels=1, num_classes=10)  # fixed width: the pretrained layout
-    return create_model(name, in_channels=1, image_size=32, num_classes=10, **({} if name in ("lenet5",) else {"width": 0.125}))
+    return create_model(name, in_channels=1, image_size=32, num_classes=10,
+                        **({} if name in ("lenet5",) else {"width": 0.125}))
 
 
 @pytest.mark.parametrize("name", CNNS)

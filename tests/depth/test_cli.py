@@ -64,7 +64,8 @@ def test_depth_cut_writes_result_and_model(cli: click.Group, base: Path, tmp_pat
 
 def test_search_with_config_file(cli: click.Group, base: Path, tmp_path: Path) -> None:
     config = tmp_path / "search.yaml"
-    config.write_text("max_evaluated: 2\nsearch_epochs: 1\nsearch_limit_train: 64\ntranslator_epochs: 1\nlatency_repeats: 3\n")
+    config.write_text("max_evaluated: 2\nsearch_epochs: 1\nsearch_limit_train: 64\ntranslator_epochs: 1\n"
+                      "latency_repeats: 3\n")
     result = CliRunner().invoke(cli, ["depth", "search", "-c", str(config), *TINY, "--checkpoint", str(base),
                                       "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
@@ -128,9 +129,9 @@ def test_greedy_search_cuts_several_spans_chosen_on_validation(base: Path, tmp_p
 
     _, seen = _watch_splits(monkeypatch, depth_run, "greedy_cuts")
     out = tmp_path / "greedy"
-    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
-                                      "--efficiency", "macs", "--max-macs", "40000", "--finetune-epochs", "1",
-                                      "--latency-repeats", "2", "--out", str(out)])
+    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base),
+                                      "--search-strategy", "greedy", "--efficiency", "macs", "--max-macs", "40000",
+                                      "--finetune-epochs", "1", "--latency-repeats", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert seen == ["validation", "fit"]
     saved = json.loads((out / "result.json").read_text())
@@ -144,15 +145,16 @@ def test_greedy_search_cuts_several_spans_chosen_on_validation(base: Path, tmp_p
 
 
 def test_greedy_search_refuses_a_fixed_bridge(cli: click.Group, base: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base), "--search-strategy", "greedy",
-                                      "--bridge", "translator", "--out", str(tmp_path / "x")])
+    result = CliRunner().invoke(cli, ["depth", "search", *TINY, "--checkpoint", str(base),
+                                      "--search-strategy", "greedy", "--bridge", "translator",
+                                      "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "leave bridge unset or 'auto'" in result.output
 
 
 def test_several_given_cuts(cli: click.Group, base: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["depth", *TINY, "--checkpoint", str(base), "--cut", "layer2.0:layer2.2,relu:layer1.1",
-                                      "--bridge", "auto", "--translator-epochs", "0", "--latency-repeats", "2",
-                                      "--out", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["depth", *TINY, "--checkpoint", str(base),
+                                      "--cut", "layer2.0:layer2.2,relu:layer1.1", "--bridge", "auto",
+                                      "--translator-epochs", "0", "--latency-repeats", "2", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["cut"]["cut"] == "relu:layer1.1,layer2.0:layer2.2" and saved["cut"]["bridge"] == "identity"

@@ -16,7 +16,8 @@ def pruner(tiny, example) -> DepthPruner:
 
 
 def test_destination_before_origin(pruner: DepthPruner) -> None:
-    with pytest.raises(ConfigError, match=r"destination 'layer1\.1' does not come after origin 'layer3\.0'.*valid cuts: relu:layer1\.1"):
+    with pytest.raises(ConfigError, match=r"destination 'layer1\.1' does not come after origin 'layer3\.0'"
+                                          r".*valid cuts: relu:layer1\.1"):
         pruner.plan(cut="layer3.0:layer1.1")
 
 
@@ -50,5 +51,6 @@ def test_checkpoint_that_does_not_fit_names_keys_and_shapes(tmp_path: Path, tiny
 
 
 def test_budget_no_candidate_meets(pruner: DepthPruner, digits_train, digits_test) -> None:
-    with pytest.raises(NeuropruneError, match=r"no candidate meets the budgets \(max_params=10\); closest: relu:avgpool"):
+    with pytest.raises(NeuropruneError,
+                       match=r"no candidate meets the budgets \(max_params=10\); closest: relu:avgpool"):
         search_cuts(pruner, digits_train, digits_test, budgets=Budgets(max_params=10))

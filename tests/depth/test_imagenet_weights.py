@@ -41,7 +41,8 @@ def test_mismatched_file_names_keys_and_shapes(tmp_path: Path, imagenet_state: d
     bad["layer1.0.conv1.weight"] = torch.zeros(3, 3, 3, 3)
     del bad["fc.bias"]
     save_file(bad, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(ModelError, match=r"fc\.bias.*layer1\.0\.conv1\.weight: file \(3, 3, 3, 3\) vs model \(64, 64, 3, 3\)"):
+    with pytest.raises(ModelError,
+                       match=r"fc\.bias.*layer1\.0\.conv1\.weight: file \(3, 3, 3, 3\) vs model \(64, 64, 3, 3\)"):
         create_model("resnet18_imagenet", weights=str(tmp_path / "bad.safetensors"))
 
 

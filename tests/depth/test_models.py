@@ -32,7 +32,8 @@ def test_width_scales_channels() -> None:
 
 def test_imagenet_layouts_match_torchvision_keys() -> None:
     with torch.device("meta"):  # shapes and keys only; no memory or initialisation time
-        vgg, r18, r50 = (create_model(n).state_dict() for n in ("vgg16_imagenet", "resnet18_imagenet", "resnet50_imagenet"))
+        names = ("vgg16_imagenet", "resnet18_imagenet", "resnet50_imagenet")
+        vgg, r18, r50 = (create_model(n).state_dict() for n in names)
     assert {"features.0.weight", "features.28.bias", "classifier.0.weight", "classifier.6.weight"} <= set(vgg)
     assert vgg["classifier.6.weight"].shape == (1000, 4096) and len(vgg) == 32
     assert {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
@@ -40,5 +41,6 @@ def test_imagenet_layouts_match_torchvision_keys() -> None:
     assert len(r18) == 122  # torchvision resnet18: 122 state_dict entries
     assert {"layer1.0.downsample.0.weight", "layer1.0.conv3.weight", "layer4.2.bn3.weight"} <= set(r50)
     assert len(r50) == 320 and r50["fc.weight"].shape == (1000, 2048)
-    total = sum(v.numel() for k, v in r50.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    total = sum(v.numel() for k, v in r50.items() if not k.endswith(buffers))
     assert total == 25_557_032  # torchvision's resnet50 parameter count

@@ -25,7 +25,8 @@ def test_frozen_parameters_do_not_change(tiny, example, digits_train) -> None:
 def test_recover_runs_every_phase_with_distillation(tiny, example, digits_train, digits_test) -> None:
     model = tiny("vgg11")
     small = DepthPruner(model, example_inputs=example).plan(cut="features.7:features.18").apply()
-    phases = recover(small, digits_train, translator_epochs=1, finetune_epochs=1, teacher=model, eval_loader=digits_test)
+    phases = recover(small, digits_train, translator_epochs=1, finetune_epochs=1, teacher=model,
+                     eval_loader=digits_test)
     assert [p.name for p in phases] == ["translator", "finetune"]
     assert phases[1].distilled and 0 <= phases[1].accuracy <= 1
 
@@ -38,7 +39,8 @@ def test_fine_tune_changes_all_layers(tiny, example, digits_train) -> None:
 
 
 def test_identity_cut_skips_translator_phase(tiny, example, digits_train) -> None:
-    small = DepthPruner(tiny("resnet20"), example_inputs=example).plan(cut="layer2.0:layer2.2", bridge="identity").apply()
+    small = DepthPruner(tiny("resnet20"), example_inputs=example).plan(cut="layer2.0:layer2.2",
+                                                                       bridge="identity").apply()
     phases = recover(small, digits_train, translator_epochs=1, finetune_epochs=1)
     assert [p.name for p in phases] == ["finetune"]
 

@@ -25,7 +25,8 @@ def test_torchrun_trains_and_depth_prunes_data_parallel_and_rank_zero_writes(tmp
     assert 0 <= trained["test_accuracy"] <= 1 and "lr" in trained["history"][0]  # the engine's EpochLRScheduler
 
     done = torchrun("depth", *MODEL, "--checkpoint", str(base), "--cut", "layer1.2:layer3.0", "--translator-epochs",
-                     "1", "--finetune-epochs", "1", "--batch-size", "32", "--latency-repeats", "3", "--out", str(pruned))
+                     "1", "--finetune-epochs", "1", "--batch-size", "32", "--latency-repeats", "3", "--out",
+                     str(pruned))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("results in") == 1
     result = json.loads((pruned / "result.json").read_text())

@@ -47,7 +47,8 @@ def test_autocast_really_computes_in_bfloat16(device):
 @pytest.mark.parametrize("model_name", ["lenet5", "resnet20"])
 def test_synaptic_pruning_under_bf16_prunes_and_compacts_exactly(device, model_name):
     torch.manual_seed(0)
-    model = npr.create_model(model_name, in_channels=1, image_size=8, **({"width": 0.5} if model_name == "resnet20" else {}))
+    model = npr.create_model(model_name, in_channels=1, image_size=8,
+                             **({"width": 0.5} if model_name == "resnet20" else {}))
     model = model.to(device)
     train = npr.create_loader("digits", "train", 64, limit=512)
     pruner = npr.SynapticPruner(model, target_sparsity=0.7, granularity="both")

@@ -49,9 +49,8 @@ def _train(path, epochs, kind=("sgd", "synaptic"), resume_from=None):
     trainer = None
     if resume_from is not None:
         trainer = resume(resume_from, model, optimizer, pruner=pruner, states={"lr": schedule}, epochs=EPOCHS)
-    fit(model, loader, epochs=epochs, optimizer=optimizer, callbacks=[pruner, schedule,
-                                                                       Checkpointer(path, pruner, states={"lr": schedule})],
-        trainer=trainer)
+    checkpointer = Checkpointer(path, pruner, states={"lr": schedule})
+    fit(model, loader, epochs=epochs, optimizer=optimizer, callbacks=[pruner, schedule, checkpointer], trainer=trainer)
     return model, pruner
 
 
@@ -218,7 +217,8 @@ def test_restore_refusal_in_the_cli_is_one_line_and_keeps_the_run(tmp_path):
     out = tmp_path / "run"
     # checks at steps 9 and 16 of 20: the checkpoint holds activity of steps 17 to 20
     args = ["synaptic", "--dataset", "digits", "--epochs", "2", "--limit-train", "640", "--limit-test", "64",
-            "--check-every", "7", "--warmup-steps", "2", "--stop-step", "none", "--no-measure-latency", "--out", str(out)]
+            "--check-every", "7", "--warmup-steps", "2", "--stop-step", "none", "--no-measure-latency", "--out",
+            str(out)]
     assert CliRunner().invoke(main, args).exit_code == 0
     state = load_torch(out / "checkpoint.pt")
     state["pruner"]["activity"] = {"sums": {}, "batches": {}}

@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 
 import neuroprune as npr
-from neuroprune.saved_models import save_model
-from neuroprune.storage import save_torch
 from neuroprune.cli.export import export_command
 from neuroprune.export import InferenceChain, export_run, load_exported
+from neuroprune.saved_models import save_model
+from neuroprune.storage import save_torch
 
 FAST = {"rounds": 1, "repeats": 2, "batch_sizes": (1, 4)}
 

@@ -151,7 +151,9 @@ def test_cifar_random_batch_bytes(data):
 @FAST
 @given(st.integers(0, len(VALID_CIFAR) - 1), st.binary(min_size=1, max_size=4))
 def test_cifar_truncated_or_damaged_batch(position, patch):
-    damaged = VALID_CIFAR[:position] if len(patch) == 1 else VALID_CIFAR[:position] + patch + VALID_CIFAR[position + len(patch):]
+    damaged = VALID_CIFAR[:position]
+    if len(patch) > 1:
+        damaged += patch + VALID_CIFAR[position + len(patch):]
     folder, root = _cifar_folder(damaged)
     with folder:
         _ends_cleanly(lambda: cifar10.acquire(root))

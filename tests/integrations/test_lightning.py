@@ -7,8 +7,9 @@ import torch
 
 L = pytest.importorskip("lightning")
 
-from neuroprune import create_loader, create_model
-from neuroprune.integrations.lightning import SynapticPruning
+# imported after importorskip: without lightning the module is skipped before it fails
+from neuroprune import create_loader, create_model  # noqa: E402
+from neuroprune.integrations.lightning import SynapticPruning  # noqa: E402
 
 
 class _Classifier(L.LightningModule):
@@ -35,7 +36,8 @@ def _trainer(tmp_path, callback, epochs=3, **options):
 def test_prunes_inside_a_lightning_trainer(tmp_path):
     torch.manual_seed(0)
     module = _Classifier()
-    pruning = SynapticPruning(submodule="model", alpha=0.5, patience=2, check_every=5, warmup_steps=5, max_fraction_per_check=0.5)
+    pruning = SynapticPruning(submodule="model", alpha=0.5, patience=2, check_every=5, warmup_steps=5,
+                              max_fraction_per_check=0.5)
     loader = create_loader("digits", "train", 32, limit=320)
     trainer = _trainer(tmp_path, pruning, accumulate_grad_batches=2)
     trainer.fit(module, loader)

@@ -43,7 +43,8 @@ def test_two_runs_with_the_same_folder_name_get_distinct_rows(digits_run, tmp_pa
     shutil.copytree(digits_run, copy)
     files = build_report([digits_run, copy], tmp_path / "report")
 
-    table = [line for line in files.markdown.read_text().splitlines() if line.startswith("| ") and "digits | mlp" in line]
+    lines = files.markdown.read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ") and "digits | mlp" in line]
     assert len(table) == 2 and table[0].split("|")[1] != table[1].split("|")[1]
     assert page_problems(files.html) == []
 
@@ -105,7 +106,8 @@ def _depth_run(folder):
     result = {"method": "depth", "model": "resnet20", "dataset": "fashion-mnist", "cut": cut,
               "accuracy_base": 0.90, "accuracy_pruned": 0.87, "params_base": 68642, "params_pruned": 49000,
               "macs_base": 10000000, "macs_pruned": 7000000,
-              "latency_ms_base": {"batch_1": 0.9, "batch_64": 40.0}, "latency_ms_pruned": {"batch_1": 0.6, "batch_64": 25.0},
+              "latency_ms_base": {"batch_1": 0.9, "batch_64": 40.0},
+              "latency_ms_pruned": {"batch_1": 0.6, "batch_64": 25.0},
               "recovery": {"epochs": 3}}
     (folder / "result.json").write_text(json.dumps(result))
     candidates = [{"cut": f"a{i}:b{i}", "removed": ["x", "y", "z"], "in_shape": [16, 8, 8], "params": 50000 + i,
@@ -122,7 +124,8 @@ def test_depth_run_gets_its_table_candidates_and_tradeoff_figures(digits_run, tm
     names = {f.name for f in files.figures}
     assert {"depth-accuracy-vs-macs.png", "depth-accuracy-vs-latency.png"} <= names
     markdown = files.markdown.read_text()
-    assert "| depth | fashion-mnist | resnet20 | layer1.2:layer3.0 | maxpool 2x2 -> conv1x1 16->32 -> relu |" in markdown
+    row = "| depth | fashion-mnist | resnet20 | layer1.2:layer3.0 | maxpool 2x2 -> conv1x1 16->32 -> relu |"
+    assert row in markdown
     assert "batch 1: 0.900 → 0.600 (1.50x)" in markdown and "1.43x" in markdown  # MACs 10M / 7M
     assert "Candidate cuts: depth" in markdown and "| a4:b4 |" in markdown
     assert "3: x … z" in markdown  # removed units, shortened

@@ -140,11 +140,11 @@ def _layer_for(draw: Draw, value: torch.Tensor, in_chain: bool) -> nn.Module | N
     return nn.Flatten() if in_chain else None
 
 
-def _try(fn: Callable[[], Any]) -> torch.Tensor | None:
-    """``fn()``'s tensor when it runs and stays small, else None (the step is dropped)."""
+def _try(fn: Callable[..., Any], *args: Any) -> torch.Tensor | None:
+    """``fn(*args)``'s tensor when it runs and stays small, else None (the step is dropped)."""
     try:
         with torch.no_grad():
-            out = fn()
+            out = fn(*args)
     except (RuntimeError, ValueError, IndexError, TypeError):
         return None
     if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != BATCH:
@@ -167,10 +167,10 @@ def chains(draw: Draw) -> tuple[nn.Module, torch.Tensor]:
             block, out = _residual(draw, value)
         elif layers and not any(isinstance(layer, Residual) for layer in layers) and draw(st.integers(0, 5)) == 0:
             block = draw(st.sampled_from(layers))  # the same object placed again (a plain layer list only, see below)
-            out = _try(lambda: block.eval()(value))
+            out = _try(block.eval(), value)
         else:
             block = _layer_for(draw, value, in_chain=True)
-            out = _try(lambda: block.eval()(value)) if block is not None else None
+            out = _try(block.eval(), value) if block is not None else None
         if out is not None:
             layers.append(block)
             value = out
@@ -198,7 +198,7 @@ def _residual(draw: Draw, value: torch.Tensor) -> tuple[nn.Module | None, torch.
         modules["down"] = nn.Conv2d(c, c, 1, bias=False)
         shortcut = "down"
     block = Residual(modules, body, shortcut, draw(st.sampled_from([None, "act"]))).double()
-    return block, _try(lambda: block.eval()(value))
+    return block, _try(block.eval(), value)
 
 
 def _input(draw: Draw) -> torch.Tensor:
@@ -290,7 +290,7 @@ def programs(draw: Draw) -> tuple[nn.Module, torch.Tensor]:
         if new_layer is not None:
             layers.append(new_layer.double())
         trial = Program(layers, [*steps, step]).eval()
-        out = _try(lambda: _run(trial, step, values))
+        out = _try(_run, trial, step, values)
         if out is None:
             if new_layer is not None:
                 layers.pop()
@@ -322,7 +322,7 @@ def _draw_step(draw: Draw, values: list[torch.Tensor], src: int,
         layer = _layer_for(draw, x, in_chain=False)
         return (("layer", src, len(layers)), layer) if layer is not None else (None, None)
     if kind == "reuse":
-        fitting = [i for i, layer in enumerate(layers) if _try(lambda: layer.eval()(x)) is not None]
+        fitting = [i for i, layer in enumerate(layers) if _try(layer.eval(), x) is not None]
         return (("layer", src, draw(st.sampled_from(fitting))), None) if fitting else (None, None)
     if kind == "weight":
         weighted = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear) or

@@ -114,7 +114,8 @@ def test_a_module_instance_used_twice(tmp_path):
 
 def test_reflect_padding_keeps_constant_channels_foldable(tmp_path):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect"),
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect"),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     with torch.no_grad():
         model[0].weight[1] = 0

@@ -80,7 +80,8 @@ def test_unit_without_outputs_is_removed_and_the_removal_cascades():
 
 def test_constant_channel_before_padded_conv_is_kept_unless_zero():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(),
+                          nn.Linear(2 * 4 * 4, 3))
     with torch.no_grad():
         model[0].weight[0] = 0
         model[0].bias[0] = 0.5  # constant 0.5: not foldable through zero padding
@@ -94,7 +95,8 @@ def test_constant_channel_before_padded_conv_is_kept_unless_zero():
 
 def test_batchnorm_is_sliced_and_used_for_the_folded_constant():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 2 * 2, 3))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 2 * 2, 3))
     model.train()
     model(torch.randn(16, 1, 6, 6))  # give BatchNorm real running statistics
     with torch.no_grad():

@@ -72,7 +72,8 @@ def test_max_fraction_per_check_limits_pruning_to_the_weakest():
 @pytest.mark.parametrize(
     "kwargs, option",
     [({"alpha": 0}, "alpha"), ({"patience": 0}, "patience"), ({"min_fan_in": -1}, "min_fan_in"),
-     ({"max_fraction_per_check": 0}, "max_fraction_per_check"), ({"max_fraction_per_check": 1.5}, "max_fraction_per_check")],
+     ({"max_fraction_per_check": 0}, "max_fraction_per_check"),
+     ({"max_fraction_per_check": 1.5}, "max_fraction_per_check")],
 )
 def test_rule_rejects_bad_options_by_name(kwargs, option):
     with pytest.raises(ConfigError, match=option):

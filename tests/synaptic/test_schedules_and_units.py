@@ -33,7 +33,8 @@ def test_target_is_met_at_every_check_whatever_alpha(alpha):
     assert [record["step"] for record in pruner.history] == list(range(6, 25, 2))
     for record in pruner.history:
         # within one connection of the cubic schedule's share at that step
-        assert record["pruned_fraction"] == pytest.approx(record["scheduled_fraction"], abs=1.0 / pruner.num_connections)
+        assert record["pruned_fraction"] == pytest.approx(record["scheduled_fraction"],
+                                                          abs=1.0 / pruner.num_connections)
     fractions = [record["pruned_fraction"] for record in pruner.history]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(0.8, abs=1.0 / pruner.num_connections)
 

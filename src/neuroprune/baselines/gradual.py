@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelError
-from ..sparsity_schedule import PolynomialSparsity
 from ..masks import MaskedWeights, MaskViews, prunable_layers
+from ..sparsity_schedule import PolynomialSparsity
 
 log = logging.getLogger(__name__)
 SCOPES = ("global", "layer")

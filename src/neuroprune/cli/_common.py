@@ -141,7 +141,8 @@ TARGET_OPTIONS = combine_options(
 """Where a training command computes: ``--device`` and ``--precision``."""
 
 MODEL_OPTIONS = combine_options(
-    click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options."),
+    click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+                 help="YAML file with any of the options."),
     click.option("--model", type=str, help=MODEL_HELP),
     click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: fashion-mnist]."),
     click.option("--width", type=float, help="Channel width multiplier [default: 1]."),

@@ -19,8 +19,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..config import load_config
 from .._user_options import dataset_of
+from ..config import load_config
 from ..depth.config import DepthConfig
 from ..errors import NeuropruneError
 from ._common import MODEL_OPTIONS, TARGET_OPTIONS, combine_options, run_in_process_group
@@ -29,7 +29,8 @@ from ._errors import friendly_errors
 _DEPTH_OPTIONS = combine_options(
     MODEL_OPTIONS,
     TARGET_OPTIONS,
-    click.option("--checkpoint", type=str, help="Trained weights: model.safetensors or the folder of `neuroprune train`."),
+    click.option("--checkpoint", type=str,
+                 help="Trained weights: model.safetensors or the folder of `neuroprune train`."),
     click.option("--cut", type=str,
                  help="ORIGIN:DESTINATION, e.g. features.13:features.34; several cuts joined by commas."),
     click.option("--bridge", type=click.Choice(["translator", "identity", "auto"]),
@@ -37,12 +38,14 @@ _DEPTH_OPTIONS = combine_options(
     click.option("--kernel-size", type=click.Choice(["1", "3"]), help="Translator conv kernel [1]."),
     click.option("--translator-init", type=click.Choice(["lstsq", "random"]),
                  help="Translator start: least-squares fit to the intact model [lstsq], or random (authors)."),
-    click.option("--batchnorm/--no-batchnorm", "use_batchnorm", default=None, help="Batch norm in the translator [no]."),
+    click.option("--batchnorm/--no-batchnorm", "use_batchnorm", default=None,
+                 help="Batch norm in the translator [no]."),
     click.option("--search-strategy", type=click.Choice(["single", "greedy"]),
                  help="Search: score single cuts after a short recovery each [single], or remove one segment at a "
                       "time, least harmful first, until the budgets are met (greedy, several cuts)."),
     click.option("--tau", type=float, help="Search: weight of accuracy in the score [0.8]."),
-    click.option("--efficiency", type=click.Choice(["params", "macs", "latency"]), help="Search: cost in the score [params]."),
+    click.option("--efficiency", type=click.Choice(["params", "macs", "latency"]),
+                 help="Search: cost in the score [params]."),
     click.option("--max-params", type=int, help="Search budget: parameters."),
     click.option("--max-macs", type=int, help="Search budget: MACs per sample."),
     click.option("--max-latency-ms", type=float, help="Search budget: median CPU latency (ms)."),

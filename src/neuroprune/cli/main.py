@@ -30,7 +30,8 @@ from .train import train_command
 
 @click.group(cls=OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (small models often run fastest on 1).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for torch (small models often run fastest on 1).")
 @click.option("--dist-timeout", type=click.FloatRange(min=0, min_open=True, max=86400 * 7), metavar="SECONDS",
               help="Under torchrun: how long a process waits for the others at a collective before it stops with "
                    f"an error naming it [default: {DEFAULT_TIMEOUT_SECONDS:g}].")

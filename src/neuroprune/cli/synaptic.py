@@ -33,14 +33,16 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 
 
 @click.command("synaptic")
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML file with any of the options below.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML file with any of the options below.")
 @click.option("--dataset", type=click.Choice(DATASETS), help="Data set [default: mnist].")
 @click.option("--model", type=str, help=MODEL_HELP + " [default: mlp]")
 @click.option("--epochs", type=int, help="Training epochs [default: 10].")
 @click.option("--batch-size", type=int, help="Training batch size [default: 64].")
 @click.option("--lr", type=float, help="Learning rate [default: 0.05].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimizer [default: sgd, momentum 0.9].")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule [default: constant].")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]),
+              help="Learning-rate schedule [default: constant].")
 @click.option("--momentum", type=float, help="SGD momentum [default: 0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [default: 0].")
 @click.option("--seed", type=int, help="Seed for weights and batch order [default: 0].")
@@ -48,8 +50,10 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
               help="Activity measure [default: deviation].")
 @click.option("--alpha", type=float, help="Weak = activity below alpha x the layer's mean [default: 0.5].")
 @click.option("--patience", type=int, help="Consecutive weak checks before pruning [default: 3].")
-@click.option("--check-every", type=STEPS, help="Optimizer steps between checks, or auto: 1% of training [default: auto].")
-@click.option("--warmup-steps", type=STEPS, help="Steps before activity counts, or auto: 5% of training [default: auto].")
+@click.option("--check-every", type=STEPS,
+              help="Optimizer steps between checks, or auto: 1% of training [default: auto].")
+@click.option("--warmup-steps", type=STEPS,
+              help="Steps before activity counts, or auto: 5% of training [default: auto].")
 @click.option("--stop-step", type=STEPS,
               help="No checks after this step; auto: 60% of training; none: until the end [default: auto].")
 @click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
@@ -78,7 +82,8 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 @WEIGHTS_OPTION
 @click.option("--limit-train", type=int, help="Use only the first N training samples.")
 @click.option("--limit-test", type=int, help="Use only the first N test samples.")
-@click.option("--measure-latency/--no-measure-latency", default=None, help="Time dense vs compact inference [default: on].")
+@click.option("--measure-latency/--no-measure-latency", default=None,
+              help="Time dense vs compact inference [default: on].")
 @TARGET_OPTIONS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for the results.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -138,10 +143,12 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     def row(label: str, value: str, dense_value: str = "") -> None:
         table.add_row(label, value, *([dense_value] if dense else []))
 
-    row("test accuracy", f"{100 * result['test_accuracy']:.2f}%", f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
+    row("test accuracy", f"{100 * result['test_accuracy']:.2f}%",
+        f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
     row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%")
     row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
-    row("MACs per sample", f"{result['macs_compact']:,} ({result['macs_ratio']:.2f}x dense)", f"{result['macs_dense']:,}")
+    row("MACs per sample", f"{result['macs_compact']:,} ({result['macs_ratio']:.2f}x dense)",
+        f"{result['macs_dense']:,}")
     row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
     if result["latency_ms"] is not None:
         for label, latency in result["latency_ms"].items():

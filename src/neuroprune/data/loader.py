@@ -14,7 +14,6 @@ from ._sampler import EpochBatchSampler
 from .arrays import load_arrays
 from .info import canonical_name, dataset_info
 
-
 LOADER_SPLITS = ("train", "test", "fit", "validation")
 VALIDATION_FRACTION = 0.1
 # fixed, so every run, seed and method chooses on the same held-out images

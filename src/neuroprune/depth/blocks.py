@@ -165,7 +165,8 @@ def _span(origin: Unit, destination: Unit, removed: list[Unit]) -> BlockSpan | N
         return None
     return BlockSpan(
         origin=origin.name, destination=destination.name, removed=tuple(u.name for u in removed),
-        in_shape=a, out_shape=b, params_removed=sum(u.params for u in removed), macs_removed=sum(u.macs for u in removed),
+        in_shape=a, out_shape=b, params_removed=sum(u.params for u in removed),
+        macs_removed=sum(u.macs for u in removed),
         translator=describe_translator(a, b) if is_map else "none (identity only)",
         translator_params=a[0] * b[0] + b[0] if is_map else 0,
         translator_macs=a[0] * b[0] * b[1] * b[2] if is_map else 0,

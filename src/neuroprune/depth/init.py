@@ -53,7 +53,8 @@ def init_translator(
     translator = translator_after(pruned, span.origin)
     if translator is None or not can_init_by_least_squares(translator):
         raise ConfigError(f"least-squares initialisation needs a translator with a 1x1 conv and no batch norm right "
-                          f"after {span.origin} (between the conv and the ReLU, batch norm would change the fitted map)")
+                          f"after {span.origin} (between the conv and the ReLU, batch norm would change the "
+                          f"fitted map)")
     sources, targets = _activations(intact, span, loader, batches)
     pool = getattr(translator, "pool", None)
     with torch.no_grad():
@@ -61,7 +62,8 @@ def init_translator(
             sources = pool(sources)
         x = sources.permute(0, 2, 3, 1).reshape(-1, sources.shape[1])  # (N*H*W, C_A)
         y = targets.permute(0, 2, 3, 1).reshape(-1, targets.shape[1])  # (N*H*W, C_B)
-        x = torch.cat([x, torch.ones(len(x), 1, device=x.device, dtype=x.dtype)], dim=1).double()  # last column: the bias
+        ones = torch.ones(len(x), 1, device=x.device, dtype=x.dtype)
+        x = torch.cat([x, ones], dim=1).double()  # last column: the bias
         gram = x.T @ x
         gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
         solution = torch.linalg.solve(gram, x.T @ y.double())  # (C_A + 1, C_B)
@@ -103,7 +105,9 @@ class _Recorder(fx.Interpreter):
         return value
 
 
-def _activations(model: nn.Module, span: BlockSpan, loader: Iterable, batches: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _activations(
+    model: nn.Module, span: BlockSpan, loader: Iterable, batches: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Origin outputs (N, C_A, H_A, W_A) and destination inputs (N, C_B, H_B, W_B) of the intact model."""
     regions = RegionGraph(model)
     names = (regions.segment(span.origin).exit, regions.segment(span.removed[-1]).exit)

@@ -185,7 +185,8 @@ class DepthPruner:
         if origin not in origins:
             return f"{origin!r} is not a valid origin (cuts start after an activation, pool or block)"
         if destination not in destinations:
-            return f"{destination!r} is not a valid destination (cuts end in front of a conv, block, global pool or flatten)"
+            return (f"{destination!r} is not a valid destination "
+                    f"(cuts end in front of a conv, block, global pool or flatten)")
         return f"cut {origin}:{destination} cannot be bridged (it removes no parameters, or would need upsampling)"
 
     def _valid_cuts(self) -> str:

@@ -237,5 +237,6 @@ def recover(
                                 distill_weight=distill_weight, temperature=temperature, eval_loader=eval_loader,
                                 precision=precision))
     for phase in phases:
-        log.info("recovery %s: %d epochs in %.1fs, accuracy %s", phase.name, phase.epochs, phase.seconds, phase.accuracy)
+        log.info("recovery %s: %d epochs in %.1fs, accuracy %s", phase.name, phase.epochs, phase.seconds,
+                 phase.accuracy)
     return phases

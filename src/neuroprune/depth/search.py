@@ -188,7 +188,8 @@ def search_cuts(
         # Params and MACs follow from the span's own counts; only latency needs the pruned model.
         bridge_params, bridge_macs = _bridge_cost(span, kernel_size, use_batchnorm, bridge)
         row = {**span.to_dict(), "params": base["params"] - span.params_removed + bridge_params,
-               "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None, "score": None}
+               "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None,
+               "score": None}
         if is_timed:
             time_against_base(span.cut, pruner.plan(span.cut, **options).apply())
         rows.append(row)
@@ -226,7 +227,8 @@ def search_cuts(
             row["latency_ms"] = base["latency_ms"] / row["speedup"]
             row["meets_budget"] = budgets.excess(row) <= 1.0
         row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau) if row["meets_budget"] else None
-        log.info("search %d/%d %s: accuracy %.4f score %.4f", index, len(chosen), row["cut"], row["accuracy"], row["score"])
+        log.info("search %d/%d %s: accuracy %.4f score %.4f", index, len(chosen), row["cut"], row["accuracy"],
+                 row["score"])
     rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0)))
     if rows[0]["score"] is None:
         raise NeuropruneError(f"no recovered candidate meets the budgets {_describe(budgets)} when timed again; "
@@ -274,5 +276,6 @@ def _describe(budgets: Budgets) -> str:
              f"max_macs={budgets.max_macs:,}" if budgets.max_macs is not None else "",
              f"max_latency_ms={budgets.max_latency_ms} (batch {budgets.latency_batch})"
              if budgets.max_latency_ms is not None else "",
-             f"min_speedup={budgets.min_speedup}x (batch {budgets.latency_batch})" if budgets.min_speedup is not None else ""]
+             f"min_speedup={budgets.min_speedup}x (batch {budgets.latency_batch})"
+             if budgets.min_speedup is not None else ""]
     return "(" + ", ".join(p for p in parts if p) + ")"

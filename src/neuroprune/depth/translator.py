@@ -130,7 +130,8 @@ class Translator(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON values (``Translator(**config())`` rebuilds it)."""
         # Channels are read from the conv: channel pruning may have narrowed it since construction.
-        return {"in_shape": [self.conv.in_channels, *self.in_shape[1:]], "out_shape": [self.conv.out_channels, *self.out_shape[1:]],
+        return {"in_shape": [self.conv.in_channels, *self.in_shape[1:]],
+                "out_shape": [self.conv.out_channels, *self.out_shape[1:]],
                 "kernel_size": self.kernel_size, "use_batchnorm": self.use_batchnorm}
 
     def describe(self) -> str:

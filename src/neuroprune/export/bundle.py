@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from ..config import RUN_CONFIG_SCHEMA
+from ..errors import ConfigError, ModelError, NeuropruneError
 from ..json_files import MAX_RUN_FILE_BYTES, read_json
 from ..saved_models import load_model, read_json_file, save_model
 from ..storage import load_torch, write_json
-from ..errors import ConfigError, ModelError, NeuropruneError
 from .chain import InferenceChain
 from .onnx import export_onnx, onnx_max_abs_diff
 from .sparse import SparseLinear
@@ -176,7 +176,8 @@ def export_run(
         report["checks"]["onnxruntime_max_abs_diff"] = onnx_max_abs_diff(path, model, check_input)
         files = [path]
     else:
-        exported, choices = _choose_kernels(model, spec_format, shape, batch_sizes, use_sparse, rounds, repeats, threads)
+        exported, choices = _choose_kernels(model, spec_format, shape, batch_sizes, use_sparse, rounds, repeats,
+                                            threads)
         report["layers"] = {name: choice.to_dict() for name, choice in choices.items()}
         report["batch_sizes"] = [int(b) for b in batch_sizes]
         with torch.inference_mode():
@@ -276,7 +277,8 @@ def _masked_model(name: str, checkpoint: Any, x: torch.Tensor, compact: nn.Modul
     if wrong:
         raise ModelError(
             f"{run / 'checkpoint.pt'} holds a different architecture than {name!r} in result.json "
-            f"(mismatched: {', '.join(wrong[:6])}); the run folder mixes files from different runs; re-run the experiment"
+            f"(mismatched: {', '.join(wrong[:6])}); the run folder mixes files from different runs; "
+            f"re-run the experiment"
         )
     model.load_state_dict(state)
     return model.eval()

@@ -24,7 +24,6 @@ from ..structure.traits import trait_of
 from .sparse import SparseLinear
 
 
-
 class InferenceChain(nn.Sequential):
     """A Sequential whose forward skips per-module dispatch and reuses ReLU buffers.
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..storage import atomic_write_bytes
 from ..errors import NeuropruneError
+from ..storage import atomic_write_bytes
 from .chain import InferenceChain
 from .sparse import SparseLinear
 

@@ -81,7 +81,9 @@ def from_sparse_spec(spec: dict[str, Any]) -> InferenceChain:
                 dense_below=int(args.get("dense_below", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"spec layer {entry.get('name')!r} (SparseLinear) is malformed: missing or bad {exc}") from None
+            raise ModelError(
+                f"spec layer {entry.get('name')!r} (SparseLinear) is malformed: missing or bad {exc}"
+            ) from None
         modules.append((entry["name"], layer))
     return InferenceChain(OrderedDict(modules))
 

@@ -238,5 +238,6 @@ def _time_pair(
     sparse_runs: list[float] = []
     for _ in range(rounds):
         for layer, runs in ((dense, dense_runs), (sparse, sparse_runs)):
-            runs.append(measure_latency(layer, x, warmup=2, repeats=repeats, threads=threads, max_seconds=2.0).median_ms)
+            runs.append(measure_latency(layer, x, warmup=2, repeats=repeats, threads=threads,
+                                        max_seconds=2.0).median_ms)
     return statistics.median(dense_runs), statistics.median(sparse_runs)

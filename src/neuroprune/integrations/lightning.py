@@ -50,7 +50,8 @@ class SynapticPruning(pl.Callback):
         pruner: the SynapticPruner, available once fitting has started.
     """
 
-    def __init__(self, submodule: str | None = None, layers: Iterable[str] | None = None, **pruner_options: Any) -> None:
+    def __init__(self, submodule: str | None = None, layers: Iterable[str] | None = None,
+                 **pruner_options: Any) -> None:
         super().__init__()
         if "optimizer" in pruner_options or "model" in pruner_options:
             raise ConfigError("SynapticPruning takes the model and optimizer from the Lightning Trainer")

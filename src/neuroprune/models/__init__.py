@@ -1,7 +1,6 @@
 """Model registry and the models neuroprune ships."""
 
-from . import cnn, mlp  # noqa: F401  (registers the models)
-from . import efficientnet, imagenet, resnet, unet, vgg, vit  # noqa: F401
+from . import cnn, efficientnet, imagenet, mlp, resnet, unet, vgg, vit  # noqa: F401  (registers the models)
 from ._registry import create_model, describe_model, list_models, register_model
 from .spec import from_spec, to_spec
 

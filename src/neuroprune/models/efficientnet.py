@@ -57,7 +57,8 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _conv(inputs: int, outputs: int, kernel: int, stride: int, size: int, groups: int = 1) -> list[tuple[str, nn.Module]]:
+def _conv(inputs: int, outputs: int, kernel: int, stride: int, size: int,
+          groups: int = 1) -> list[tuple[str, nn.Module]]:
     """[(pad), conv] for a SAME convolution on a ``size`` x ``size`` map; the pad only when asymmetric."""
     before, after = same_padding(size, kernel, stride)
     conv = nn.Conv2d(inputs, outputs, kernel, stride, padding=before if before == after else 0, groups=groups,

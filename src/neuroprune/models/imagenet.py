@@ -52,7 +52,8 @@ def vgg16_body(in_channels: int = 3, num_classes: int = IMAGENET_CLASSES) -> nn.
 
 def resnet18_body(in_channels: int = 3, num_classes: int = IMAGENET_CLASSES) -> nn.Sequential:
     """torchvision's ``resnet18``: ``conv1``, ``bn1``, ``layer1.0.conv1`` ..., ``fc``."""
-    return resnet([2, 2, 2, 2], [64, 128, 256, 512], in_channels=in_channels, num_classes=num_classes, imagenet_stem=True)
+    return resnet([2, 2, 2, 2], [64, 128, 256, 512], in_channels=in_channels, num_classes=num_classes,
+                  imagenet_stem=True)
 
 
 def resnet50_body(in_channels: int = 3, num_classes: int = IMAGENET_CLASSES) -> nn.Sequential:

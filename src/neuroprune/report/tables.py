@@ -95,7 +95,9 @@ def text(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list):
-        return " ".join(text(v) for v in value) if all(isinstance(v, (int, float)) for v in value) else ", ".join(map(str, value))
+        if all(isinstance(v, (int, float)) for v in value):
+            return " ".join(text(v) for v in value)
+        return ", ".join(map(str, value))
     if isinstance(value, dict):
         return ", ".join(f"{k}={text(v)}" for k, v in value.items())
     return str(value)
@@ -130,7 +132,8 @@ def synaptic_table(records: list[RunRecord]) -> Table:
 
 def per_layer_table(record: RunRecord) -> Table:
     """Connections pruned and units removed in each layer of one synaptic run."""
-    table = Table(f"Per layer: {record.label}", ["layer", "connections", "pruned", "pruned share", "units", "dead units"],
+    table = Table(f"Per layer: {record.label}",
+                  ["layer", "connections", "pruned", "pruned share", "units", "dead units"],
                   is_compact=True)
     for row in record.result.get("per_layer") or []:
         total, pruned = number(row.get("total")), number(row.get("pruned"))

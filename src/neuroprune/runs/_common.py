@@ -44,7 +44,8 @@ def seeded_model(factory: Any, seed: int) -> nn.Module:
     return factory()
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float,
+                   weight_decay: float) -> torch.optim.Optimizer:
     """SGD with momentum or Adam over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "adam":

@@ -205,13 +205,14 @@ def cut_record(plan: DepthPlan, small: nn.Module) -> dict[str, Any]:
     spans: list[dict[str, Any]] = []
     for span, bridge in zip(plan.spans, plan.bridges):
         translator: Any = translator_after(small, span.origin) if bridge == "translator" else None
+        described = translator.config() | {"description": translator.describe()} if translator else None
         spans.append({"cut": span.cut, "origin": span.origin, "destination": span.destination,
-                      "removed": list(span.removed), "bridge": bridge,
-                      "translator": translator.config() | {"description": translator.describe()} if translator else None,
+                      "removed": list(span.removed), "bridge": bridge, "translator": described,
                       "params_removed": span.params_removed, "macs_removed": span.macs_removed})
     record: dict[str, Any] = {
         "cut": plan.cut, "bridge": plan.bridge, "removed": [name for s in spans for name in s["removed"]],
-        "params_removed": sum(s["params_removed"] for s in spans), "macs_removed": sum(s["macs_removed"] for s in spans),
+        "params_removed": sum(s["params_removed"] for s in spans),
+        "macs_removed": sum(s["macs_removed"] for s in spans),
         "spans": spans,
     }
     if len(spans) == 1:
@@ -219,9 +220,12 @@ def cut_record(plan: DepthPlan, small: nn.Module) -> dict[str, Any]:
     return record
 
 
-def _greedy(config: DepthConfig, pruner: DepthPruner, train: Any, validation: Any, out: Path) -> tuple[str, dict[str, Any]]:
+def _greedy(
+    config: DepthConfig, pruner: DepthPruner, train: Any, validation: Any, out: Path
+) -> tuple[str, dict[str, Any]]:
     """Remove segments greedily, scored on ``validation``; save the steps; returns the cuts and a summary."""
-    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch, config.min_speedup)
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch,
+                      config.min_speedup)
     started = time.perf_counter()
     found = greedy_cuts(pruner, train, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         latency_repeats=config.latency_repeats, precision=config.precision)
@@ -235,7 +239,8 @@ def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path
     """Score the candidates on ``validation`` and save the table; returns the winner and a summary."""
     short = create_loader(dataset_of(config), "fit", config.batch_size, root=config.data_root, seed=config.seed,
                           limit=config.search_limit_train or config.limit_train, pad_to=config.pad_to)
-    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch, config.min_speedup)
+    budgets = Budgets(config.max_params, config.max_macs, config.max_latency_ms, config.latency_batch,
+                      config.min_speedup)
     started = time.perf_counter()
     found = search_cuts(pruner, short, validation, tau=config.tau, budgets=budgets, efficiency=config.efficiency,
                         translator_epochs=config.search_epochs, translator_lr=config.translator_lr,
@@ -244,10 +249,10 @@ def _search(config: DepthConfig, pruner: DepthPruner, validation: Any, out: Path
                         precision=config.precision, latency_repeats=config.latency_repeats,
                         bridge=config.resolved_bridge)
     write_candidates(out, found.rows)
-    return found.best, {"strategy": "single", "seconds": time.perf_counter() - started, "base": found.base, "best": found.rows[0],
-                        "evaluated": sum(r["accuracy"] is not None for r in found.rows), "candidates": len(found.rows),
-                        "selection_split": "validation", "validation_size": len(validation.dataset),
-                        "table": "candidates.json"}
+    return found.best, {"strategy": "single", "seconds": time.perf_counter() - started, "base": found.base,
+                        "best": found.rows[0], "evaluated": sum(r["accuracy"] is not None for r in found.rows),
+                        "candidates": len(found.rows), "selection_split": "validation",
+                        "validation_size": len(validation.dataset), "table": "candidates.json"}
 
 
 def write_candidates(out: Path, rows: list[dict[str, Any]]) -> None:

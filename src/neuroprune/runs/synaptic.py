@@ -18,12 +18,12 @@ import torch
 from .. import distributed as dist_utils
 from ..config import SynapticConfig, compute_targets, to_dict
 from ..data import create_loader, dataset_info
+from ..data.user_data import resolve_dataset
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
 from ..engine.precision import resolve_device
 from ..errors import ModelError, NeuropruneError
 from ..metrics import compare_latency, count_macs, count_params
-from ..data.user_data import resolve_dataset
 from ..models.weights_file import build_model
 from ..saved_models import describe_model, save_model
 from ..storage import write_json

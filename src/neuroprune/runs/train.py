@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def model_options(dataset: str, width: float, pad_to: int | None, weights: str | None = None,
                   pretrained: bool = False, model_args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The keyword arguments ``create_model`` needs for ``dataset`` (images padded to ``pad_to``), then ``model_args``."""
+    """The keyword arguments ``create_model`` needs for ``dataset`` (padded to ``pad_to``), then ``model_args``."""
     info = dataset_info(dataset)
     options: dict[str, Any] = {"in_channels": info.in_channels, "image_size": pad_to or info.image_size,
                                "num_classes": info.num_classes, **(model_args or {})}
@@ -118,7 +118,9 @@ def run_train(
     return result
 
 
-def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+def load_trained(
+    model: str, checkpoint: str | Path | None, options: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]]:
     """Build registry model ``model`` and load ``checkpoint`` into it.
 
     ``checkpoint`` is a ``.safetensors`` file or a folder holding ``model.safetensors``;
@@ -139,7 +141,9 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
     path = Path(checkpoint)
     weights = path / "model.safetensors" if path.is_dir() else path
     if not weights.is_file():
-        raise ModelError(f"checkpoint {weights} does not exist; pass the model.safetensors written by `neuroprune train`")
+        raise ModelError(
+            f"checkpoint {weights} does not exist; pass the model.safetensors written by `neuroprune train`"
+        )
     described = weights.with_suffix(".json")
     if described.is_file():
         document = read_json_file(described)
@@ -149,7 +153,8 @@ def load_trained(model: str, checkpoint: str | Path | None, options: dict[str, A
         if "model" not in saved and isinstance(document.get("architecture"), dict):
             return _load_saved(weights, options)  # compacted or depth-pruned: rebuilt from model.json alone
         if saved.get("model") not in (None, model):
-            raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; pass --model {saved['model']}")
+            raise ModelError(f"checkpoint {weights} holds a {saved['model']!r} model, not {model!r}; "
+                             f"pass --model {saved['model']}")
         if "model_options" in saved:
             _check_same_width(options, saved["model_options"], weights)
         options = {**options, **saved.get("model_options", {})}

@@ -276,7 +276,7 @@ class RegionGraph:
 
 
 def unit_key(module: nn.Module, node: fx.Node) -> str:
-    """The outermost non-container module of ``module`` computing ``node`` (``@k``: its k-th call), else the node's name.
+    """The outermost non-container module of ``module`` computing ``node`` (``@k``: its k-th call), else its name.
 
     ``module`` is the traced model itself: a GraphModule keeps only plain modules around its leaves.
     """
@@ -383,8 +383,8 @@ def _kind(layer: nn.Module) -> str:
         return "conv" if isinstance(layer, nn.Conv2d) else "linear"
     if isinstance(layer, _GLOBAL_POOLS):  # adaptive pools end the maps of any size at a fixed one
         return "global_pool"
-    return {"norm": "norm", "normalize": "norm", "activation": "act", "pool": "pool", "flatten": "flatten", "pad": "pad",
-            "resample": "pad"}.get(trait.role, "other")
+    return {"norm": "norm", "normalize": "norm", "activation": "act", "pool": "pool", "flatten": "flatten",
+            "pad": "pad", "resample": "pad"}.get(trait.role, "other")
 
 
 def _unique_names(keys: list[str]) -> list[str]:

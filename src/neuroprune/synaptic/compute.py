@@ -30,7 +30,9 @@ from ..errors import ConfigError
 from ..metrics._forward import batch_size_of, eval_mode
 
 
-def positions_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_inputs: torch.Tensor) -> dict[str, int]:
+def positions_per_weight(
+    layers: Mapping[str, nn.Module], model: nn.Module, example_inputs: torch.Tensor
+) -> dict[str, int]:
     """MACs per sample that one weight of each layer costs: its layer's output positions.
 
     Runs ``model`` once on ``example_inputs`` (eval mode, no gradients; training flags are

@@ -29,7 +29,9 @@ AUTO = "auto"
 DEFAULT_TARGET_LATENCY = 0.5  # share of the dense layers' time left when auto picks units without a target
 
 
-def resolve_granularity(model: nn.Module, requested: str, *, has_compute_target: bool, has_units: bool) -> tuple[str, str]:
+def resolve_granularity(
+    model: nn.Module, requested: str, *, has_compute_target: bool, has_units: bool
+) -> tuple[str, str]:
     """The granularity to prune ``model`` at, and why, for a requested one that may be ``"auto"``.
 
     Args:

@@ -24,15 +24,15 @@ from ..masks import MaskedWeights, MaskViews, prunable_layers
 from ..sparsity_schedule import PolynomialSparsity
 from ..structure import compact
 from ._sync import average_over_processes, share_rank_zero_decisions
+from .compute import ComputeBudget, positions_per_weight, time_per_weight, unit_scores
+from .criteria import Criterion, create_criterion
 from .folding import fold_into_bias
+from .granularity import AUTO as AUTO_GRANULARITY
+from .granularity import resolve_granularity
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
-from .criteria import Criterion, create_criterion
 from .tracker import CRITERIA, ActivityTracker
-from .compute import ComputeBudget, positions_per_weight, time_per_weight, unit_scores
-from .granularity import AUTO as AUTO_GRANULARITY
-from .granularity import resolve_granularity
 from .units import UnitGroup, find_unit_groups
 
 GRANULARITIES = ("auto", "connection", "unit", "both")
@@ -182,7 +182,8 @@ class SynapticPruner(MaskViews):
                 time_per_weight(self.layers, model, example_inputs), shapes)
         self.masks = MaskedWeights(self.layers, optimizer)
         self.counters = {
-            name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device) for name, m in self.layers.items()
+            name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device)
+            for name, m in self.layers.items()
         }
         self.unit_counters = {
             group.name: torch.zeros(group.size, dtype=torch.int32, device=self.layers[group.name].weight.device)
@@ -239,7 +240,8 @@ class SynapticPruner(MaskViews):
         if end is None:
             raise ConfigError("target_sparsity needs to know when pruning ends: give stop_step or total_steps")
         # the target is met at the last check at or before the end, not between two checks
-        last_check = schedule.warmup_steps + schedule.check_every * ((end - schedule.warmup_steps) // schedule.check_every)
+        checks = (end - schedule.warmup_steps) // schedule.check_every
+        last_check = schedule.warmup_steps + schedule.check_every * checks
         if last_check <= schedule.warmup_steps:
             raise ConfigError(
                 f"no check falls between warmup_steps ({schedule.warmup_steps}) and the end of pruning ({end}) with "
@@ -290,7 +292,8 @@ class SynapticPruner(MaskViews):
         before = {name: self.mask(name) for name in activity}
         new_masks = dict(before)
         for name in activity:
-            self.counters[name] = self.rule.count(activity[name].to(before[name].device), self.counters[name], before[name])
+            self.counters[name] = self.rule.count(activity[name].to(before[name].device), self.counters[name],
+                                                  before[name])
         if self.unit_groups:
             self._judge_units(activity, new_masks)
         if self.granularity != "unit":

@@ -103,7 +103,8 @@ class LowActivityRule:
             return candidates  # the common case: no unit would fall below min_fan_in
         # only the units that would fall short are ranked: keep their strongest candidates
         rows = cand[short]
-        score = torch.where(rows, activity.reshape(cand.shape)[short], torch.full_like(rows, float("inf"), dtype=activity.dtype))
+        score = torch.where(rows, activity.reshape(cand.shape)[short],
+                            torch.full_like(rows, float("inf"), dtype=activity.dtype))
         rank = score.argsort(dim=1).argsort(dim=1)  # 0 = weakest candidate of the unit
         keep = cand.clone()
         keep[short] = rows & (rank < allowed[short].unsqueeze(1))

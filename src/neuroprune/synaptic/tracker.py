@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..masks import Prunable
 from .criteria import (
     Criterion,
     batch_statistic,
@@ -28,7 +29,6 @@ from .criteria import (
     list_criteria,
     statistic_width,
 )
-from ..masks import Prunable
 
 CRITERIA = list_criteria()
 

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..masks import Prunable
 from ..structure import trace_channels
 from ..structure.traits import is_depthwise
-from ..masks import Prunable
 
 
 @dataclass(frozen=True)
