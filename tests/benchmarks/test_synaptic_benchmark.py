@@ -1,15 +1,9 @@
 """The synaptic benchmark's bookkeeping: appended runs merge, learning speed and the criterion table."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "synaptic.py"
-_spec = importlib.util.spec_from_file_location("synaptic_benchmark", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from neuroprune.bench import synaptic as bench
 
 
 def _method(per_epoch, validation=None):

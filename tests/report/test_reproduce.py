@@ -1,5 +1,7 @@
-"""reproduce: the benchmark runs as a subprocess of a checkout; the page sets ours beside the claims."""
+"""reproduce: the package's benchmark suite runs as a subprocess; the page sets ours beside the claims."""
 
+import dataclasses
+import importlib
 import json
 import textwrap
 
@@ -10,7 +12,9 @@ from neuroprune.cli.reproduce import reproduce_command
 from neuroprune.errors import NeuropruneError
 from neuroprune.report.check import page_problems
 from neuroprune.report.claims import PAPERS, UNKNOWN
-from neuroprune.report.reproduce import RECIPES, find_repo, reproduce
+from neuroprune.report.reproduce import RECIPES, reproduce
+
+reproduce_module = importlib.import_module("neuroprune.report.reproduce")  # the package exports a function of that name
 
 
 def _side(accuracy, middle, **extra):
@@ -79,7 +83,7 @@ def test_zhao2021_page_refuses_other_formats_and_names_the_command(tmp_path):
         results.write_text(json.dumps(payload))
         with pytest.raises(NeuropruneError, match=reason) as caught:
             reproduce("zhao2021", tmp_path / "page", results=results)
-        assert "python benchmarks/synaptic.py --sparsities" in str(caught.value)
+        assert "python -m neuroprune.bench synaptic --sparsities" in str(caught.value)
     assert not (tmp_path / "page" / "index.html").exists()
 
 
@@ -101,28 +105,30 @@ def test_camacho2022_page_says_the_papers_numbers_are_unknown(tmp_path):
     assert len(list((tmp_path / "page" / "figures").glob("*.png"))) == 2
 
 
-def test_reproduce_runs_the_benchmark_script_of_the_checkout(tmp_path):
+def test_reproduce_runs_the_suite_as_a_module(tmp_path, monkeypatch):
     # what the quick recipe yields: one seed, one target
     run = _synaptic_run(0, 0.9800, (0.9812, 0.9790), (0.9760, 0.9770))
     del run["targets"]["0.95"]
     payload = json.dumps({"command": None, "runs": [run]})
-    script = tmp_path / "repo" / "benchmarks" / "synaptic.py"
-    script.parent.mkdir(parents=True)
-    # a stand-in benchmark: records its arguments, writes the results where it is told
-    script.write_text(textwrap.dedent(f"""
+    stand_in = tmp_path / "modules" / "stand_in_bench"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("")
+    # a stand-in for python -m neuroprune.bench: records its arguments, writes the results where it is told
+    (stand_in / "__main__.py").write_text(textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        args = sys.argv[1:]
+        suite, args = sys.argv[1], sys.argv[2:]
         out, name = Path(args[args.index("--out") + 1]), args[args.index("--name") + 1]
         payload = json.loads({payload!r})
-        payload["command"] = " ".join(args)
+        payload["command"] = suite + " " + " ".join(args)
         (out / (name + ".json")).write_text(json.dumps(payload))
     """))
-    files = reproduce("zhao2021", tmp_path / "page", quick=True, extra_args=["--seeds", "0", "1"],
-                      repo=tmp_path / "repo")
+    monkeypatch.setattr(reproduce_module, "BENCH_MODULE", "stand_in_bench")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "modules"))
+    files = reproduce("zhao2021", tmp_path / "page", quick=True, extra_args=["--seeds", "0", "1"])
 
     command = json.loads(files.results.read_text())["command"]
-    assert command.startswith(" ".join(RECIPES["zhao2021"].quick)) and "--seeds 0 1 --out" in command
+    assert command.startswith("synaptic " + " ".join(RECIPES["zhao2021"].quick)) and "--seeds 0 1 --out" in command
     assert files.results.parent == tmp_path / "page" / "benchmark"
     assert page_problems(files.html) == []
     markdown = files.markdown.read_text()
@@ -131,17 +137,33 @@ def test_reproduce_runs_the_benchmark_script_of_the_checkout(tmp_path):
     # one target draws no accuracy-vs-sparsity curve
     assert [p.name for p in (tmp_path / "page" / "figures").glob("*.png")] == ["zhao2021-epochs-mnist-mlp.png"]
 
-    script.write_text("import sys; sys.exit(3)")
-    with pytest.raises(NeuropruneError, match="exit status 3"):
-        reproduce("zhao2021", tmp_path / "page2", quick=True, repo=tmp_path / "repo")
+    (stand_in / "__main__.py").write_text("import sys; sys.exit(3)")
+    with pytest.raises(NeuropruneError, match="synaptic suite failed with exit status 3"):
+        reproduce("zhao2021", tmp_path / "page2", quick=True)
 
 
-def test_without_a_checkout_the_error_says_what_to_do(tmp_path):
-    with pytest.raises(NeuropruneError, match="benchmarks/depth.py not found.*--results"):
-        find_repo("benchmarks/depth.py", repo=tmp_path)
-    result = CliRunner().invoke(reproduce_command, ["zhao2021", "--quick", "--repo", str(tmp_path),
-                                                    "--out", str(tmp_path / "page")])
-    assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
+@pytest.mark.slow
+def test_reproduce_needs_no_checkout(tmp_path, monkeypatch):
+    """The real synaptic suite, from the package, in a folder that is no checkout (digits: bundled, seconds)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(reproduce_command, ["zhao2021", "--quick", "--", "--datasets", "digits",
+                                                    "--epochs", "1", "--limit-train", "300"])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "reproduce" / "zhao2021"
+    payload = json.loads((page / "benchmark" / "synaptic.json").read_text())
+    assert payload["command"].startswith("python -m neuroprune.bench synaptic --datasets mnist")
+    assert [run["dataset"] for run in payload["runs"]] == ["digits"]
+    assert page_problems(page / "index.html") == [] and (page / "report.md").is_file()
+
+
+def test_a_missing_suite_dependency_is_one_line_before_anything_runs(tmp_path, monkeypatch):
+    recipe = dataclasses.replace(RECIPES["camacho2022"], needs=(("no_such_module_np", "bench"),))
+    monkeypatch.setitem(RECIPES, "camacho2022", recipe)
+    result = CliRunner().invoke(reproduce_command, ["camacho2022", "--quick", "--out", str(tmp_path / "page")])
+    assert result.exit_code == 2 and 'pip install "neuroprune[bench]"' in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "page").exists()
+    with pytest.raises(NeuropruneError, match="needs no_such_module_np"):
+        reproduce("camacho2022", tmp_path / "page", quick=True)
 
 
 def test_claims_mark_unknown_figures_as_unknown():

@@ -20,8 +20,8 @@ Models: ``name:width`` for the CIFAR-style nets (images padded to 32x32), or
 upsampled to 64 inside the network; `neuroprune models fetch efficientnet_lite0` first).
 
 Usage:
-    PYTHONPATH=src python benchmarks/depth.py --out benchmarks/results
-Needs: `neuroprune data fetch fashion-mnist`, `pip install torch==2.13.0 torch-pruning`.
+    python -m neuroprune.bench depth --out DIR    (or, in a checkout, python benchmarks/depth.py)
+Needs: `neuroprune data fetch fashion-mnist`, `pip install torch==2.13.0 "neuroprune[bench]"` (Torch-Pruning).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import argparse
 import copy
 import json
 import logging
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +48,28 @@ from neuroprune.depth import (
     recover,
     search_cuts,
 )
-from neuroprune.depth.greedy import greedy_cuts
 from neuroprune.depth.graph_spec import save_graph_model
+from neuroprune.depth.greedy import greedy_cuts
 from neuroprune.depth.init import init_translators
 from neuroprune.engine import evaluate
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
-from torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs
+
+from ._common import DEFAULT_OUT, command
+from .torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs, require_torch_pruning
 
 DATASET = "fashion-mnist"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Path | None = None) -> None:
+    """Run the suite with the command-line arguments ``argv`` (default: this process's).
+
+    ``prog`` names the command in the help (default ``python -m neuroprune.bench depth``);
+    ``out`` is the default of ``--out`` (default ``benchmarks/results``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=prog or command("depth"), description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vgg16:0.25,resnet56:0.25",
                         help="name:width, comma separated; efficientnet_lite0:pretrained for the ImageNet network")
     parser.add_argument("--limit-train", type=int, default=4000)
@@ -97,14 +107,15 @@ def main() -> None:
                         help="only add to these result JSON files a Torch-Pruning row as fast as their depth (search) "
                              "variant at batch 64 (the other rows are matched at batch 1), same fine-tuning")
     parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=out or DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=Path("/tmp/neuroprune_bench_depth"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.retime:
         for path in args.retime:
             retime(path, args)
         return
     if args.match_batch64:
+        require_torch_pruning()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         torch.set_num_threads(args.train_threads)
         for path in args.match_batch64:
@@ -121,6 +132,7 @@ def main() -> None:
         merged["notes"] = args.note
         write(merged, args.out, args.name)
         return
+    require_torch_pruning()  # before any training: every model has Torch-Pruning rows
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.train_threads)
     results: dict[str, Any] = {"dataset": DATASET, "settings": {k: str(v) for k, v in vars(args).items()},
@@ -140,7 +152,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     pad_to = None if pretrained else 32
     width_value = 1.0 if pretrained else float(width)
     config = TrainConfig(model=name, dataset=DATASET, width=width_value, pad_to=pad_to, epochs=args.epochs, lr=0.05,
-                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained, seed=args.seed)
+                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained,
+                         seed=args.seed)
     folder = args.work / f"{name}_{width}"
     if args.reuse_base and (folder / "result.json").is_file():
         trained = json.loads((folder / "result.json").read_text())
@@ -248,13 +261,15 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
         # kept so latency can be timed again on a quiet machine
         save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=_slug(label))
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
-    return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, "search_seconds": search_seconds,
-            "search_strategy": args.strategy, "search_candidates": search_candidates, "search_evaluated": len(evaluated),
+    return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows,
+            "search_seconds": search_seconds, "search_strategy": args.strategy,
+            "search_candidates": search_candidates, "search_evaluated": len(evaluated),
             "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
                             for r in evaluated]}
 
 
-def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor, args: argparse.Namespace) -> dict[str, dict]:
+def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor,
+                        args: argparse.Namespace) -> dict[str, dict]:
     """Latency per model and its speed-up over ``base`` at batch 1 and 64 (``compare_latency``)."""
     result: dict[str, dict] = {label: {"latency_threads": args.threads, "latency_rounds": args.rounds}
                                for label in models}
@@ -337,7 +352,8 @@ def _slug(label: str) -> str:
 def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Depth pruning on Fashion-MNIST (CIFAR-style nets padded to 32x32; EfficientNet-Lite0 at 28 px, upsampled to 64 inside)", "",
+    lines = ["# Depth pruning on Fashion-MNIST (CIFAR-style nets padded to 32x32; EfficientNet-Lite0 at 28 px, "
+             "upsampled to 64 inside)", "",
              f"Settings: {json.dumps(results['settings'])}", ""]
     lines += [f"- {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else [])
     for run in results.get("runs", []):
@@ -346,7 +362,8 @@ def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
         variants = model["variants"]
         base = variants["base"]
         lines += ["", f"## {key} (wall {model.get('wall_seconds', 0) / 60:.1f} min)", "",
-                  "| variant | accuracy | params | MACs | latency b1 (ms) | speedup b1 | latency b64 (ms) | speedup b64 | detail |",
+                  "| variant | accuracy | params | MACs | latency b1 (ms) | speedup b1 | latency b64 (ms) "
+                  "| speedup b64 | detail |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for label, row in variants.items():
             detail = ", ".join(f"{k}={row[k]}" for k in ("cut", "translator", "channel_ratio") if k in row)

@@ -22,11 +22,11 @@ folders when given.
 Timing: ``neuroprune.metrics.measure_latency`` (median of ``--repeats`` calls after
 warm-up); the variants of one configuration are interleaved over ``--rounds`` rounds and
 each speed-up is the median over rounds of dense_ms / variant_ms measured in the same
-round (slow configurations get fewer calls per round, at least 5). The FLOP ratio is ``count_macs(dense) / count_sparse_macs(masked)``.
+round (slow configurations get fewer calls per round, at least 5). The FLOP ratio is
+``count_macs(dense) / count_sparse_macs(masked)``.
 
-Usage:
-    PYTHONPATH=src python benchmarks/speed.py --run /tmp/run_mnist1 --depth-run /tmp/depth_run1 \
-        --out benchmarks/results
+Usage (or, in a checkout, ``python benchmarks/speed.py``):
+    python -m neuroprune.bench speed --run /tmp/run_mnist1 --depth-run /tmp/depth_run1 --out DIR
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ import argparse
 import json
 import logging
 import statistics
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +45,26 @@ import torch
 from torch import nn
 
 import neuroprune as npr
-from neuroprune.storage import load_torch
 from neuroprune.export import InferenceChain, load_run_model, sparsify
 from neuroprune.metrics import count_macs, count_sparse_macs, measure_latency
 from neuroprune.runs._common import environment
+from neuroprune.storage import load_torch
+
+from ._common import DEFAULT_OUT, command
 
 log = logging.getLogger("speed")
 INPUT_SHAPE = (1, 28, 28)
 _BUDGET_S = 0.25  # seconds of timed calls per variant and round
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Path | None = None) -> None:
+    """Run the suite with the command-line arguments ``argv`` (default: this process's).
+
+    ``prog`` names the command in the help (default ``python -m neuroprune.bench speed``);
+    ``out`` is the default of ``--out`` (default ``benchmarks/results``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=prog or command("speed"), description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp,lenet5")
     parser.add_argument("--sparsities", default="0.5,0.8,0.9,0.95,0.98")
     parser.add_argument("--batch-sizes", default="1,256")
@@ -64,8 +74,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", default="1", help="torch thread counts, comma separated, each a full pass")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=out or DEFAULT_OUT)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     batches = [int(b) for b in args.batch_sizes.split(",")]
     started = time.time()
@@ -157,7 +167,8 @@ def _synaptic_rows(model: str, pruning: str, dense: nn.Module, masked: nn.Module
             "sparsity": 1 - count_sparse_macs(masked, x1[:1]) / count_macs(masked, x1[:1]),
             "batch": batch,
             "flop_ratio": flop_ratio,
-            "kernels": {name: c.kind + (f"<{c.dense_below}:dense" if c.dense_below else "") for name, c in choices.items()},
+            "kernels": {name: c.kind + (f"<{c.dense_below}:dense" if c.dense_below else "")
+                        for name, c in choices.items()},
             "max_abs_diff_vs_masked": errors,
             **timing,
         })
@@ -276,8 +287,9 @@ def _markdown(results: dict[str, Any]) -> str:
         ms, sp = row["ms"], row["speedup"]
         cells = [f"{ms[k]:.4f} ({sp[k]:.2f}x)" for k in ("compact", "lean", "sparse", "all_csr")]
         kernels = ", ".join(f"{k}:{v}" for k, v in row["kernels"].items())
-        lines.append(f"| {row['threads']} | {row['model']} | {row['pruning']} | {row['sparsity']:.1%} | {row['batch']} | "
-                     f"{row['flop_ratio']:.1f}x | {ms['dense']:.4f} | " + " | ".join(cells) + f" | {kernels} |")
+        lines.append(f"| {row['threads']} | {row['model']} | {row['pruning']} | {row['sparsity']:.1%} | "
+                     f"{row['batch']} | {row['flop_ratio']:.1f}x | {ms['dense']:.4f} | " + " | ".join(cells)
+                     + f" | {kernels} |")
     lines += ["", "## Targets (MLP at >= 90% pruned, variant `sparse` vs `dense`)", ""]
     for row in results["synaptic"]:
         if row["model"] == "mlp" and row["sparsity"] >= 0.9 - 1e-9:
@@ -291,8 +303,9 @@ def _markdown(results: dict[str, Any]) -> str:
                   "| threads | model | pruning | batch | MAC ratio | base ms | depth ms | speed-up |",
                   "|---:|---|---|---:|---:|---:|---:|---:|"]
         for row in results["depth"]:
-            lines.append(f"| {row['threads']} | {row['model']} | {row['pruning']} | {row['batch']} | {row['flop_ratio']:.1f}x | "
-                         f"{row['ms']['base']:.3f} | {row['ms']['depth']:.3f} | {row['speedup']['depth']:.2f}x |")
+            lines.append(f"| {row['threads']} | {row['model']} | {row['pruning']} | {row['batch']} | "
+                         f"{row['flop_ratio']:.1f}x | {row['ms']['base']:.3f} | {row['ms']['depth']:.3f} | "
+                         f"{row['speedup']['depth']:.2f}x |")
     lines.append("")
     return "\n".join(lines)
 

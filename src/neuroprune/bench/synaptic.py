@@ -59,7 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.synaptic.criteria import list_criteria
 from neuroprune.synaptic.schedule import resolve_schedule
 
+from ._common import DEFAULT_OUT, command
+
+# the recipes: the package's copy of the repository's configs/synaptic_*.yaml (a test keeps them equal)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
                "max_fraction_per_check", "sample_every", "fold_bias", "granularity")
@@ -86,8 +89,16 @@ EVAL_BATCH = 200  # a conv net evaluates about 2x faster per image on one CPU th
 MARGIN = 0.005  # "reaches dense": within 0.5 points of the same seed's dense final accuracy
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Path | None = None) -> None:
+    """Run the suite with the command-line arguments ``argv`` (default: this process's).
+
+    ``prog`` is the command the results record (default ``python -m neuroprune.bench
+    synaptic``); ``out`` is the default of ``--out`` (default ``benchmarks/results``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or command("synaptic")
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     parser.add_argument("--models", nargs="+", default=["mlp"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -100,7 +111,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the config's epochs (quick runs)")
     parser.add_argument("--limit-train", type=int, help="use only the first N training samples (quick runs)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds [default: 7]")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--out", type=Path, default=out or DEFAULT_OUT)
     parser.add_argument("--name", default="synaptic", help="stem of the output files")
     parser.add_argument("--sample-every", type=int, nargs="+",
                         help="time the pruner's overhead at these sample_every values instead of training")
@@ -119,7 +130,8 @@ def main() -> None:
                         help="train nothing: rewrite <name>.md (and with --plot the PNGs) from <name>.json")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training and timing; small models train fastest on one [default: 1]")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.command = " ".join([prog, *argv])  # as the results record it
     torch.set_num_threads(args.threads)
     if args.sample_every:
         _overhead_table(args)
@@ -365,7 +377,8 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> d
     machine touches both sides of a ratio. Process CPU time, not wall time.
     """
     train, _, _ = _data(config, 0)
-    check_every = config["check_every"] if isinstance(config["check_every"], int) else max(1, len(train) * config["epochs"] // 100)
+    check_every = (config["check_every"] if isinstance(config["check_every"], int)
+                   else max(1, len(train) * config["epochs"] // 100))
     steps = 2 * check_every
     batches: list[Any] = []
     while len(batches) < steps:
@@ -374,7 +387,8 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> d
     for round_ in range(repeats):
         for mode in ("plain", "pruner") if round_ % 2 == 0 else ("pruner", "plain"):
             model = _build(config, 0)
-            optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"], config["weight_decay"])
+            optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"],
+                                       config["weight_decay"])
             pruner = None
             if mode == "pruner":
                 options = {**config, "check_every": check_every, "warmup_steps": 0, "stop_step": None,
@@ -405,17 +419,18 @@ def _overhead_table(args: argparse.Namespace) -> None:
             for every in args.sample_every:
                 rows.append({"dataset": dataset, "model": model, "sample_every": every, **_overhead(config, every)})
                 print(json.dumps(rows[-1]), flush=True)
-    lines = ["# Pruner overhead by sample_every", "", f"Command: `python benchmarks/synaptic.py {' '.join(sys.argv[1:])}`",
+    lines = ["# Pruner overhead by sample_every", "", f"Command: `{args.command}`",
              "", "Process CPU time per training step over two check intervals, with and without the pruner in "
              f"alternating order; overhead = median over {rows[0]['repeats'] if rows else 0} rounds of the per-round "
              f"ratio, with its quartiles; {torch.get_num_threads()} thread(s).", "",
-             "| data set | model | criterion | sample_every | plain ms/step | with pruner ms/step | overhead (quartiles) |",
+             "| data set | model | criterion | sample_every | plain ms/step | with pruner ms/step "
+             "| overhead (quartiles) |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['dataset']} | {r['model']} | {r['criterion']} | {r['sample_every']} | {r['plain_ms_per_step']:.2f} | "
-              f"{r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% ({100 * r['overhead_quartiles'][0]:+.1f}% "
-              f"to {100 * r['overhead_quartiles'][2]:+.1f}%) |" for r in rows]
+    lines += [f"| {r['dataset']} | {r['model']} | {r['criterion']} | {r['sample_every']} | "
+              f"{r['plain_ms_per_step']:.2f} | {r['pruner_ms_per_step']:.2f} | {100 * r['overhead']:+.1f}% "
+              f"({100 * r['overhead_quartiles'][0]:+.1f}% to {100 * r['overhead_quartiles'][2]:+.1f}%) |" for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", {"command": " ".join(sys.argv), "rows": rows, "environment": environment()})
+    write_json(args.out / f"{args.name}.json", {"command": args.command, "rows": rows, "environment": environment()})
     atomic_write_bytes(args.out / f"{args.name}.md", ("\n".join(lines) + "\n").encode())
 
 
@@ -425,7 +440,7 @@ def _overhead_table(args: argparse.Namespace) -> None:
 def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}.json"
-    command = "python benchmarks/synaptic.py " + " ".join(sys.argv[1:])
+    command = args.command
     with _locked(args.name):  # several commands may append to one file at once
         if args.append and path.is_file():
             payload = json.loads(path.read_text())
@@ -521,8 +536,8 @@ def _study_markdown(payload: dict[str, Any]) -> str:
                  "best mean validation accuracy at that sparsity (the choice; test is never used to choose). "
                  "*vs GMP*: test accuracy minus that of the GMP variant (global or per layer) with the better mean "
                  "validation accuracy, same seed. *Epoch reaching dense*: per seed, the first epoch at which "
-                 "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never; n/a: no "
-                 "dense run of that seed).\n")
+                 "validation / test accuracy reaches that seed's dense final accuracy minus 0.5 points (— never; "
+                 "n/a: no dense run of that seed).\n")
     settings: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for run in payload["runs"]:
         settings.setdefault(_setting(run), []).append(run)
@@ -623,9 +638,10 @@ def _sparsity_markdown(payload: dict[str, Any]) -> str:
             syn = [100 * r["targets"][target]["synaptic"]["test_accuracy"] for r in runs]
             gmp = [100 * r["targets"][target]["gmp"]["test_accuracy"] for r in runs]
             diff = [s - g for s, g in zip(syn, gmp)]
-            params = [statistics.mean(r["targets"][target][m]["params_compact"] for r in runs) for m in ("synaptic", "gmp")]
-            lines.append(f"| {dataset} | {model} | {len(runs)} | {100 * float(target):.0f}% | {_ms(dense)} | {_ms(syn)} | "
-                         f"{_ms(gmp)} | {_ms(diff, signed=True)} | {params[0]:,.0f} / {params[1]:,.0f} |")
+            params = [statistics.mean(r["targets"][target][m]["params_compact"] for r in runs)
+                      for m in ("synaptic", "gmp")]
+            lines.append(f"| {dataset} | {model} | {len(runs)} | {100 * float(target):.0f}% | {_ms(dense)} | "
+                         f"{_ms(syn)} | {_ms(gmp)} | {_ms(diff, signed=True)} | {params[0]:,.0f} / {params[1]:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -635,8 +651,8 @@ def _unit_markdown(payload: dict[str, Any]) -> str:
     lines += ["Test accuracy (%), mean ± std over seeds. *scratch*: the compacted model's final shape trained from "
               "scratch with the same recipe. Speed-up over dense: median over interleaved rounds in one process; "
               "*lean* is the compacted model in the export's inference chain.\n",
-              f"| data set | model | seeds | pruned | widths (seed 0) | dense | synaptic ({granularity}) | scratch, same shape | "
-              "speed-up compact | speed-up lean |",
+              f"| data set | model | seeds | pruned | widths (seed 0) | dense | synaptic ({granularity}) "
+              "| scratch, same shape | speed-up compact | speed-up lean |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for (dataset, model), runs in _groups(payload["runs"]).items():
         acc = {m: [100 * r[m]["test_accuracy"] for r in runs if m in r] for m in ("dense", "synaptic", "scratch")}
@@ -646,8 +662,8 @@ def _unit_markdown(payload: dict[str, Any]) -> str:
                                f"(b{b.removeprefix('batch_')})" for b in batches)
                  for v in ("compact", "lean")}
         lines.append(f"| {dataset} | {model} | {len(runs)} | {_ms(pruned, 1)}% | {runs[0]['synaptic']['widths']} | "
-                     f"{_ms(acc['dense'])} | {_ms(acc['synaptic'])} | {_ms(acc['scratch']) if acc['scratch'] else '—'} | "
-                     f"{speed['compact']} | "
+                     f"{_ms(acc['dense'])} | {_ms(acc['synaptic'])} | "
+                     f"{_ms(acc['scratch']) if acc['scratch'] else '—'} | {speed['compact']} | "
                      f"{speed['lean']} |")
     return "\n".join(lines) + "\n"
 

@@ -1,9 +1,11 @@
 """Torch-Pruning as a benchmark peer: channel pruning to a MAC target or to a measured latency.
 
-Torch-Pruning (``pip install torch-pruning``, the ``bench`` extra) removes whole channels
+Torch-Pruning (the ``bench`` extra: ``pip install "neuroprune[bench]"``) removes whole channels
 by L2 weight magnitude and fixes every dependent layer with its own dependency graph. The
 library does not use it (its channel pruning is :mod:`neuroprune.structure.channel_pruning`,
-on the structural model compaction reads); the depth benchmark compares against it.
+on the structural model compaction reads); the depth and units suites compare against it.
+Importing this module does not import Torch-Pruning: :func:`require_torch_pruning` does, when
+a suite first needs it.
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ from neuroprune.metrics import compare_latency, count_macs
 log = logging.getLogger(__name__)
 
 
-def _torch_pruning() -> Any:
+INSTALL_HINT = 'pip install "neuroprune[bench]"'
+
+
+def require_torch_pruning() -> Any:
+    """The ``torch_pruning`` module, imported now.
+
+    Raises:
+        NeuropruneError: it is not installed; the one-line message says how to install it.
+    """
     try:
         import torch_pruning
     except ImportError:
         raise NeuropruneError(
-            "channel pruning needs Torch-Pruning: pip install torch-pruning "
-            "(keep your torch version pinned in the same command, e.g. pip install torch==2.13.0 torch-pruning)"
+            f"this benchmark compares with Torch-Pruning, which is not installed: {INSTALL_HINT} "
+            "(with your torch version pinned in the same command, e.g. pip install torch==2.13.0 "
+            '"neuroprune[bench]")'
         ) from None
     return torch_pruning
 
@@ -55,7 +66,7 @@ def prune_channels(model: nn.Module, example_inputs: torch.Tensor, ratio: float)
     """
     if not 0 <= ratio < 1:
         raise ConfigError(f"the channel pruning ratio must be in [0, 1), got {ratio}")
-    tp = _torch_pruning()
+    tp = require_torch_pruning()
     pruned = copy.deepcopy(model).eval()
     if ratio == 0:
         return pruned

@@ -42,6 +42,7 @@ import multiprocessing
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,12 @@ from typing import Any
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synaptic import (
+import neuroprune as npr
+from neuroprune.runs._common import environment
+from neuroprune.storage import atomic_write_bytes, write_json
+
+from ._common import DEFAULT_OUT, command
+from .synaptic import (
     PRUNER_KEYS,
     _batch_of,
     _build,
@@ -60,21 +65,26 @@ from synaptic import (
     _ms,
     _widths,
 )
-from torch_pruning_peer import prune_channels_to_latency
-
-import neuroprune as npr
-from neuroprune.runs._common import environment
-from neuroprune.storage import atomic_write_bytes, write_json
+from .torch_pruning_peer import prune_channels_to_latency, require_torch_pruning
 
 BATCHES = (1, 64)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Path | None = None) -> None:
+    """Run the suite with the command-line arguments ``argv`` (default: this process's).
+
+    ``prog`` is the command the results record (default ``python -m neuroprune.bench
+    units``); ``out`` is the default of ``--out`` (default ``benchmarks/results``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or command("units")
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--target-macs", type=float, help="share of dense MACs the synaptic run keeps (required to run)")
+    parser.add_argument("--target-macs", type=float,
+                        help="share of dense MACs the synaptic run keeps (required to run)")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--limit-train", type=int, help="first N images of the fit split")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config options")
@@ -83,11 +93,12 @@ def main() -> None:
     parser.add_argument("--parallel", action="store_true",
                         help="train independent variants in separate processes (dense with synaptic; then the "
                              "Torch-Pruning rows with scratch); timing stays in this process, after all training")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--out", type=Path, default=out or DEFAULT_OUT)
     parser.add_argument("--name", default="units")
     parser.add_argument("--merge", type=Path, nargs="+", help="only combine the runs of these JSON files into --name")
     parser.add_argument("--note", action="append", default=[], help="with --merge: a line for the report's notes")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.command = " ".join([prog, *argv])  # as the results record it
     if args.merge:
         merged: dict[str, Any] = {"runs": [], "notes": args.note}
         for path in args.merge:
@@ -98,8 +109,9 @@ def main() -> None:
         return
     if args.target_macs is None:
         parser.error("--target-macs is required (or --merge)")
+    require_torch_pruning()  # before any training: every run has Torch-Pruning rows
     torch.set_num_threads(args.threads)
-    args.units, args.sparsities, args.sample_every = None, None, None  # what benchmarks/synaptic.py's _config reads
+    args.units, args.sparsities, args.sample_every = None, None, None  # what the synaptic suite's _config reads
     config = _config(args.dataset, args.model, args)
     config.update(granularity="unit", target_sparsity=None, target_macs=None, target_speedup=None)
     started = time.perf_counter()
@@ -188,7 +200,8 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "parallel": args.parallel, "rows": rows, "latency": latency}
 
 
-def _timed(model: nn.Module, config: dict[str, Any], seed: int, threads: int, callbacks: list[Any]) -> tuple[Any, float]:
+def _timed(model: nn.Module, config: dict[str, Any], seed: int, threads: int,
+           callbacks: list[Any]) -> tuple[Any, float]:
     torch.set_num_threads(threads)
     fit, validation, _ = loaders(config, seed)
     started = time.perf_counter()
@@ -246,7 +259,7 @@ class GradualChannels:
     """
 
     def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ratio: float, checks: list[int]) -> None:
-        import torch_pruning as tp
+        tp = require_torch_pruning()
 
         self.model = model
         self.checks = set(checks)
@@ -296,7 +309,7 @@ def save(args: argparse.Namespace, run: dict[str, Any]) -> None:
     payload = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     key = (run["dataset"], run["model"], run["seed"])
     payload["runs"] = [r for r in payload["runs"] if (r["dataset"], r["model"], r["seed"]) != key] + [run]
-    run["command"] = "python benchmarks/units.py " + " ".join(sys.argv[1:])
+    run["command"] = args.command
     run["environment"] = environment()
     write_json(path, payload)
     atomic_write_bytes(args.out / f"{args.name}.md", markdown(payload).encode())
@@ -305,9 +318,9 @@ def save(args: argparse.Namespace, run: dict[str, Any]) -> None:
 def markdown(payload: dict[str, Any]) -> str:
     lines = ["# Synaptic unit pruning (MAC-aware) vs Torch-Pruning at equal measured latency", "",
              "Accuracy (%) on the test split (validation in brackets), mean over seeds. Speed-up over dense: median of "
-             "per-round ratios, interleaved rounds in one process; *tp@bN*: Torch-Pruning's ratio bisected so its final "
-             "shape runs as fast as the synaptic model at batch N. *scratch* has the synaptic model's shape (same "
-             "latency). Commands and per-run settings are in the JSON file.", ""]
+             "per-round ratios, interleaved rounds in one process; *tp@bN*: Torch-Pruning's ratio bisected so its "
+             "final shape runs as fast as the synaptic model at batch N. *scratch* has the synaptic model's shape "
+             "(same latency). Commands and per-run settings are in the JSON file.", ""]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in payload["runs"]:
         groups.setdefault((run["dataset"], run["model"]), []).append(run)

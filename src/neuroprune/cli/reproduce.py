@@ -1,7 +1,8 @@
 """``neuroprune reproduce PAPER``: run a paper's benchmark suite and compare with its claims.
 
-``zhao2021`` runs ``benchmarks/synaptic.py`` and ``camacho2022`` runs ``benchmarks/depth.py``
-(``--quick`` for small settings; arguments after ``--`` go to the script), or ``--results``
+``zhao2021`` runs the ``synaptic`` suite and ``camacho2022`` the ``depth`` suite of
+:mod:`neuroprune.bench`, from the installed package (``--quick`` for small settings; arguments
+after ``--`` go to the suite), or ``--results``
 builds the page from an existing benchmark JSON. Writes a folder holding ``index.html``,
 ``report.md`` and ``figures/`` beside the benchmark's files. Options can also come from a
 YAML file (:class:`ReproduceConfig`, ``--config``).
@@ -27,7 +28,6 @@ class ReproduceConfig:
     quick: bool = False
     out: str | None = None
     results: str | None = None
-    repo: str | None = None
 
 
 @click.command("reproduce", context_settings={"ignore_unknown_options": True})
@@ -41,16 +41,16 @@ class ReproduceConfig:
               help="Folder for the page and the benchmark's files [default: reproduce/PAPER].")
 @click.option("--results", type=click.Path(dir_okay=False),
               help="Build the page from this benchmark JSON instead of running the benchmark.")
-@click.option("--repo", type=click.Path(file_okay=False),
-              help="Source checkout holding benchmarks/ [default: found from the package or the current folder].")
 @friendly_errors
 def reproduce_command(paper: str, benchmark_args: tuple[str, ...], config_path: Path | None, **options: Any) -> None:
     """Run PAPER's benchmark suite and write a page of our numbers beside the paper's claims.
 
-    zhao2021 runs benchmarks/synaptic.py (synaptic vs dense and gradual magnitude pruning);
-    camacho2022 runs benchmarks/depth.py (depth pruning vs identity replacement and
-    Torch-Pruning). Arguments after `--` go to the benchmark script and override the
-    mode's, e.g. `neuroprune reproduce zhao2021 --quick -- --seeds 0 1`.
+    zhao2021 runs the synaptic suite (synaptic vs dense and gradual magnitude pruning);
+    camacho2022 runs the depth suite (depth pruning vs identity replacement and
+    Torch-Pruning; needs `pip install "neuroprune[bench]"`). The suites ship with the
+    package (`python -m neuroprune.bench`): no source checkout is needed. Arguments after
+    `--` go to the suite and override the mode's, e.g.
+    `neuroprune reproduce zhao2021 --quick -- --seeds 0 1`.
     """
     from ..report.reproduce import RECIPES, reproduce
 
@@ -58,13 +58,12 @@ def reproduce_command(paper: str, benchmark_args: tuple[str, ...], config_path: 
     quick = config.quick
     out = Path(config.out) if config.out else Path("reproduce") / paper
     results = Path(config.results) if config.results else None
-    repo = Path(config.repo) if config.repo else None
     if results is None:
         recipe = RECIPES[paper]
         mode = recipe.quick if quick else recipe.full
-        click.echo(f"running {recipe.script} {' '.join([*mode, *benchmark_args])}", err=True)
+        click.echo(f"running {recipe.command} {' '.join([*mode, *benchmark_args])}", err=True)
     elif benchmark_args or quick:
         raise NeuropruneError("--results builds the page from an existing file: it takes no --quick or benchmark "
                               "arguments")
-    files = reproduce(paper, out, quick=quick, extra_args=benchmark_args, results=results, repo=repo)
+    files = reproduce(paper, out, quick=quick, extra_args=benchmark_args, results=results)
     click.echo(f"reproduction page: {files.html} (Markdown: {files.markdown}; results: {files.results})")

@@ -1,13 +1,13 @@
 """``reproduce``: run a paper's benchmark suite, then write a page of our numbers beside its claims.
 
-The suites are the scripts in the repository's ``benchmarks/`` folder. They are not part of
-the installed package, so they run as subprocesses of a source checkout: the checkout
-holding the imported ``neuroprune`` (``src/`` layout), or the current folder or one of its
-parents, or ``repo``. The subprocess imports the same ``neuroprune`` as the caller.
+The suites are part of the installed package (:mod:`neuroprune.bench`), so no source checkout
+is needed: a suite runs as ``python -m neuroprune.bench SUITE`` in a subprocess (its own
+torch threads and memory), which imports the same ``neuroprune`` as the caller.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -26,6 +26,7 @@ from .synaptic_page import zhao2021_page
 
 log = logging.getLogger(__name__)
 BENCHMARK_DIR = "benchmark"
+BENCH_MODULE = "neuroprune.bench"  # run as ``python -m BENCH_MODULE SUITE ...``
 
 
 @dataclass(frozen=True)
@@ -34,40 +35,49 @@ class Recipe:
 
     Attributes:
         paper: the key used on the command line.
-        script: the benchmark script, relative to the repository root.
-        results_name: the JSON file the script writes into its ``--out`` folder.
+        suite: the benchmark suite (:data:`neuroprune.bench.SUITES`).
+        results_name: the JSON file the suite writes into its ``--out`` folder.
         quick: arguments of the quick mode (minutes on two CPU cores).
         full: arguments of the full mode.
-        out_args: arguments that send the script's files into the output folder, with
+        out_args: arguments that send the suite's files into the output folder, with
             ``{out}`` standing for that folder.
+        needs: modules the suite imports beyond neuroprune's own dependencies, with the
+            extra that installs them.
     """
 
     paper: str
-    script: str
+    suite: str
     results_name: str
     quick: tuple[str, ...]
     full: tuple[str, ...]
     out_args: tuple[str, ...] = ("--out", "{out}")
+    needs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def command(self) -> str:
+        """The command that runs the suite, without its arguments."""
+        return f"python -m {BENCH_MODULE} {self.suite}"
 
 
 RECIPES: dict[str, Recipe] = {
     # Quick: one target and 3 epochs; the automatic check schedule scales with the run's
     # length, so even 3 epochs reach the target. Full: the targets the GMP peer is compared at.
     "zhao2021": Recipe(
-        "zhao2021", "benchmarks/synaptic.py", "synaptic.json",
+        "zhao2021", "synaptic", "synaptic.json",
         quick=("--datasets", "mnist", "--models", "mlp", "--seeds", "0", "--epochs", "3", "--sparsities", "0.9"),
         full=("--datasets", "mnist", "fashion-mnist", "--models", "mlp", "--seeds", "0", "1", "2",
               "--sparsities", "0.9", "0.95", "0.98"),
         out_args=("--out", "{out}", "--name", "synaptic"),
     ),
-    # Full: the script's own defaults (VGG-16 and ResNet-56 at width 0.25 on Fashion-MNIST).
+    # Full: the suite's own defaults (VGG-16 and ResNet-56 at width 0.25 on Fashion-MNIST).
     "camacho2022": Recipe(
-        "camacho2022", "benchmarks/depth.py", "depth.json",
-        quick=("--models", "resnet20:0.25", "--limit-train", "2000", "--limit-test", "1000", "--limit-validation", "1000",
-               "--search-train", "500",
+        "camacho2022", "depth", "depth.json",
+        quick=("--models", "resnet20:0.25", "--limit-train", "2000", "--limit-test", "1000",
+               "--limit-validation", "1000", "--search-train", "500",
                "--epochs", "2", "--finetune-epochs", "1", "--max-evaluated", "4", "--repeats", "10"),
         full=(),
         out_args=("--out", "{out}", "--work", "{out}/work"),
+        needs=(("torch_pruning", "bench"),),
     ),
 }
 
@@ -94,7 +104,6 @@ def reproduce(
     quick: bool = False,
     extra_args: Sequence[str] = (),
     results: str | Path | None = None,
-    repo: str | Path | None = None,
 ) -> ReproductionFiles:
     """Run ``paper``'s benchmark suite and write its results page into ``out_dir``.
 
@@ -103,18 +112,16 @@ def reproduce(
         out_dir: folder for ``index.html``, ``report.md``, ``figures/`` and the
             benchmark's own files (in ``benchmark/``).
         quick: run the quick mode (minutes on two CPU cores) instead of the full one.
-        extra_args: more arguments for the benchmark script; they come last, so they
+        extra_args: more arguments for the benchmark suite; they come last, so they
             override the mode's (e.g. ``["--seeds", "0", "1"]``).
         results: build the page from this existing benchmark JSON instead of running.
-        repo: the source checkout that holds ``benchmarks/`` (found automatically when
-            neuroprune runs from a checkout).
 
     Returns:
         The paths written.
 
     Raises:
-        NeuropruneError: unknown paper, no checkout with the script, the script failed,
-            or its results file is missing or unreadable.
+        NeuropruneError: unknown paper, a module the suite needs is not installed, the
+            suite failed, or its results file is missing or unreadable.
 
     Example:
         >>> reproduce("zhao2021", "repro/zhao2021", quick=True)  # doctest: +SKIP
@@ -126,7 +133,7 @@ def reproduce(
     command = None
     if results is None:
         args = [*(recipe.quick if quick else recipe.full), *extra_args]
-        results, command = run_benchmark(recipe, args, out / BENCHMARK_DIR, repo)
+        results, command = run_benchmark(recipe, args, out / BENCHMARK_DIR)
         mode = "quick" if quick else "full"
     else:
         mode = "from an existing results file"
@@ -137,61 +144,50 @@ def reproduce(
     return ReproductionFiles(html_path, markdown_path, Path(results))
 
 
-def find_repo(script: str, repo: str | Path | None = None) -> Path:
-    """The source checkout that holds ``script`` (e.g. ``benchmarks/synaptic.py``).
+def check_needs(recipe: Recipe) -> None:
+    """Fail before running when a module the suite needs is not installed.
 
     Raises:
-        NeuropruneError: no such checkout; the message says how to get one.
+        NeuropruneError: one line naming the extra to install.
     """
-    if repo is not None:
-        candidates = [Path(repo)]
-    else:
-        package = Path(__file__).resolve().parents[1]  # .../src/neuroprune
-        candidates = [package.parents[1], Path.cwd(), *Path.cwd().parents]
-    for folder in candidates:
-        if (folder / script).is_file():
-            return folder.resolve()
-    where = f"in {repo}" if repo is not None else "next to the imported neuroprune package or in the current folder"
-    raise NeuropruneError(
-        f"{script} not found {where}. `neuroprune reproduce` runs the benchmark scripts of a source checkout, "
-        "which an installed package does not ship: clone the neuroprune repository and run from inside it (or pass "
-        "--repo PATH). To build the page from a results file you already have, pass --results FILE."
-    )
+    for module, extra in recipe.needs:
+        if importlib.util.find_spec(module) is None:
+            raise NeuropruneError(f"{recipe.paper} runs the {recipe.suite} suite, which needs {module}: "
+                                  f'pip install "neuroprune[{extra}]"')
 
 
-def run_benchmark(recipe: Recipe, args: Sequence[str], out_dir: Path,
-                  repo: str | Path | None = None) -> tuple[Path, str]:
-    """Run ``recipe.script`` with ``args``, writing into ``out_dir``.
+def run_benchmark(recipe: Recipe, args: Sequence[str], out_dir: Path) -> tuple[Path, str]:
+    """Run ``recipe.suite`` with ``args`` in a subprocess, writing into ``out_dir``.
 
-    The script's output goes straight to this process's stdout and stderr, so long runs
+    The suite's output goes straight to this process's stdout and stderr, so long runs
     show their progress.
 
     Returns:
-        The results JSON and the command as run (relative to the checkout).
+        The results JSON and the command as run.
     """
-    root = find_repo(recipe.script, repo)
+    check_needs(recipe)
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     tail = [a.replace("{out}", str(out_dir)) for a in recipe.out_args]
-    command = [sys.executable, str(root / recipe.script), *args, *tail]
+    command = [sys.executable, "-m", BENCH_MODULE, recipe.suite, *args, *tail]
     env = dict(os.environ)
-    # the benchmark must import the neuroprune this process runs, installed or not
+    # the suite must import the neuroprune this process runs, installed or not
     package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     log.info("running %s", " ".join(command))
     try:
-        completed = subprocess.run(command, cwd=root, env=env, check=False)
+        completed = subprocess.run(command, env=env, check=False)
     except OSError as exc:
-        raise NeuropruneError(f"could not start {recipe.script}: {exc}") from None
+        raise NeuropruneError(f"could not start the {recipe.suite} suite: {exc}") from None
     if completed.returncode != 0:
         raise NeuropruneError(
-            f"{recipe.script} failed with exit status {completed.returncode} (its output is above); "
+            f"the {recipe.suite} suite failed with exit status {completed.returncode} (its output is above); "
             f"command: {' '.join(command)}"
         )
     path = out_dir / recipe.results_name
     if not path.is_file():
-        raise NeuropruneError(f"{recipe.script} finished but wrote no {path}")
-    return path, " ".join(["python", recipe.script, *args, *tail])
+        raise NeuropruneError(f"the {recipe.suite} suite finished but wrote no {path}")
+    return path, " ".join([recipe.command, *args, *tail])
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The Zhao & Zeng (2021) reproduction page, built from ``benchmarks/synaptic.py --sparsities`` JSON.
+"""The Zhao & Zeng (2021) reproduction page, built from the synaptic suite's ``--sparsities`` JSON.
 
 Each run of that file holds, per (data set, model, seed), the dense network and, at every
 target sparsity, the synaptic run and its gradual magnitude pruning (GMP) peer: same model,
-recipe, epochs, seed, batch order and cubic sparsity schedule (see that script's docstring).
+recipe, epochs, seed, batch order and cubic sparsity schedule (see :mod:`neuroprune.bench.synaptic`).
 This module sets their means over seeds beside the paper's claims and Han et al.'s anchors.
 """
 
@@ -27,7 +27,7 @@ MODEL_NAMES = {"mlp": "LeNet-300-100", "lenet5": "LeNet-5"}
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 # Han et al.'s anchors, by the (data set, model) of ours that matches their setting
 HAN_SETTINGS = {("mnist", "mlp"): HAN2015.claims[0], ("mnist", "lenet5"): HAN2015.claims[1]}
-PRODUCER = "python benchmarks/synaptic.py --sparsities 0.9 0.95 0.98"
+PRODUCER = "python -m neuroprune.bench synaptic --sparsities 0.9 0.95 0.98"  # or python benchmarks/synaptic.py
 
 Group = tuple[str, str]
 Runs = list[dict[str, Any]]
@@ -37,7 +37,8 @@ def zhao2021_page(payload: dict[str, Any], provenance: Provenance) -> Page:
     """The reproduction page of Zhao & Zeng (2021).
 
     Args:
-        payload: the parsed JSON that ``benchmarks/synaptic.py --sparsities ...`` writes.
+        payload: the parsed JSON that the synaptic suite (:mod:`neuroprune.bench.synaptic`)
+            writes with ``--sparsities ...``.
         provenance: how the numbers were obtained; figures go to ``provenance.out/figures``.
 
     Raises:
@@ -65,9 +66,9 @@ def _groups(payload: dict[str, Any], path: Path) -> dict[Group, Runs]:
     runs = payload.get("runs")
     hint = f"build the page from the JSON that `{PRODUCER}` writes (or run `neuroprune reproduce zhao2021`)"
     if not isinstance(runs, list) or not runs:
-        raise NeuropruneError(f"{path} is not benchmarks/synaptic.py --sparsities output: it has no 'runs'; {hint}")
+        raise NeuropruneError(f"{path} is not the synaptic suite's --sparsities output: it has no 'runs'; {hint}")
     if not all(isinstance(run, dict) and isinstance(run.get("targets"), dict) for run in runs):
-        raise NeuropruneError(f"{path} has runs without 'targets': it is an older benchmarks/synaptic.py format or its "
+        raise NeuropruneError(f"{path} has runs without 'targets': it is an older format of the synaptic suite or its "
                               f"--units output, not --sparsities output; {hint}")
     groups: dict[Group, Runs] = {}
     for run in runs:

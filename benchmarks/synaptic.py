@@ -1,0 +1,16 @@
+"""`python benchmarks/synaptic.py ARGS`: the synaptic suite, ``neuroprune.bench.synaptic`` (`--help`: its options).
+
+The same as `python -m neuroprune.bench synaptic ARGS`, but run with this checkout's ``src/`` and
+writing into ``benchmarks/results/`` by default.
+"""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))  # this checkout's neuroprune, installed or not
+
+from neuroprune.bench import run  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(run("synaptic", prog="python benchmarks/synaptic.py", out=HERE / "results"))

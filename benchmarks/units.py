@@ -1,0 +1,16 @@
+"""`python benchmarks/units.py ARGS`: the units suite, ``neuroprune.bench.units`` (`--help`: its options).
+
+The same as `python -m neuroprune.bench units ARGS`, but run with this checkout's ``src/`` and
+writing into ``benchmarks/results/`` by default.
+"""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))  # this checkout's neuroprune, installed or not
+
+from neuroprune.bench import run  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(run("units", prog="python benchmarks/units.py", out=HERE / "results"))

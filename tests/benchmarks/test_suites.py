@@ -1,0 +1,72 @@
+"""The suites ship in the package: ``python -m neuroprune.bench``, the checkout's scripts, Torch-Pruning on demand."""
+
+import importlib
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import neuroprune
+from neuroprune.bench import SUITES, run
+from neuroprune.bench.__main__ import main as bench_main
+from neuroprune.errors import NeuropruneError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_module_lists_the_suites_and_runs_one_from_any_folder(tmp_path, capsys):
+    assert bench_main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"  {suite}" in listed for suite in ("synaptic", "depth", "units", "speed"))
+    assert bench_main([]) == 2 and bench_main(["nope"]) == 2
+    assert "unknown suite 'nope'" in capsys.readouterr().err
+    # a real `python -m` outside the checkout: the suite is found as a module, not as a file of the checkout
+    done = subprocess.run([sys.executable, "-m", "neuroprune.bench", "synaptic", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m neuroprune.bench synaptic") and "--sparsities" in done.stdout
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_the_checkouts_scripts_run_the_package_suites(suite, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the checkout's src/ first
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{suite}.py", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(ROOT / "benchmarks" / f"{suite}.py"), run_name="__main__")
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: python benchmarks/{suite}.py") and "--out" in shown
+    # by default the script writes into the checkout's benchmarks/results, as before the move
+    calls = []
+    monkeypatch.setattr("neuroprune.bench.run", lambda *args, **kwargs: calls.append((args, kwargs)) or 0)
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(ROOT / "benchmarks" / f"{suite}.py"), run_name="__main__")
+    assert calls == [((suite,), {"prog": f"python benchmarks/{suite}.py", "out": ROOT / "benchmarks" / "results"})]
+
+
+def test_torch_pruning_is_imported_only_when_a_suite_needs_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch_pruning", None)  # any import of it now raises ImportError
+    from neuroprune.bench import depth, torch_pruning_peer, units
+
+    for module in (torch_pruning_peer, depth, units):
+        importlib.reload(module)  # importing the suites needs no Torch-Pruning
+    with pytest.raises(NeuropruneError, match=r'pip install "neuroprune\[bench\]"'):
+        torch_pruning_peer.require_torch_pruning()
+    # the suites stop before any training, with one line
+    assert run("depth", ["--models", "resnet20:0.25", "--out", str(tmp_path), "--work", str(tmp_path)]) == 2
+    assert run("units", ["--target-macs", "0.5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") and "neuroprune[bench]" in line for line in err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_packaged_recipes_are_the_repositorys_configs():
+    packaged = Path(neuroprune.__file__).parent / "configs"
+    names = sorted(p.name for p in packaged.glob("*.yaml"))
+    assert names == sorted(p.name for p in (ROOT / "configs").glob("synaptic_*.yaml"))
+    for name in names:
+        assert (packaged / name).read_text() == (ROOT / "configs" / name).read_text(), (
+            f"src/neuroprune/configs/{name} differs from configs/{name}: the synaptic suite reads the package's copy, "
+            "so change both")
