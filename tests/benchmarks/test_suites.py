@@ -70,3 +70,25 @@ def test_the_packaged_recipes_are_the_repositorys_configs():
         assert (packaged / name).read_text() == (ROOT / "configs" / name).read_text(), (
             f"src/neuroprune/configs/{name} differs from configs/{name}: the synaptic suite reads the package's copy, "
             "so change both")
+
+
+def test_the_torch_pruning_peer_narrows_a_network_to_a_mac_target():
+    pytest.importorskip("torch_pruning")  # the test extra installs it, as the bench extra does
+    import torch
+    from torch import nn
+
+    from neuroprune.bench.torch_pruning_peer import prune_channels, prune_channels_to_macs
+    from neuroprune.metrics import count_macs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    dense_macs = count_macs(model, x[:1])
+    narrow = prune_channels(model, x, 0.5)
+    assert narrow(x).shape == (2, 10) and count_macs(model, x[:1]) == dense_macs  # the original is left as it was
+    assert [m.out_channels for m in narrow.modules() if isinstance(m, nn.Conv2d)] == [8, 8]
+    smaller, ratio = prune_channels_to_macs(model, x, dense_macs // 2)
+    assert 0 < ratio < 0.9 and abs(count_macs(smaller, x[:1]) - dense_macs // 2) < 0.2 * dense_macs
+    with pytest.raises(NeuropruneError, match="ratio"):
+        prune_channels(model, x, 1.0)
