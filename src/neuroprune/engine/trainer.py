@@ -170,63 +170,103 @@ def fit(
     if not isinstance(epochs, int) or epochs < 1:
         raise NeuropruneError(f"epochs must be an integer >= 1, got {epochs!r}")
     check_precision(precision)
-    if trainer is None:
-        optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        trainer = Trainer(model, optimizer, epoch=start_epoch)
-    trainer.total_steps = epochs * _safe_len(train_loader)
+    trainer = _ready_trainer(model, trainer, optimizer, lr, start_epoch, epochs * _safe_len(train_loader), precision)
     is_distributed = dist_utils.is_distributed() if distributed is None else distributed
-    device = _device_of(model)
-    trainer.precision = precision
-    if trainer.scaler is None:
-        trainer.scaler = grad_scaler(precision, device)
-    scaler = trainer.scaler
-    # Callbacks keep seeing the plain model; only the training passes go through DDP.
-    forward = _data_parallel(model, device) if is_distributed else model
-    world = dist_utils.world_size() if is_distributed else 1
+    loop = _Loop(model, trainer, loss_fn, callbacks, precision=precision, epochs=epochs, is_distributed=is_distributed)
     _emit(callbacks, "on_train_begin", trainer)
     is_shown = show_progress and dist_utils.is_main_process()
     progress = _Progress(is_shown, total=(epochs - trainer.epoch) * _safe_len(train_loader))
     try:
         while trainer.epoch < epochs and not trainer.should_stop:
-            started, loss_sum, batches = time.perf_counter(), 0.0, 0
-            model.train()
-            _set_epoch(train_loader, trainer.epoch)
-            for x, y in train_loader:
-                x, y = _to_device(x, device), _to_device(y, device)
-                trainer.optimizer.zero_grad(set_to_none=True)
-                with autocast(precision, device):
-                    loss = loss_fn(forward(x), y)
-                value = _mean_over_ranks(loss, world) if is_distributed else float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"the training loss became {value} at epoch {trainer.epoch + 1}, step {trainer.step + 1}; "
-                        "training stopped (try a lower learning rate). Earlier checkpoints are left as they were."
-                    )
-                scaler.scale(loss).backward()
-                scaler.step(trainer.optimizer)  # skipped (float16 only) when a gradient overflowed
-                scaler.update()
-                trainer.step += 1
-                trainer.last_loss = value
-                loss_sum, batches = loss_sum + value, batches + 1
-                _emit(callbacks, "on_step_end", trainer)
-                progress.advance(f"epoch {trainer.epoch + 1}/{epochs} loss {value:.4f}")
-            trainer.epoch += 1
-            record: dict[str, Any] = {"epoch": trainer.epoch, "step": trainer.step}
-            record["train_loss"] = loss_sum / max(batches, 1)
-            record["seconds"] = time.perf_counter() - started
-            if eval_loader is not None:
-                scores = evaluate(model, eval_loader, loss_fn, distributed=is_distributed, precision=precision)
-                record["test_loss"], record["test_accuracy"] = scores["loss"], scores["accuracy"]
-            trainer._pending = record
-            _emit(callbacks, "on_epoch_end", trainer)
-            trainer.history.append(trainer._pending)
-            if dist_utils.is_main_process():
-                log.info("epoch %d: %s", trainer.epoch, _summary(trainer._pending))
-            trainer._pending = {}
+            started = time.perf_counter()
+            train_loss = loop.train_epoch(trainer, train_loader, progress)
+            loop.end_epoch(trainer, train_loss, started, eval_loader)
         _emit(callbacks, "on_train_end", trainer)
     finally:
         progress.close()
     return trainer.history
+
+
+def _ready_trainer(
+    model: nn.Module,
+    trainer: Trainer | None,
+    optimizer: torch.optim.Optimizer | None,
+    lr: float,
+    start_epoch: int,
+    total_steps: int,
+    precision: str,
+) -> Trainer:
+    """The Trainer to continue, or a new one (SGD with momentum 0.9 at ``lr`` unless ``optimizer``)."""
+    if trainer is None:
+        optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        trainer = Trainer(model, optimizer, epoch=start_epoch)
+    trainer.total_steps = total_steps
+    trainer.precision = precision
+    if trainer.scaler is None:
+        trainer.scaler = grad_scaler(precision, _device_of(model))
+    return trainer
+
+
+class _Loop:
+    """The parts of one :func:`fit` call that every epoch repeats: training steps and the epoch's record."""
+
+    def __init__(self, model: nn.Module, trainer: Trainer, loss_fn: Callable, callbacks: Sequence[Any], *,
+                 precision: str, epochs: int, is_distributed: bool) -> None:
+        self.model, self.loss_fn, self.callbacks = model, loss_fn, callbacks
+        self.precision, self.epochs, self.is_distributed = precision, epochs, is_distributed
+        self.device = _device_of(model)
+        assert trainer.scaler is not None  # set by _ready_trainer
+        self.scaler = trainer.scaler
+        # Callbacks keep seeing the plain model; only the training passes go through DDP.
+        self.forward = _data_parallel(model, self.device) if is_distributed else model
+        self.world = dist_utils.world_size() if is_distributed else 1
+
+    def train_epoch(self, trainer: Trainer, loader: Iterable, progress: _Progress) -> float:
+        """One pass over ``loader``, a step per batch; returns the mean training loss."""
+        loss_sum, batches = 0.0, 0
+        self.model.train()
+        _set_epoch(loader, trainer.epoch)
+        for x, y in loader:
+            value = self._step(trainer, _to_device(x, self.device), _to_device(y, self.device))
+            loss_sum, batches = loss_sum + value, batches + 1
+            _emit(self.callbacks, "on_step_end", trainer)
+            progress.advance(f"epoch {trainer.epoch + 1}/{self.epochs} loss {value:.4f}")
+        return loss_sum / max(batches, 1)
+
+    def _step(self, trainer: Trainer, x: Any, y: Any) -> float:
+        """One optimizer step on a batch; returns its loss (the mean over ranks when distributed)."""
+        trainer.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.precision, self.device):
+            loss = self.loss_fn(self.forward(x), y)
+        value = _mean_over_ranks(loss, self.world) if self.is_distributed else float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"the training loss became {value} at epoch {trainer.epoch + 1}, step {trainer.step + 1}; "
+                "training stopped (try a lower learning rate). Earlier checkpoints are left as they were."
+            )
+        self.scaler.scale(loss).backward()
+        self.scaler.step(trainer.optimizer)  # skipped (float16 only) when a gradient overflowed
+        self.scaler.update()
+        trainer.step += 1
+        trainer.last_loss = value
+        return value
+
+    def end_epoch(self, trainer: Trainer, train_loss: float, started: float, eval_loader: Iterable | None) -> None:
+        """Close the epoch begun at ``started``: evaluate, let callbacks log, append the record to the history."""
+        trainer.epoch += 1
+        record: dict[str, Any] = {"epoch": trainer.epoch, "step": trainer.step}
+        record["train_loss"] = train_loss
+        record["seconds"] = time.perf_counter() - started
+        if eval_loader is not None:
+            scores = evaluate(self.model, eval_loader, self.loss_fn, distributed=self.is_distributed,
+                              precision=self.precision)
+            record["test_loss"], record["test_accuracy"] = scores["loss"], scores["accuracy"]
+        trainer._pending = record
+        _emit(self.callbacks, "on_epoch_end", trainer)
+        trainer.history.append(trainer._pending)
+        if dist_utils.is_main_process():
+            log.info("epoch %d: %s", trainer.epoch, _summary(trainer._pending))
+        trainer._pending = {}
 
 
 def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
