@@ -72,8 +72,28 @@ def _groups(payload: dict[str, Any], path: Path) -> dict[Group, Runs]:
                               f"--units output, not --sparsities output; {hint}")
     groups: dict[Group, Runs] = {}
     for run in runs:
-        groups.setdefault((str(run.get("dataset")), str(run.get("model"))), []).append(run)
+        groups.setdefault((str(run.get("dataset")), str(run.get("model"))), []).append(_with_synaptic(run))
     return groups
+
+
+def _with_synaptic(run: dict[str, Any]) -> dict[str, Any]:
+    """``run`` with a ``synaptic`` entry at every target.
+
+    The suite names its synaptic runs ``synaptic:CRITERION`` (several criteria can share a
+    file); older files say ``synaptic``. The page shows the run of the config's criterion,
+    else the first one.
+    """
+    config = run.get("config")
+    criterion = config.get("criterion") if isinstance(config, dict) else None
+    targets = {}
+    for target, row in run["targets"].items():
+        if isinstance(row, dict) and "synaptic" not in row:
+            named = [key for key in row if isinstance(key, str) and key.startswith("synaptic:")]
+            if named:
+                chosen = f"synaptic:{criterion}" if f"synaptic:{criterion}" in named else named[0]
+                row = {**row, "synaptic": row[chosen]}
+        targets[target] = row
+    return {**run, "targets": targets}
 
 
 def _name(group: Group) -> str:
