@@ -97,76 +97,105 @@ def greedy_cuts(
         NeuropruneError: removing every segment still does not meet the budgets.
     """
     check_score_options(tau, efficiency)
+    has_budget = budgets.is_set
+    search = _Greedy(pruner, fit_loader, eval_loader, tau=tau, precision=precision,
+                     cost_key="params" if efficiency == "params" else "macs")
+    base = search.base
     x = pruner.example_inputs[:1]
     timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
-    is_timed = budgets.is_timed
-    has_budget = budgets.is_set
-    cost_key = "params" if efficiency == "params" else "macs"
-    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
-                            "latency_ms": None,
-                            "accuracy": evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]}
-    base["score"] = score(base["accuracy"], base[cost_key], base[cost_key], tau)
-    pieces = segments(pruner)
     base_ms: list[float] = []
-    translators: dict[str, dict[str, torch.Tensor]] = {}  # least-squares starts, by cut
-
-    def build(removed: set[int]) -> tuple[DepthPlan, nn.Module]:
-        plan = pruner.plan(_cuts(pruner, pieces, removed), bridge="auto")
-        small = plan.apply()
-        for span, kind in zip(plan.spans, plan.bridges):
-            if kind != "translator":
-                continue
-            translator = translator_after(small, span.origin)
-            assert translator is not None
-            if span.cut not in translators:
-                init_translator(small, pruner.model, span, fit_loader)
-                translators[span.cut] = {k: v.clone() for k, v in translator.state_dict().items()}
-            translator.load_state_dict(translators[span.cut])
-        return plan, small
-
     removed: set[int] = set()
     current = dict(base)
     steps: list[dict[str, Any]] = []
     while not (has_budget and steps and steps[-1]["meets_budget"]):
-        best: tuple[int, dict[str, Any], nn.Module] | None = None  # only the best model is kept
-        tried = 0
-        for candidate in sorted(set(range(len(pieces))) - removed):
-            try:
-                plan, model = build(removed | {candidate})
-            except ConfigError:  # the joined cut cannot be bridged (it would need upsampling)
-                continue
-            tried += 1
-            trial: dict[str, Any] = {"cut": plan.cut, "added": _segment_name(pruner, pieces[candidate]),
-                                     "params": count_params(model), "macs": count_macs(model, x),
-                                     "accuracy": evaluate(model, eval_loader, precision=precision)["accuracy"]}
-            trial["score"] = score(trial["accuracy"], trial[cost_key], base[cost_key], tau)
-            if best is None or trial["score"] > best[1]["score"]:
-                best = (candidate, trial, model)
+        best = search.best_removal(removed)
         if best is None:
             break
         index, row, small = best
         if not has_budget and row["score"] <= current["score"]:
             break  # no removal pays for what it costs in accuracy
         removed.add(index)
-        row["candidates"] = tried
-        if is_timed:
-            # the intact model is timed beside each step, so load during one step touches both sides
-            for rounds in (latency_rounds, 2 * latency_rounds + 1):
-                compared = compare_latency({"base": pruner.model, "pruned": small.eval()}, timed, rounds=rounds,
-                                           repeats=latency_repeats)
-                row["speedup"] = compared.speedup["pruned"]
-                row["latency_ms"] = compared.median_ms["base"] / row["speedup"]
-                if budgets.excess(row) > 1.0:
-                    break  # a step that seems to meet the budgets is timed again, longer, before the search stops
-            base_ms.append(compared.median_ms["base"])
+        if budgets.is_timed:
+            base_ms.append(_time_step(row, pruner.model, small, timed, budgets, latency_rounds, latency_repeats))
         row["meets_budget"] = budgets.excess(row) <= 1.0 if has_budget else True
         steps.append(row)
         current = row
         log.info("greedy step %d: removed %s -> %s, validation accuracy %.4f, %s %s%s", len(steps), row["added"],
-                 row["cut"], row["accuracy"], cost_key, f"{row[cost_key]:,}",
-                 f", {row['speedup']:.2f}x faster" if is_timed else "")
+                 row["cut"], row["accuracy"], search.cost_key, f"{row[search.cost_key]:,}",
+                 f", {row['speedup']:.2f}x faster" if budgets.is_timed else "")
     if base_ms:
         base["latency_ms"] = statistics.median(base_ms)
+    _check_steps(steps, has_budget, tau)
+    return GreedyResult(steps, steps[-1]["cut"], base)
+
+
+class _Greedy:
+    """One greedy search's fixed parts: the segments, the intact model's row, and how a trial is built and scored."""
+
+    def __init__(self, pruner: DepthPruner, fit_loader: Iterable, eval_loader: Iterable, *, tau: float,
+                 precision: str, cost_key: str) -> None:
+        self.pruner, self.fit_loader, self.eval_loader = pruner, fit_loader, eval_loader
+        self.tau, self.precision, self.cost_key = tau, precision, cost_key
+        self.x = pruner.example_inputs[:1]
+        self.base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, self.x),
+                                     "latency_ms": None,
+                                     "accuracy": evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]}
+        self.base["score"] = score(self.base["accuracy"], self.base[cost_key], self.base[cost_key], tau)
+        self.pieces = segments(pruner)
+        self.translators: dict[str, dict[str, torch.Tensor]] = {}  # least-squares starts, by cut
+
+    def best_removal(self, removed: set[int]) -> tuple[int, dict[str, Any], nn.Module] | None:
+        """The segment whose removal (beside ``removed``) scores best, its row and model; None if none can go."""
+        best: tuple[int, dict[str, Any], nn.Module] | None = None  # only the best model is kept
+        tried = 0
+        for candidate in sorted(set(range(len(self.pieces))) - removed):
+            try:
+                plan, model = self.build(removed | {candidate})
+            except ConfigError:  # the joined cut cannot be bridged (it would need upsampling)
+                continue
+            tried += 1
+            trial: dict[str, Any] = {"cut": plan.cut, "added": _segment_name(self.pruner, self.pieces[candidate]),
+                                     "params": count_params(model), "macs": count_macs(model, self.x)}
+            trial["accuracy"] = evaluate(model, self.eval_loader, precision=self.precision)["accuracy"]
+            trial["score"] = score(trial["accuracy"], trial[self.cost_key], self.base[self.cost_key], self.tau)
+            if best is None or trial["score"] > best[1]["score"]:
+                best = (candidate, trial, model)
+        if best is not None:
+            best[1]["candidates"] = tried
+        return best
+
+    def build(self, removed: set[int]) -> tuple[DepthPlan, nn.Module]:
+        """The plan and model without the ``removed`` segments; each translator starts from its cached fit."""
+        plan = self.pruner.plan(_cuts(self.pruner, self.pieces, removed), bridge="auto")
+        small = plan.apply()
+        for span, kind in zip(plan.spans, plan.bridges):
+            if kind != "translator":
+                continue
+            translator = translator_after(small, span.origin)
+            assert translator is not None
+            if span.cut not in self.translators:
+                init_translator(small, self.pruner.model, span, self.fit_loader)
+                self.translators[span.cut] = {k: v.clone() for k, v in translator.state_dict().items()}
+            translator.load_state_dict(self.translators[span.cut])
+        return plan, small
+
+
+def _time_step(row: dict[str, Any], base: nn.Module, small: nn.Module, timed: torch.Tensor, budgets: Budgets,
+               latency_rounds: int, latency_repeats: int) -> float:
+    """Time ``small`` beside ``base`` into ``row`` (speedup, latency_ms); returns ``base``'s median in ms."""
+    # the intact model is timed beside each step, so load during one step touches both sides
+    for rounds in (latency_rounds, 2 * latency_rounds + 1):
+        compared = compare_latency({"base": base, "pruned": small.eval()}, timed, rounds=rounds,
+                                   repeats=latency_repeats)
+        row["speedup"] = compared.speedup["pruned"]
+        row["latency_ms"] = compared.median_ms["base"] / row["speedup"]
+        if budgets.excess(row) > 1.0:
+            break  # a step that seems to meet the budgets is timed again, longer, before the search stops
+    return compared.median_ms["base"]
+
+
+def _check_steps(steps: list[dict[str, Any]], has_budget: bool, tau: float) -> None:
+    """Raise NeuropruneError when no step was taken, or the last one still misses the budgets."""
     if not steps:
         reason = "no segment can be cut out and bridged" if has_budget else \
             f"every removal lowers the score (tau={tau}); lower tau or set a budget"
@@ -174,7 +203,6 @@ def greedy_cuts(
     if has_budget and not steps[-1]["meets_budget"]:
         raise NeuropruneError(f"removing every segment does not meet the budgets; the last step reached "
                               f"params {steps[-1]['params']:,}, MACs {steps[-1]['macs']:,}")
-    return GreedyResult(steps, steps[-1]["cut"], base)
 
 
 def _cuts(pruner: DepthPruner, pieces: list[tuple[int, int]], removed: set[int]) -> list[str]:

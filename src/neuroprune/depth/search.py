@@ -18,7 +18,7 @@ import torch
 
 from ..engine import evaluate
 from ..errors import ConfigError, NeuropruneError
-from ..metrics import compare_latency, count_macs, count_params
+from ..metrics import LatencyComparison, compare_latency, count_macs, count_params
 from .blocks import BlockSpan
 from .init import init_translators
 from .pruner import DepthPruner
@@ -165,76 +165,106 @@ def search_cuts(
     candidates = _bridgeable(pruner.candidates() if spans is None else spans, bridge)
     if translator_init not in ("lstsq", "random"):
         raise ConfigError(f"translator_init must be 'lstsq' or 'random', got {translator_init!r}")
-    x = pruner.example_inputs[:1]
-    timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
-    is_timed = budgets.is_timed or efficiency == "latency"
-
-    speedups: dict[str, float] = {}
-    base_ms: list[float] = []
-
-    def time_against_base(cut: str, model: torch.nn.Module) -> None:
-        timed_pair = compare_latency({"base": pruner.model, "candidate": model}, timed, rounds=latency_rounds,
-                                     repeats=latency_repeats)
-        speedups[cut] = timed_pair.speedup["candidate"]
-        base_ms.append(timed_pair.median_ms["base"])
-
-    base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
-                            "latency_ms": None}
-    base["accuracy"] = evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]
-    cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
-    rows = []
-    options = {"bridge": bridge, "kernel_size": kernel_size, "use_batchnorm": use_batchnorm}
-    for span in candidates:
-        # Params and MACs follow from the span's own counts; only latency needs the pruned model.
-        bridge_params, bridge_macs = _bridge_cost(span, kernel_size, use_batchnorm, bridge)
-        row = {**span.to_dict(), "params": base["params"] - span.params_removed + bridge_params,
-               "macs": base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None,
-               "score": None}
-        if is_timed:
-            time_against_base(span.cut, pruner.plan(span.cut, **options).apply())
-        rows.append(row)
-    if is_timed:
-        base["latency_ms"] = statistics.median(base_ms)
-        for row in rows:
-            row["speedup"] = speedups[row["cut"]]
-            row["latency_ms"] = base["latency_ms"] / row["speedup"]
-    for row in rows:
-        row["meets_budget"] = budgets.excess(row) <= 1.0
-    fitting = [r for r in rows if r["meets_budget"]]
-    if not fitting:
-        closest = sorted(rows, key=budgets.excess)[:5]
-        shown = "; ".join(f"{r['cut']} (params {r['params']:,}, MACs {r['macs']:,}"
-                          + (f", latency {r['latency_ms']:.2f} ms" if r["latency_ms"] is not None else "") + ")"
-                          for r in closest)
-        raise NeuropruneError(f"no candidate meets the budgets {_describe(budgets)}; closest: {shown}")
-    chosen = _spread(sorted(fitting, key=lambda r: r[cost_key]), max_evaluated)
+    search = _Search(pruner, train_loader, eval_loader, budgets=budgets, tau=tau, efficiency=efficiency,
+                     precision=precision, latency=(latency_rounds, latency_repeats),
+                     options={"bridge": bridge, "kernel_size": kernel_size, "use_batchnorm": use_batchnorm})
+    rows = search.screen(candidates)
+    fitting = search.fitting(rows)
+    chosen = _spread(sorted(fitting, key=lambda r: r[search.cost_key]), max_evaluated)
     log.info("search: %d candidates, %d fit the budgets, recovering %d", len(rows), len(fitting), len(chosen))
     for index, row in enumerate(chosen, start=1):
-        plan = pruner.plan(row["cut"], **options)
-        small = plan.apply()
-        row["bridge"] = plan.bridge
-        if translator_init == "lstsq" and kernel_size == 1 and not use_batchnorm:  # else random, see init_translator
-            init_translators(small, plan, train_loader)
-        if translator_epochs > 0 and translator_modules(small):
-            train_translators(small, train_loader, epochs=translator_epochs, lr=translator_lr, precision=precision)
-        row["accuracy"] = evaluate(small, eval_loader, precision=precision)["accuracy"]
-        if is_timed:
-            # the screening timed every candidate briefly; a candidate that may win is timed
-            # again, longer, so one burst of machine load cannot decide the search
-            retimed = compare_latency({"base": pruner.model, "candidate": small.eval()}, timed,
-                                      rounds=2 * latency_rounds + 1, repeats=latency_repeats)
-            row["speedup"] = retimed.speedup["candidate"]
-            row["latency_ms"] = base["latency_ms"] / row["speedup"]
-            row["meets_budget"] = budgets.excess(row) <= 1.0
-        row["score"] = score(row["accuracy"], row[cost_key], base[cost_key], tau) if row["meets_budget"] else None
+        search.recover(row, translator_init=translator_init, epochs=translator_epochs, lr=translator_lr)
         log.info("search %d/%d %s: accuracy %.4f score %.4f", index, len(chosen), row["cut"], row["accuracy"],
                  row["score"])
+    _rank(rows, budgets)
+    return SearchResult(rows, pruner.span(rows[0]["cut"]), search.base)
+
+
+class _Search:
+    """One search's fixed parts: the intact model's row, the bridge options, and how a row is timed and recovered."""
+
+    def __init__(self, pruner: DepthPruner, train_loader: Iterable, eval_loader: Iterable, *, budgets: Budgets,
+                 tau: float, efficiency: str, precision: str, latency: tuple[int, int],
+                 options: dict[str, Any]) -> None:
+        self.pruner, self.train_loader, self.eval_loader = pruner, train_loader, eval_loader
+        self.budgets, self.tau, self.precision, self.options = budgets, tau, precision, options
+        self.latency_rounds, self.latency_repeats = latency
+        self.cost_key = {"params": "params", "macs": "macs", "latency": "latency_ms"}[efficiency]
+        x = pruner.example_inputs[:1]
+        self.timed = x.repeat(budgets.latency_batch, *([1] * (x.dim() - 1)))
+        self.is_timed = budgets.is_timed or efficiency == "latency"
+        self.base: dict[str, Any] = {"params": count_params(pruner.model), "macs": count_macs(pruner.model, x),
+                                     "latency_ms": None}
+        self.base["accuracy"] = evaluate(pruner.model, eval_loader, precision=precision)["accuracy"]
+
+    def screen(self, candidates: Sequence[BlockSpan]) -> list[dict[str, Any]]:
+        """A row per candidate: parameters, MACs, latency when timed, and whether it meets the budgets."""
+        speedups: dict[str, float] = {}
+        base_ms: list[float] = []
+        rows = []
+        for span in candidates:
+            # Params and MACs follow from the span's own counts; only latency needs the pruned model.
+            bridge_params, bridge_macs = _bridge_cost(span, self.options["kernel_size"], self.options["use_batchnorm"],
+                                                      self.options["bridge"])
+            row = {**span.to_dict(), "params": self.base["params"] - span.params_removed + bridge_params,
+                   "macs": self.base["macs"] - span.macs_removed + bridge_macs, "latency_ms": None, "accuracy": None,
+                   "score": None}
+            if self.is_timed:
+                compared = self._compare(self.pruner.plan(span.cut, **self.options).apply(), self.latency_rounds)
+                speedups[span.cut] = compared.speedup["candidate"]
+                base_ms.append(compared.median_ms["base"])
+            rows.append(row)
+        if self.is_timed:
+            self.base["latency_ms"] = statistics.median(base_ms)
+            for row in rows:
+                row["speedup"] = speedups[row["cut"]]
+                row["latency_ms"] = self.base["latency_ms"] / row["speedup"]
+        for row in rows:
+            row["meets_budget"] = self.budgets.excess(row) <= 1.0
+        return rows
+
+    def fitting(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows that meet the budgets; NeuropruneError naming the closest when none does."""
+        fitting = [r for r in rows if r["meets_budget"]]
+        if not fitting:
+            closest = sorted(rows, key=self.budgets.excess)[:5]
+            shown = "; ".join(f"{r['cut']} (params {r['params']:,}, MACs {r['macs']:,}"
+                              + (f", latency {r['latency_ms']:.2f} ms" if r["latency_ms"] is not None else "") + ")"
+                              for r in closest)
+            raise NeuropruneError(f"no candidate meets the budgets {_describe(self.budgets)}; closest: {shown}")
+        return fitting
+
+    def recover(self, row: dict[str, Any], *, translator_init: str, epochs: int, lr: float) -> None:
+        """Cut ``row``'s span, train its bridge briefly, and write its accuracy and score into ``row``."""
+        plan = self.pruner.plan(row["cut"], **self.options)
+        small = plan.apply()
+        row["bridge"] = plan.bridge
+        if translator_init == "lstsq" and self.options["kernel_size"] == 1 and not self.options["use_batchnorm"]:
+            init_translators(small, plan, self.train_loader)  # else random, see init_translator
+        if epochs > 0 and translator_modules(small):
+            train_translators(small, self.train_loader, epochs=epochs, lr=lr, precision=self.precision)
+        row["accuracy"] = evaluate(small, self.eval_loader, precision=self.precision)["accuracy"]
+        if self.is_timed:
+            # the screening timed every candidate briefly; a candidate that may win is timed
+            # again, longer, so one burst of machine load cannot decide the search
+            retimed = self._compare(small.eval(), 2 * self.latency_rounds + 1)
+            row["speedup"] = retimed.speedup["candidate"]
+            row["latency_ms"] = self.base["latency_ms"] / row["speedup"]
+            row["meets_budget"] = self.budgets.excess(row) <= 1.0
+        cost, base_cost = row[self.cost_key], self.base[self.cost_key]
+        row["score"] = score(row["accuracy"], cost, base_cost, self.tau) if row["meets_budget"] else None
+
+    def _compare(self, candidate: torch.nn.Module, rounds: int) -> LatencyComparison:
+        return compare_latency({"base": self.pruner.model, "candidate": candidate}, self.timed, rounds=rounds,
+                               repeats=self.latency_repeats)
+
+
+def _rank(rows: list[dict[str, Any]], budgets: Budgets) -> None:
+    """Sort ``rows`` best score first; NeuropruneError when no recovered row kept a score."""
     rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0)))
     if rows[0]["score"] is None:
         raise NeuropruneError(f"no recovered candidate meets the budgets {_describe(budgets)} when timed again; "
                               "loosen the latency budget or run on a quieter machine")
-    best = pruner.span(rows[0]["cut"])
-    return SearchResult(rows, best, base)
 
 
 def _bridgeable(spans: Sequence[BlockSpan], bridge: str) -> list[BlockSpan]:
