@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import site
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -170,13 +171,9 @@ def run_benchmark(recipe: Recipe, args: Sequence[str], out_dir: Path) -> tuple[P
     out_dir.mkdir(parents=True, exist_ok=True)
     tail = [a.replace("{out}", str(out_dir)) for a in recipe.out_args]
     command = [sys.executable, "-m", BENCH_MODULE, recipe.suite, *args, *tail]
-    env = dict(os.environ)
-    # the suite must import the neuroprune this process runs, installed or not
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     log.info("running %s", " ".join(command))
     try:
-        completed = subprocess.run(command, env=env, check=False)
+        completed = subprocess.run(command, env=_same_neuroprune_env(), check=False)
     except OSError as exc:
         raise NeuropruneError(f"could not start the {recipe.suite} suite: {exc}") from None
     if completed.returncode != 0:
@@ -188,6 +185,20 @@ def run_benchmark(recipe: Recipe, args: Sequence[str], out_dir: Path) -> tuple[P
     if not path.is_file():
         raise NeuropruneError(f"the {recipe.suite} suite finished but wrote no {path}")
     return path, " ".join([recipe.command, *args, *tail])
+
+
+def _same_neuroprune_env() -> dict[str, str]:
+    """This process's environment, with PYTHONPATH set so the suite imports this same neuroprune.
+
+    An installed package (in site-packages) is found anyway; a source tree (``src/`` of a
+    checkout, or a folder on ``sys.path``) goes first on PYTHONPATH.
+    """
+    env = dict(os.environ)
+    package_parent = Path(__file__).resolve().parents[2]
+    site_folders = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if package_parent not in site_folders:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(package_parent), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
