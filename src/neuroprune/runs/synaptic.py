@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -87,25 +88,11 @@ def run_synaptic(
     out = Path(out_dir)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     check_global_batch(config.batch_size, world)
-    claim_run_folder(out, overwrite=overwrite, resume=resume, resumable=True)
-    if dist_utils.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            write_json(out / "config.json", {
-                "config": to_dict(config), "seed": config.seed, "environment": environment(),
-                "processes": {"world_size": world, "backend": _backend()},
-            })
-    dist_utils.barrier()  # an overwritten run's checkpoints are gone before any rank looks for one
+    _start_folder(out, config, world, resume=resume, overwrite=overwrite)
     dataset = resolve_dataset(config.dataset, config.data, config.image_size, config.channels)
-    info = dataset_info(dataset)
-    train = create_loader(
-        dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
-        limit=config.limit_train, rank=rank, world_size=world,
-    )
-    test = create_loader(
-        dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
-    )
+    train, test = _loaders(config, dataset, rank, world)
     device = resolve_device(config.device)
+    info = dataset_info(dataset)
 
     def build() -> torch.nn.Module:
         return build_model(
@@ -116,19 +103,73 @@ def run_synaptic(
     _check_compactable(build(), config.model)  # fail in the first second, not after the last epoch
     dense: dict[str, Any] | None = None
     if config.compare_dense:
-        log.info("training the dense network")
-        dense_model = seeded_model(build, config.seed).to(device)
-        dense_history = _train(dense_model, config, train, test, None, out / DENSE_CHECKPOINT, resume, show_progress)
-        dense = {
-            "test_accuracy": dense_history[-1]["test_accuracy"],
-            "train_seconds": sum(r["seconds"] for r in dense_history),
-            "history": dense_history,
-        }
-        del dense_model
-
+        dense = _train_dense(build, config, train, test, device, out, resume, show_progress)
     log.info("training with synaptic pruning")
     model = seeded_model(build, config.seed).to(device)
     probe = next(iter(test))[0][:1].to(device)  # the shape probe of a compute target: one sample
+    pruner, targets = _make_pruner(model, config, probe)
+    history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
+    pruner.remove_hooks()
+    masks_identical = _masks_identical_across_ranks(pruner)
+    if not dist_utils.is_main_process():
+        return {}
+
+    model = model.cpu().eval()
+    small = pruner.compact().eval()
+    example = next(iter(test))[0]
+    compact_error = _compact_error(model, small, example, out)
+    dense_arch = build()
+    save_model(small, out, {"dataset": dataset, "input_shape": list(example.shape[1:]), "source": config.model})
+    result = _result(config, dataset, history, pruner, small, dense_arch, example, compact_error=compact_error,
+                     processes={"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
+                     device=device, targets=targets, dense=dense)
+    write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {})})
+    write_json(out / "result.json", result)
+    return result
+
+
+def _start_folder(out: Path, config: SynapticConfig, world: int, *, resume: bool, overwrite: bool) -> None:
+    """Claim ``out`` for this run and write config.json (rank 0; kept as it was when resuming)."""
+    claim_run_folder(out, overwrite=overwrite, resume=resume, resumable=True)
+    if dist_utils.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            write_json(out / "config.json", {
+                "config": to_dict(config), "seed": config.seed, "environment": environment(),
+                "processes": {"world_size": world, "backend": _backend()},
+            })
+    dist_utils.barrier()  # an overwritten run's checkpoints are gone before any rank looks for one
+
+
+def _loaders(config: SynapticConfig, dataset: str, rank: int, world: int) -> tuple[Any, Any]:
+    """This rank's training and test loaders."""
+    train = create_loader(
+        dataset, "train", config.batch_size, root=config.data_root, seed=config.seed,
+        limit=config.limit_train, rank=rank, world_size=world,
+    )
+    test = create_loader(
+        dataset, "test", EVAL_BATCH, root=config.data_root, limit=config.limit_test, rank=rank, world_size=world
+    )
+    return train, test
+
+
+def _train_dense(build: Callable[[], torch.nn.Module], config: SynapticConfig, train: Any, test: Any,
+                 device: torch.device, out: Path, resume: bool, show_progress: bool) -> dict[str, Any]:
+    """Train the same network without pruning; its accuracy, training time and history."""
+    log.info("training the dense network")
+    dense_model = seeded_model(build, config.seed).to(device)
+    dense_history = _train(dense_model, config, train, test, None, out / DENSE_CHECKPOINT, resume, show_progress)
+    return {
+        "test_accuracy": dense_history[-1]["test_accuracy"],
+        "train_seconds": sum(r["seconds"] for r in dense_history),
+        "history": dense_history,
+    }
+
+
+def _make_pruner(
+    model: torch.nn.Module, config: SynapticConfig, probe: torch.Tensor
+) -> tuple[SynapticPruner, _Targets]:
+    """The configured pruner over ``model``, and the compute target it pursues."""
     targets = compute_targets(config)  # target_macs or target_latency, or neither
     is_default_target = not targets and config.target_sparsity is None
     if is_default_target:  # auto on a network with convolutions: units, to a default compute target
@@ -151,15 +192,18 @@ def run_synaptic(
         fold_bias=config.fold_bias,
         sample_every=config.sample_every,
     )
-    history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
-    pruner.remove_hooks()
-    masks_identical = _masks_identical_across_ranks(pruner)
-    if not dist_utils.is_main_process():
-        return {}
+    return pruner, _Targets(targets, is_default_target)
 
-    model = model.cpu().eval()
-    small = pruner.compact().eval()
-    example = next(iter(test))[0]
+
+class _Targets(NamedTuple):
+    """The compute target a run pursues (``target_macs``, ``target_latency`` or none); whether it is the default."""
+
+    targets: dict[str, float]
+    is_default: bool
+
+
+def _compact_error(model: torch.nn.Module, small: torch.nn.Module, example: torch.Tensor, out: Path) -> float:
+    """Largest output difference of the compacted model; NeuropruneError (nothing saved) beyond the tolerance."""
     with torch.inference_mode():
         reference = model(example)
         compact_error = float((reference - small(example)).abs().max())
@@ -168,9 +212,14 @@ def run_synaptic(
             f"the compacted model differs from the pruned one by {compact_error:.3g}; it is not saved. The pruned "
             f"weights are in {out / CHECKPOINT}. Please report this with the model that caused it"
         )
-    dense_arch = build()
-    save_model(small, out, {"dataset": dataset, "input_shape": list(example.shape[1:]), "source": config.model})
+    return compact_error
 
+
+def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]], pruner: SynapticPruner,
+            small: torch.nn.Module, dense_arch: torch.nn.Module, example: torch.Tensor, *, compact_error: float,
+            processes: dict[str, Any], device: torch.device, targets: _Targets,
+            dense: dict[str, Any] | None) -> dict[str, Any]:
+    """The contents of result.json."""
     result: dict[str, Any] = {
         "method": "synaptic",
         "dataset": dataset,
@@ -190,43 +239,47 @@ def run_synaptic(
         "compact_max_abs_diff": compact_error,
         "train_seconds": sum(r["seconds"] for r in history),
         "latency_ms": _latency(dense_arch, small, example) if config.measure_latency else None,
-        "processes": {"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
+        "processes": processes,
         "device": str(device),
         "precision": config.precision,
         "history": history,
         "checks": pruner.history,
-        "pruner": {
-            "criterion": config.criterion,
-            "alpha": config.alpha,
-            "patience": config.patience,
-            "check_every": pruner.schedule.check_every if pruner.schedule else config.check_every,
-            "warmup_steps": pruner.schedule.warmup_steps if pruner.schedule else config.warmup_steps,
-            "stop_step": pruner.schedule.stop_step if pruner.schedule else config.stop_step,
-            "requested_schedule": {
-                "check_every": config.check_every, "warmup_steps": config.warmup_steps, "stop_step": config.stop_step,
-            },
-            "granularity": pruner.granularity,
-            "requested_granularity": config.granularity,
-            "granularity_reason": pruner.granularity_reason + (
-                f"; no target was given: the default compute target {targets}" if is_default_target else ""),
-            "target_macs": pruner.target_macs,
-            "target_latency": pruner.target_latency,
-            "is_default_target": is_default_target,
-            "target_speedup": config.target_speedup,
-            "fold_bias": pruner.fold_bias,
-            "min_fan_in": config.min_fan_in,
-            "max_fraction_per_check": config.max_fraction_per_check,
-            "target_sparsity": config.target_sparsity,
-            "sample_every": config.sample_every,
-        },
+        "pruner": _pruner_record(pruner, config, targets),
     }
     if dense is not None:
         result["dense"] = dense
     if config.target_speedup is not None and result["latency_ms"] is not None:
         result["speedup_target"] = _speedup_check(config.target_speedup, result["latency_ms"])
-    write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {})})
-    write_json(out / "result.json", result)
     return result
+
+
+def _pruner_record(pruner: SynapticPruner, config: SynapticConfig, targets: _Targets) -> dict[str, Any]:
+    """The ``pruner`` entry of result.json: the settings the run pruned with, as resolved and as requested."""
+    schedule = pruner.schedule
+    return {
+        "criterion": config.criterion,
+        "alpha": config.alpha,
+        "patience": config.patience,
+        "check_every": schedule.check_every if schedule else config.check_every,
+        "warmup_steps": schedule.warmup_steps if schedule else config.warmup_steps,
+        "stop_step": schedule.stop_step if schedule else config.stop_step,
+        "requested_schedule": {
+            "check_every": config.check_every, "warmup_steps": config.warmup_steps, "stop_step": config.stop_step,
+        },
+        "granularity": pruner.granularity,
+        "requested_granularity": config.granularity,
+        "granularity_reason": pruner.granularity_reason + (
+            f"; no target was given: the default compute target {targets.targets}" if targets.is_default else ""),
+        "target_macs": pruner.target_macs,
+        "target_latency": pruner.target_latency,
+        "is_default_target": targets.is_default,
+        "target_speedup": config.target_speedup,
+        "fold_bias": pruner.fold_bias,
+        "min_fan_in": config.min_fan_in,
+        "max_fraction_per_check": config.max_fraction_per_check,
+        "target_sparsity": config.target_sparsity,
+        "sample_every": config.sample_every,
+    }
 
 
 def _train(
