@@ -32,7 +32,7 @@ from ..depth.graph_spec import save_graph_model
 from ..depth.greedy import greedy_cuts
 from ..depth.init import init_translators, translator_after
 from ..depth.pruner import DepthPlan, DepthPruner
-from ..depth.recovery import fine_tune, recover
+from ..depth.recovery import PhaseResult, fine_tune, recover
 from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
 from ..engine.precision import resolve_device
@@ -118,37 +118,11 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     example = pruner.example_inputs
     sharded = dist_utils.is_distributed()
     accuracy_base = evaluate(model, test, distributed=sharded, precision=config.precision)["accuracy"]
-    search_info = None
-    if config.search and config.search_strategy == "greedy":
-        cut, search_info = _greedy(config, pruner, train, validation_loader(config), out)
-    elif config.search:
-        span, search_info = _search(config, pruner, validation_loader(config), out)
-        cut = span.cut
-    else:
-        cut = config.cut  # type: ignore[assignment]
+    cut, search_info = _choose_cut(config, pruner, train, out)
     plan = pruner.plan(cut, bridge=config.resolved_bridge, kernel_size=config.kernel_size,
                        use_batchnorm=config.use_batchnorm)
     log.info("%s", plan)
-    small = plan.apply()
-    # least squares fits the translator's conv alone: with batch norm after it, the start is random
-    translator_init = config.translator_init if config.kernel_size == 1 and not config.use_batchnorm else "random"
-    has_translator = "translator" in plan.bridges
-    if translator_init == "lstsq":
-        init_translators(small, plan, train)
-    _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
-    teacher = copy.deepcopy(model).eval() if config.distill else None
-    phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
-                     finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
-                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
-                     precision=config.precision)
-    channels = None
-    if config.then_channels is not None:
-        small = prune_channels(small, config.then_channels)
-        if config.channels_epochs > 0:
-            phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
-                                    distill_weight=config.distill_weight, temperature=config.temperature,
-                                    eval_loader=test, precision=config.precision))
-        channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
+    small, phases, channels, translator_init = _recover(config, plan, model, train, test)
     accuracy_pruned = evaluate(small, test, distributed=sharded, precision=config.precision)["accuracy"]
     if not dist_utils.is_main_process():
         return {}
@@ -174,7 +148,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
         "latency_threads": speed["threads"],
         "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
                      "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
-                     "translator_init": translator_init if has_translator else None},
+                     "translator_init": translator_init if "translator" in plan.bridges else None},
         "channels": channels,
         "search": search_info,
         # recovery trains on the fit part; a search chooses on the validation part; test is reported
@@ -185,6 +159,46 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     }
     write_json(out / "result.json", result)
     return result
+
+
+def _choose_cut(config: DepthConfig, pruner: DepthPruner, train: Any, out: Path) -> tuple[str, dict[str, Any] | None]:
+    """The cut to make: the given one, or a search's choice (with its summary, chosen on the validation part)."""
+    if config.search and config.search_strategy == "greedy":
+        return _greedy(config, pruner, train, validation_loader(config), out)
+    if config.search:
+        span, search_info = _search(config, pruner, validation_loader(config), out)
+        return span.cut, search_info
+    return config.cut, None  # type: ignore[return-value]  # a run without a search has a cut (checked by the config)
+
+
+def _recover(
+    config: DepthConfig, plan: DepthPlan, model: nn.Module, train: Any, test: Any
+) -> tuple[nn.Module, list[PhaseResult], dict[str, Any] | None, str]:
+    """Apply ``plan`` and recover the result (then prune channels, if asked).
+
+    Returns the recovered model, the recovery phases, the ``channels`` entry of result.json and
+    how the translators started.
+    """
+    small = plan.apply()
+    # least squares fits the translator's conv alone: with batch norm after it, the start is random
+    translator_init = config.translator_init if config.kernel_size == 1 and not config.use_batchnorm else "random"
+    if translator_init == "lstsq":
+        init_translators(small, plan, train)
+    _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
+    teacher = copy.deepcopy(model).eval() if config.distill else None
+    phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
+                     finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
+                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
+                     precision=config.precision)
+    channels = None
+    if config.then_channels is not None:
+        small = prune_channels(small, config.then_channels)
+        if config.channels_epochs > 0:
+            phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
+                                    distill_weight=config.distill_weight, temperature=config.temperature,
+                                    eval_loader=test, precision=config.precision))
+        channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
+    return small, phases, channels, translator_init
 
 
 def _share_rank_zero_state(model: nn.Module) -> None:
