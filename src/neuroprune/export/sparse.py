@@ -2,14 +2,15 @@
 
 A pruned layer keeps its zeros in a dense weight, so the dense kernel still multiplies
 them. Stored as CSR (compressed sparse rows: ``crow_indices``, ``col_indices``,
-``values``), only the remaining connections are read. Two formulations are used, the
-fastest measured on a 2-core AVX-512 CPU with MKL for each case:
+``values``), only the remaining connections are read. Two formulations are used, each
+chosen for MKL's sparse kernels (what they gain end to end is in
+``benchmarks/results/speed.md``):
 
 * batch 1: ``y = addmv(b, W_csr, x)``, a sparse matrix-vector product;
 * batch N: ``y^T = addmm(b, W_csr, x^T)`` with ``x^T`` contiguous, i.e. the transposed
-  formulation ``(W @ x^T)^T``. MKL's sparse kernel is markedly faster on a row-major
-  ``(in, N)`` right-hand side than on the column-major view ``x.t()``, and dense @ CSR
-  (``x @ W^T``) is an order of magnitude slower than either. The result is returned as
+  formulation ``(W @ x^T)^T``. MKL's sparse kernel is faster on a row-major ``(in, N)``
+  right-hand side than on the column-major view ``x.t()``, and dense @ CSR
+  (``x @ W^T``) is slower than either. The result is returned as
   the transposed view of ``(out, N)``, so a following ``SparseLinear`` gets a contiguous
   ``x^T`` without copying.
 

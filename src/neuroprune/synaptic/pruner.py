@@ -344,10 +344,10 @@ class SynapticPruner(MaskViews):
                 chosen = self.rule.keep_min_fan_in(chosen, activity[name], live)
                 masks[name] = masks[name] * ~chosen
             return
-        # one global ranking by raw activity: measured on a validation split, it beat ranking
-        # by each connection's share of its unit's input and by activity relative to the
-        # layer's mean (both spread pruning too evenly over layers, emptying the small
-        # output layer)
+        # one global ranking by raw activity, not by each connection's share of its unit's
+        # input or by activity relative to the layer's mean: those spread pruning evenly over
+        # the layers, which empties the small output layer (the comparison is described in
+        # docs/synaptic.md)
         scores = activity
         eligible = {name: masks[name].bool() for name in activity}
         while True:  # min_fan_in may turn some picks down: fill from the rest until none is left
@@ -375,13 +375,11 @@ class SynapticPruner(MaskViews):
             # after downsampling, so equally active, it goes first)
             costs[group.name] = group.costs(masks, self.compute.positions if self.compute else None)
             # downstream activity per connection the unit's removal takes away: the quota is
-            # counted in connections, so a wide unit that carries little goes first (measured
-            # on a validation split: +0.1-0.3 points over activity relative to the layer's mean)
+            # counted in connections, so a wide unit that carries little goes first
             if self.target_latency is not None:
                 # with a latency target, activity relative to the space's live mean: a unit of a wide
-                # last stage sums more outgoing connections than one inside a block, which kept the
-                # last stage whole though at batch 1 its weights take the time (ResNet-20 on digits:
-                # 0.92x at batch 1 with raw activity, 1.43x relative; 1.66x and 1.17x at batch 64)
+                # last stage sums more outgoing connections than one inside a block, so raw activity
+                # keeps the last stage whole, though at batch 1 its weights take the time
                 score = score / score[live].mean().clamp_min(1e-12) if bool(live.any()) else score
             scores[group.name] = unit_scores(score, costs[group.name])
             eligible[group.name] = live.clone()

@@ -74,7 +74,7 @@ class LowActivityRule:
         live = mask.bool()
         if not live.any():
             return torch.zeros_like(counters)
-        mean_live = (activity * mask).sum() / mask.sum()  # arithmetic: ~10x faster than activity[live]
+        mean_live = (activity * mask).sum() / mask.sum()  # arithmetic: activity[live] would copy the live entries
         weak = live & (activity < self.alpha * mean_live)
         return torch.where(weak, counters + 1, torch.zeros_like(counters))
 
