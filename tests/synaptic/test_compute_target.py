@@ -6,7 +6,7 @@ from torch import nn
 
 import neuroprune as npr
 from neuroprune.config import SynapticConfig, compute_targets, from_dict
-from neuroprune.errors import ConfigError
+from neuroprune.errors import ConfigError, ModelError
 from neuroprune.masks import prunable_layers
 from neuroprune.synaptic import SynapticPruner
 from neuroprune.synaptic.compute import positions_per_weight, unit_scores
@@ -135,3 +135,63 @@ def test_config_maps_a_speedup_to_a_latency_target_and_takes_one_target():
         from_dict(SynapticConfig, {"target_speedup": 2.0, "granularity": "connection"})
     with pytest.raises(ConfigError, match="target_speedup"):
         from_dict(SynapticConfig, {"target_speedup": 0.5})
+
+
+def _train_steps(model, pruner, optimizer, x, y, steps):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+
+
+def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_the_same_decisions():
+    # The latency model is timed, so a second timing differs; resuming must not re-time it.
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
+
+    def start():
+        torch.manual_seed(1)
+        model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
+                                warmup_steps=0, stop_step=20, optimizer=optimizer)
+        return model, optimizer, pruner
+
+    model, optimizer, pruner = start()
+    _train_steps(model, pruner, optimizer, x, y, 8)
+    saved = {"model": {k: v.clone() for k, v in model.state_dict().items()},
+             "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict()}
+    assert set(saved["pruner"]["latency_costs"]) == {f"{name}.weight" for name in pruner.layers}
+
+    resumed_model, resumed_optimizer, resumed = start()
+    # a different timing of the same layers: as a second process on a busy machine would measure
+    resumed.compute.positions = {name: cost * (2.0 if name.startswith("conv") else 0.5)
+                                 for name, cost in resumed.compute.positions.items()}
+    resumed_model.load_state_dict(saved["model"])
+    resumed_optimizer.load_state_dict(saved["optimizer"])
+    resumed.load_state_dict(saved["pruner"])
+    assert resumed.compute.positions == pruner.compute.positions
+
+    _train_steps(model, pruner, optimizer, x, y, 16)
+    _train_steps(resumed_model, resumed, resumed_optimizer, x, y, 16)
+    for name in pruner.layers:
+        assert torch.equal(pruner.mask(name), resumed.mask(name)), name
+
+
+def test_latency_costs_that_do_not_fit_the_model_are_refused_before_anything_is_restored():
+    x = torch.randn(2, 1, 16, 16)
+    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+    pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
+                            warmup_steps=0, stop_step=20)
+    state = pruner.state_dict()
+    before = dict(pruner.compute.positions)
+    for costs in ({}, {k: float("nan") for k in state["latency_costs"]}, {k: "fast" for k in state["latency_costs"]}):
+        with pytest.raises(ModelError, match="latency_costs"):
+            pruner.load_state_dict({**state, "latency_costs": costs})
+        assert pruner.compute.positions == before
+    macs_only = SynapticPruner(npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4),
+                               granularity="unit", target_macs=0.5, example_inputs=x[:1])
+    assert "latency_costs" not in macs_only.state_dict()
+    with pytest.raises(ModelError, match="no target_latency"):
+        macs_only.load_state_dict({**macs_only.state_dict(), "latency_costs": state["latency_costs"]})

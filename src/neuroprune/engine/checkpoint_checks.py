@@ -305,6 +305,12 @@ def _check_pruner(check: _Checker, saved: Any, pruner: Any, total_steps: int | N
     if "activity" in saved:
         _check_activity(check, saved["activity"], pruner, set(template["masks"]))
         _check_activity_amount(check, saved, pruner, total_steps)
+    if "latency_costs" in template:
+        costs = check.mapping(saved["latency_costs"], "field 'pruner'['latency_costs']")
+        if set(costs) != set(template["latency_costs"]) or not all(
+                isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
+            raise check.fail("field 'pruner'['latency_costs']", f"must give one finite cost >= 0 for each of "
+                                                                f"{sorted(template['latency_costs'])}")
     if "history" in saved and (not isinstance(saved["history"], list)
                                or not all(isinstance(record, Mapping) for record in saved["history"])):
         raise check.fail("field 'pruner'['history']", "must be a list of check records")

@@ -12,6 +12,7 @@ Typical use::
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -481,6 +482,9 @@ class SynapticPruner(MaskViews):
                 "batches": {f"{name}.weight": count for name, count in tracker["batches"].items()},
             },
             "history": [dict(record) for record in self.history],
+            # The timed latency model differs from one timing to the next; a resumed run must count in the same one.
+            **({"latency_costs": {f"{name}.weight": cost for name, cost in self.compute.positions.items()}}
+               if self.target_latency is not None and self.compute is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -510,6 +514,10 @@ class SynapticPruner(MaskViews):
             })
         if "history" in state:
             self.history = [dict(record) for record in state["history"]]
+        if "latency_costs" in state and self.compute is not None:
+            shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
+            self.compute = ComputeBudget({key.removesuffix(".weight"): float(cost)
+                                          for key, cost in state["latency_costs"].items()}, shapes)
         self._update_tracking()
 
     def _check_state(self, state: Any) -> None:
@@ -553,6 +561,14 @@ class SynapticPruner(MaskViews):
         history = state.get("history", [])
         if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
             raise ModelError("pruner state history must be a list of records (dicts)")
+        if "latency_costs" in state:
+            costs = state["latency_costs"]
+            if self.target_latency is None:
+                raise ModelError("pruner state has latency_costs, but this pruner has no target_latency")
+            if not isinstance(costs, dict) or set(costs) != set(expected) or not all(
+                    isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
+                raise ModelError(f"pruner state latency_costs must give one finite cost >= 0 per prunable layer "
+                                 f"{sorted(expected)}")
 
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
 
