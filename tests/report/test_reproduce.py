@@ -44,6 +44,16 @@ def _synaptic_payload():
             "runs": runs}
 
 
+def test_a_share_printed_as_the_range_edge_is_within_the_range(tmp_path):
+    payload = _synaptic_payload()
+    for run in payload["runs"]:  # a run pruned a hair more than its 90% target, as a real schedule does
+        run["targets"]["0.9"]["synaptic"]["pruned_fraction"] = 0.90004
+    results = tmp_path / "synaptic.json"
+    results.write_text(json.dumps(payload))
+    markdown = reproduce("zhao2021", tmp_path / "page", results=results).markdown.read_text()
+    assert "90.0% within, 95.0% above the range" in markdown
+
+
 def test_zhao2021_page_puts_our_numbers_beside_the_claims(tmp_path):
     results = tmp_path / "synaptic.json"
     results.write_text(json.dumps(_synaptic_payload()))
@@ -154,6 +164,8 @@ def test_reproduce_needs_no_checkout(tmp_path, monkeypatch):
     payload = json.loads((page / "benchmark" / "synaptic.json").read_text())
     assert payload["command"].startswith("python -m neuroprune.bench synaptic --datasets mnist")
     assert [run["dataset"] for run in payload["runs"]] == ["digits"]
+    gmp = payload["runs"][0]["targets"]["0.9"]["gmp"]  # GMP's compacted size, for the page's params column
+    assert 0 < gmp["params_compact"] <= 50_610  # LeNet-300-100 on 8x8 digits has 50,610 parameters dense
     assert page_problems(page / "index.html") == [] and (page / "report.md").is_file()
 
 

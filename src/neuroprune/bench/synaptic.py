@@ -295,7 +295,7 @@ def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float],
                 model, final_sparsity=target, total_steps=total_steps, update_every=check_every, scope=scope)
             run = _timed_fit(model, train, test, config, [gmp_pruner], validation)
             model.eval()
-            run.update(pruned_fraction=gmp_pruner.sparsity(),
+            run.update(pruned_fraction=gmp_pruner.sparsity(), params_compact=npr.count_params(npr.compact(model)),
                        per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in gmp_pruner.layer_summary()})
             row[method] = run
         result["targets"][str(target)] = row
