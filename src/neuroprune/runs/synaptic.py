@@ -90,9 +90,9 @@ def run_synaptic(
     check_global_batch(config.batch_size, world)
     _start_folder(out, config, world, resume=resume, overwrite=overwrite)
     dataset = resolve_dataset(config.dataset, config.data, config.image_size, config.channels)
+    info = dataset_info(dataset)
     train, test = _loaders(config, dataset, rank, world)
     device = resolve_device(config.device)
-    info = dataset_info(dataset)
 
     def build() -> torch.nn.Module:
         return build_model(
