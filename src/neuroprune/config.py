@@ -67,6 +67,7 @@ class SynapticConfig:
     fold_bias: bool | None = None
     sample_every: int = 1
     compare_dense: bool = False
+    compare_gmp: bool = False
     data_root: str | None = None
     limit_train: int | None = None
     limit_test: int | None = None

@@ -45,13 +45,13 @@ def _invoke(args: list[str]) -> None:
 OUTER_LIMIT_SECONDS = 600
 
 
-def _kill_after_first_checkpoint(out: Path) -> int:
+def _kill_after_first_checkpoint(out: Path, args: list[str] = ARGS, checkpoint: str = "checkpoint.pt") -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    process = subprocess.Popen([sys.executable, "-m", "neuroprune", *ARGS, "--out", str(out)], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "neuroprune", *args, "--out", str(out)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     given_up = time.monotonic() + OUTER_LIMIT_SECONDS
-    # the event: the pruned run's first epoch is done; the run going first ends the wait too
-    while not (out / "checkpoint.pt").exists():
+    # the event: that training run's first epoch is done; the run going first ends the wait too
+    while not (out / checkpoint).exists():
         if process.poll() is not None or time.monotonic() > given_up:
             process.kill()
             _, err = process.communicate(timeout=OUTER_LIMIT_SECONDS)
@@ -85,6 +85,27 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, one_thread)
         assert torch.equal(final["pruner"]["masks"][key], mask), key
     for key, weight in final_expected["model"].items():
         assert torch.equal(final["model"][key], weight), key
+
+
+def test_a_run_killed_while_its_gmp_comparison_trains_resumes_to_the_uninterrupted_result(tmp_path, one_thread):
+    args = [*ARGS, "--compare-gmp", "--no-compare-dense"]
+    reference = tmp_path / "reference"
+    _invoke([*args, "--out", str(reference)])
+
+    out = tmp_path / "killed"
+    assert _kill_after_first_checkpoint(out, args, "gmp_checkpoint.pt") == -signal.SIGKILL
+    assert not (out / "result.json").exists() and (out / "checkpoint.pt").exists()
+    assert 1 <= load_checkpoint(out / "gmp_checkpoint.pt")["epoch"] < 10
+
+    _invoke(["synaptic", "--resume", str(out)])
+
+    expected, got = (json.loads((folder / "result.json").read_text()) for folder in (reference, out))
+    assert got["gmp"]["test_accuracy"] == expected["gmp"]["test_accuracy"]
+    assert got["gmp"]["pruned_fraction"] == expected["gmp"]["pruned_fraction"] > 0.3
+    assert [r["test_loss"] for r in got["gmp"]["history"]] == [r["test_loss"] for r in expected["gmp"]["history"]]
+    final, final_expected = (load_checkpoint(folder / "gmp_checkpoint.pt") for folder in (out, reference))
+    for key, mask in final_expected["pruner"]["masks"].items():
+        assert torch.equal(final["pruner"]["masks"][key], mask), key
 
 
 def test_resume_takes_no_other_options(tmp_path):

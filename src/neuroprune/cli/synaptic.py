@@ -77,6 +77,9 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
               help="Fold a pruned connection's mean input into the bias [default: on with criterion deviation].")
 @click.option("--sample-every", type=int, help="Gather activity on every n-th step only [default: 1].")
 @click.option("--compare-dense/--no-compare-dense", default=None, help="Also train the same network without pruning.")
+@click.option("--compare-gmp/--no-compare-gmp", default=None,
+              help="Also train the same network with gradual magnitude pruning (Zhu & Gupta; global |w|) on this "
+                   "run's schedule, to the share of connections this run ends with.")
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
 @DATA_OPTIONS
 @WEIGHTS_OPTION
@@ -135,21 +138,26 @@ def synaptic_command(
 def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
     table = Table(title=f"synaptic pruning: {result['model']} on {result['dataset']}")
     table.add_column("")
-    table.add_column("pruned", justify="right")
-    if "dense" in result:
+    table.add_column("synaptic" if "gmp" in result else "pruned", justify="right")
+    dense, gmp = result.get("dense"), result.get("gmp")
+    if gmp:
+        table.add_column("GMP", justify="right")
+    if dense:
         table.add_column("dense", justify="right")
-    dense = result.get("dense")
 
-    def row(label: str, value: str, dense_value: str = "") -> None:
-        table.add_row(label, value, *([dense_value] if dense else []))
+    def row(label: str, value: str, dense_value: str = "", gmp_value: str = "") -> None:
+        table.add_row(label, value, *([gmp_value] if gmp else []), *([dense_value] if dense else []))
 
     row("test accuracy", f"{100 * result['test_accuracy']:.2f}%",
-        f"{100 * dense['test_accuracy']:.2f}%" if dense else "")
-    row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%")
-    row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}")
+        f"{100 * dense['test_accuracy']:.2f}%" if dense else "", f"{100 * gmp['test_accuracy']:.2f}%" if gmp else "")
+    row("connections pruned", f"{100 * result['pruned_fraction']:.1f}%", "0%",
+        f"{100 * gmp['pruned_fraction']:.1f}%" if gmp else "")
+    row("parameters", f"{result['params_compact']:,}", f"{result['params_dense']:,}",
+        f"{gmp['params_compact']:,}" if gmp else "")
     row("MACs per sample", f"{result['macs_compact']:,} ({result['macs_ratio']:.2f}x dense)",
-        f"{result['macs_dense']:,}")
-    row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "")
+        f"{result['macs_dense']:,}", f"{gmp['macs_compact']:,}" if gmp else "")
+    row("train seconds", f"{result['train_seconds']:.1f}", f"{dense['train_seconds']:.1f}" if dense else "",
+        f"{gmp['train_seconds']:.1f}" if gmp else "")
     if result["latency_ms"] is not None:
         for label, latency in result["latency_ms"].items():
             if label.startswith("batch_"):

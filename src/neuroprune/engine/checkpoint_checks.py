@@ -373,10 +373,15 @@ def _check_activity_amount(check: _Checker, saved: Mapping[str, Any], pruner: An
 
 
 def _schedule_of(pruner: Any, total_steps: int | None) -> Any:
-    """The pruner's check schedule, or the one :meth:`SynapticPruner.plan` would fix for ``total_steps``."""
+    """The check schedule the resumed run will prune on: the one :meth:`SynapticPruner.plan` fixes for ``total_steps``.
+
+    A pruner given whole numbers for its interval and warm-up has a schedule from the start,
+    but an ``"auto"`` stop in it stays open until training begins and plans it for the run's
+    length; the saved activity was gathered on that planned schedule, so it is the one to count on.
+    """
     schedule = getattr(pruner, "schedule", None)
     requested = getattr(pruner, "_requested", None)
-    if schedule is None and total_steps and requested is not None:
+    if total_steps and requested is not None:
         # deferred: the engine does not import synaptic/ when it loads
         from ..synaptic.schedule import resolve_schedule
 

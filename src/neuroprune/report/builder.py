@@ -92,18 +92,21 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, title: str | N
 
 def _synaptic_sections(records: list[RunRecord], out: Path) -> list[Section]:
     curves = Section("Accuracy per epoch", [("Test accuracy after each epoch; dashed: the same network and seed "
-                                            "trained without pruning (runs made with --compare-dense).")])
+                                            "trained without pruning (runs made with --compare-dense); 'GMP', in "
+                                            "a colour of its own: gradual magnitude pruning (--compare-gmp).")])
     lines = []
     for i, r in enumerate(records):
         prefix = f"{r.label}: " if len(records) > 1 else ""
-        for key, dashed in (("history", False), ("dense", True)):
+        for key, dashed in (("history", False), ("dense", True), ("gmp", False)):
             history = r.result.get(key)
             history = history.get("history") if isinstance(history, dict) else history
             points = [(x, 100 * y) for x, y in known_pairs((h.get("epoch"), h.get("test_accuracy"))
                                                            for h in history or [] if isinstance(h, dict))]
             if points:
-                lines.append(plots.Line(prefix + ("dense" if dashed else "pruned"), [p[0] for p in points],
-                                        [p[1] for p in points], color=i, dashed=dashed))
+                name = {"history": "pruned", "dense": "dense", "gmp": "GMP"}[key]
+                lines.append(plots.Line(prefix + name, [p[0] for p in points],
+                                        [p[1] for p in points], color=i + len(records) * (key == "gmp"),
+                                        dashed=dashed))
     if lines:
         path = plots.line_chart(out / FIGURES / "accuracy.png", lines, "Test accuracy per epoch", "epoch",
                                 "test accuracy (%)")

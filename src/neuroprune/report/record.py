@@ -26,7 +26,7 @@ RESULT_SCHEMA = {
     "history": "array|null", "history[]": "object", "checks": "array|null", "checks[]": "object",
     "checks[].layers": "object", "per_layer": "array|null", "per_layer[]": "object",
     "latency_ms": "object|null", "pruner": "object|null", "cut": "object|string|null", "search": "object|null",
-    "candidates": "array|object|null", "dense": "object|null", "processes": "object|null",
+    "candidates": "array|object|null", "dense": "object|null", "gmp": "object|null", "processes": "object|null",
 }
 CANDIDATES_SCHEMA = {"candidates": "array|null", "rows": "array|null"}
 

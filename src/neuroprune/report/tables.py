@@ -107,21 +107,27 @@ def synaptic_table(records: list[RunRecord]) -> Table:
     """Synaptic runs side by side: accuracy with and without pruning, size, speed."""
     table = Table(
         "Synaptic pruning runs",
-        ["run", "data set", "model", "epochs", "accuracy pruned", "accuracy dense", "difference", "connections pruned",
-         "params dense → compact", "MACs dense → compact", "latency batch 1 (ms) dense → compact", "train s"],
+        ["run", "data set", "model", "epochs", "accuracy pruned", "accuracy dense", "difference", "accuracy GMP",
+         "connections pruned", "params dense → compact", "MACs dense → compact",
+         "latency batch 1 (ms) dense → compact", "train s"],
         note="Accuracy is test accuracy after the last epoch. 'dense' is the same network and seed trained without "
-             "pruning (only when the run used --compare-dense). Params and MACs of the compacted model, dead units "
-             "removed. Latency: median CPU time in the run's own process.",
+             "pruning (only when the run used --compare-dense); 'GMP' the same network, seed and schedule pruned by "
+             "gradual magnitude pruning to the same share of connections (--compare-gmp), params: its compacted "
+             "size. Params and MACs of the compacted model, dead units removed. Latency: median CPU time in the "
+             "run's own process.",
     )
     for r in records:
         res = r.result
         dense: dict[str, Any] = res["dense"] if isinstance(res.get("dense"), dict) else {}
+        gmp: dict[str, Any] = res["gmp"] if isinstance(res.get("gmp"), dict) else {}
         acc, dense_acc = number(res.get("test_accuracy")), number(dense.get("test_accuracy"))
         diff = MISSING if acc is None or dense_acc is None else f"{100 * (acc - dense_acc):+.2f} pt"
         latency: dict[str, Any] = (res.get("latency_ms") or {}).get("batch_1") or {}
+        gmp_cell = MISSING if not gmp else (f"{percent(number(gmp.get('test_accuracy')))} "
+                                            f"({count(gmp.get('params_compact'))} params)")
         table.rows.append([
             r.label, text(res.get("dataset")), text(res.get("model")), text(res.get("epochs")),
-            percent(acc), percent(dense_acc), diff, percent(res.get("pruned_fraction"), 1),
+            percent(acc), percent(dense_acc), diff, gmp_cell, percent(res.get("pruned_fraction"), 1),
             f"{count(res.get('params_dense'))} → {count(res.get('params_compact'))}",
             f"{count(res.get('macs_dense'))} → {count(res.get('macs_compact'))}",
             f"{decimal(latency.get('dense'))} → {decimal(latency.get('compact'))}",

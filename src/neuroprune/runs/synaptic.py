@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .. import distributed as dist_utils
+from ..baselines import GradualMagnitudePruner
 from ..config import SynapticConfig, compute_targets, to_dict
 from ..data import create_loader, dataset_info
 from ..data.user_data import resolve_dataset
@@ -28,7 +29,7 @@ from ..metrics import compare_latency, count_macs, count_params
 from ..models.weights_file import build_model
 from ..saved_models import describe_model, save_model
 from ..storage import write_json
-from ..structure import trace_channels
+from ..structure import compact, trace_channels
 from ..synaptic import SynapticPruner
 from ..synaptic.granularity import default_target
 from ._common import (
@@ -49,6 +50,7 @@ LATENCY_BATCHES = (64, 256)  # besides batch 1
 COMPACT_TOLERANCE = 1e-4
 CHECKPOINT = "checkpoint.pt"
 DENSE_CHECKPOINT = "dense_checkpoint.pt"
+GMP_CHECKPOINT = "gmp_checkpoint.pt"
 
 
 @discards_unstarted_folder
@@ -65,7 +67,9 @@ def run_synaptic(
     Files: ``result.json``, ``history.csv``, ``config.json`` (resolved config, seed,
     environment and process count), ``model.safetensors`` + ``model.json`` (the compacted
     model), ``checkpoint.pt`` (the pruned run's last finished epoch) and, with
-    ``compare_dense``, ``dense_checkpoint.pt``.
+    ``compare_dense``, ``dense_checkpoint.pt``; with ``compare_gmp``, ``gmp_checkpoint.pt``
+    (gradual magnitude pruning of the same network, seed and batches, on the synaptic run's
+    schedule, to the share of connections the synaptic run ended with).
 
     Args:
         config: the resolved configuration.
@@ -111,6 +115,10 @@ def run_synaptic(
     history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
     pruner.remove_hooks()
     masks_identical = _masks_identical_across_ranks(pruner)
+    gmp = None
+    if config.compare_gmp:  # every rank trains it: the processes share each batch
+        gmp = _train_gmp(build, config, train, test, device, out, resume, show_progress, pruner,
+                         total_steps=config.epochs * len(train), example=probe)
     if not dist_utils.is_main_process():
         return {}
 
@@ -122,8 +130,9 @@ def run_synaptic(
     save_model(small, out, {"dataset": dataset, "input_shape": list(example.shape[1:]), "source": config.model})
     result = _result(config, dataset, history, pruner, small, dense_arch, example, compact_error=compact_error,
                      processes={"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
-                     device=device, targets=targets, dense=dense)
-    write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {})})
+                     device=device, targets=targets, dense=dense, gmp=gmp)
+    write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {}),
+                                            **({"gmp": gmp["history"]} if gmp else {})})
     write_json(out / "result.json", result)
     return result
 
@@ -163,6 +172,40 @@ def _train_dense(build: Callable[[], torch.nn.Module], config: SynapticConfig, t
         "test_accuracy": dense_history[-1]["test_accuracy"],
         "train_seconds": sum(r["seconds"] for r in dense_history),
         "history": dense_history,
+    }
+
+
+def _train_gmp(build: Callable[[], torch.nn.Module], config: SynapticConfig, train: Any, test: Any,
+               device: torch.device, out: Path, resume: bool, show_progress: bool, synaptic: SynapticPruner, *,
+               total_steps: int, example: torch.Tensor) -> dict[str, Any] | None:
+    """Train the same network with gradual magnitude pruning (Zhu & Gupta), the strongest peer at equal connections.
+
+    Same seed, batches and recipe; masks updated at the synaptic run's check interval, from its
+    warm-up to its stop step, to the share of connections the synaptic run ended with, ranked
+    by global |w|. None when the synaptic run pruned nothing (there is nothing to match).
+    """
+    final = synaptic.sparsity()
+    if final <= 0:
+        log.info("the synaptic run pruned nothing: no GMP run to compare")
+        return None
+    schedule = synaptic.schedule
+    assert schedule is not None  # planned when its training began
+    log.info("training with gradual magnitude pruning to %.1f%% of connections", 100 * final)
+    model = seeded_model(build, config.seed).to(device)
+    gmp = GradualMagnitudePruner(model, final_sparsity=final, begin_step=schedule.warmup_steps,
+                                 end_step=schedule.stop_step or total_steps, update_every=schedule.check_every)
+    history = _train(model, config, train, test, gmp, out / GMP_CHECKPOINT, resume, show_progress)
+    gmp.finalize()
+    small = compact(model.cpu().eval())
+    return {
+        "test_accuracy": history[-1]["test_accuracy"],
+        "pruned_fraction": gmp.sparsity(),
+        "params_compact": count_params(small),
+        "macs_compact": count_macs(small, example.cpu()),
+        "train_seconds": sum(r["seconds"] for r in history),
+        "schedule": {"begin_step": gmp.schedule.begin_step, "end_step": gmp.schedule.end_step,
+                     "update_every": gmp.update_every, "scope": gmp.scope},
+        "history": history,
     }
 
 
@@ -218,7 +261,7 @@ def _compact_error(model: torch.nn.Module, small: torch.nn.Module, example: torc
 def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]], pruner: SynapticPruner,
             small: torch.nn.Module, dense_arch: torch.nn.Module, example: torch.Tensor, *, compact_error: float,
             processes: dict[str, Any], device: torch.device, targets: _Targets,
-            dense: dict[str, Any] | None) -> dict[str, Any]:
+            dense: dict[str, Any] | None, gmp: dict[str, Any] | None = None) -> dict[str, Any]:
     """The contents of result.json."""
     result: dict[str, Any] = {
         "method": "synaptic",
@@ -248,6 +291,8 @@ def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]],
     }
     if dense is not None:
         result["dense"] = dense
+    if gmp is not None:
+        result["gmp"] = gmp
     if config.target_speedup is not None and result["latency_ms"] is not None:
         result["speedup_target"] = _speedup_check(config.target_speedup, result["latency_ms"])
     return result
