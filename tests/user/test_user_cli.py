@@ -141,11 +141,27 @@ def test_a_model_that_does_not_fit_the_data_is_refused_before_training(model_fil
     assert "cannot run on inputs of shape (1, 1, 16, 16)" in line
 
 
-def test_depth_candidates_with_the_compacted_weights_says_to_use_checkpoint(model_file, images, tmp_path):
+def test_depth_candidates_with_the_compacted_weights_builds_the_compacted_model(model_file, images, tmp_path):
+    out = tmp_path / "run"
+    args = ["synaptic", "--model", f"{model_file}:Net", "--data", images, "--granularity", "unit", *FAST]
+    assert _run([*args, "--out", out]).exit_code == 0
+    # the compacted weights cannot fit the factory's widths; model.json beside them describes their model
+    by_weights = _run(["depth", "candidates", "--model", f"{model_file}:Net", "--weights", out / "model.safetensors",
+                       "--json"])
+    assert by_weights.exit_code == 0, by_weights.output
+    assert f"note: {out / 'model.safetensors'} belongs to the model described in" in by_weights.output
+    by_checkpoint = _run(["depth", "candidates", "--model", f"{model_file}:Net", "--checkpoint", out, "--json"])
+    listed = by_weights.output[by_weights.output.index("["):]
+    assert json.loads(listed) == json.loads(by_checkpoint.output)
+
+
+def test_weights_that_fit_no_model_say_to_use_checkpoint(model_file, images, tmp_path):
     out = tmp_path / "run"
     assert _run(["synaptic", "--model", f"{model_file}:Net", "--data", images, *FAST, "--out", out]).exit_code == 0
-    line = _error_line(_run(["depth", "candidates", "--model", f"{model_file}:Net", "--weights",
-                             out / "model.safetensors"]))
+    result = json.loads((out / "result.json").read_text())
+    assert result["params_compact"] < result["params_dense"]  # narrower than the factory builds
+    line = _error_line(_run(["synaptic", "--model", f"{model_file}:Net", "--data", images, "--weights",
+                             out / "model.safetensors", *FAST, "--out", tmp_path / "again"]))
     assert "do not fit my_net.py:Net" in line and f"pass --checkpoint {out}" in line
 
 

@@ -11,6 +11,7 @@ the search runs in one process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
     from ..runs._checks import check_runs_on
     from ..runs.train import load_trained, model_options
 
-    config = load_config(DepthConfig, config_path, {**options, "search": True})
+    config = _saved_weights_as_checkpoint(load_config(DepthConfig, config_path, {**options, "search": True}))
     model_opts = model_options(dataset_of(config), config.width, config.pad_to, config.weights,
                                pretrained=config.pretrained and config.checkpoint is None, model_args=config.model_args)
     model, used = load_trained(config.model, config.checkpoint, model_opts)
@@ -148,7 +149,7 @@ def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite
 
     if options.get("kernel_size") is not None:
         options["kernel_size"] = int(options["kernel_size"])
-    config = load_config(DepthConfig, config_path, options)
+    config = _saved_weights_as_checkpoint(load_config(DepthConfig, config_path, options))
 
     def job() -> dict[str, Any]:
         with undo_unstarted_run(out):  # a run that fails before it writes results leaves no folder
@@ -165,3 +166,20 @@ def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite
         f"MACs {result['macs_base']:,} -> {result['macs_pruned']:,}, "
         f"latency b1 {b1_base:.2f} -> {b1:.2f} ms; results in {out}/result.json"
     )
+
+
+def _saved_weights_as_checkpoint(config: DepthConfig) -> DepthConfig:
+    """``--weights run/model.safetensors`` of a model neuroprune saved: its architecture is the run's, not --model's.
+
+    A compacted or cut model is narrower or shorter than ``--model`` builds, so its weights
+    cannot fit the factory; ``model.json`` beside them describes the model they belong to,
+    which is what ``--checkpoint`` reads. The switch is said in one line.
+    """
+    if config.weights is None or getattr(config, "checkpoint", None) is not None:
+        return config
+    weights = Path(config.weights)
+    if weights.suffix != ".safetensors" or not weights.with_suffix(".json").is_file():
+        return config
+    click.echo(f"note: {weights} belongs to the model described in {weights.with_suffix('.json')}; "
+               f"built from that description, as --checkpoint {weights} would", err=True)
+    return dataclasses.replace(config, checkpoint=str(weights), weights=None)
