@@ -46,3 +46,17 @@ def test_a_run_that_prunes_nothing_has_no_gmp_to_compare(tmp_path):
     assert printed.exit_code == 0, printed.output
     result = json.loads((out / "result.json").read_text())
     assert result["pruned_fraction"] == 0 and "gmp" not in result
+
+
+def test_gmp_compacted_model_is_timed_in_the_same_rounds(tmp_path):
+    out = tmp_path / "run"
+    args = [a for a in ARGS if a != "--no-measure-latency"]
+    printed = CliRunner().invoke(main, [*args, "--epochs", "2", "--out", str(out)])
+    assert printed.exit_code == 0, printed.output
+    latency = json.loads((out / "result.json").read_text())["latency_ms"]
+    for label in ("batch_1", "batch_64", "batch_256"):
+        entry = latency[label]
+        assert entry["gmp"] > 0 and entry["compact"] > 0 and entry["dense"] > 0
+        # the peer is timed in the same rounds as dense and ours, each speed-up relative to dense
+        assert entry["gmp_speedup"] > 0 and entry["speedup"] > 0
+    assert f"({latency['batch_1']['gmp_speedup']:.2f}x)" in printed.output

@@ -163,7 +163,8 @@ def _print_synaptic_summary(result: dict[str, Any], out: Path) -> None:
             if label.startswith("batch_"):
                 size = label.removeprefix("batch_")
                 row(f"latency batch {size} (ms)", f"{latency['compact']:.3f} ({latency['speedup']:.2f}x)",
-                    f"{latency['dense']:.3f}")
+                    f"{latency['dense']:.3f}",
+                    f"{latency['gmp']:.3f} ({latency['gmp_speedup']:.2f}x)" if "gmp" in latency else "")
     Console().print(table)
     pruner = result["pruner"]
     if pruner.get("requested_granularity") == "auto":

@@ -115,7 +115,7 @@ def run_synaptic(
     history = _train(model, config, train, test, pruner, out / CHECKPOINT, resume, show_progress)
     pruner.remove_hooks()
     masks_identical = _masks_identical_across_ranks(pruner)
-    gmp = None
+    gmp: _Peer | None = None
     if config.compare_gmp:  # every rank trains it: the processes share each batch
         gmp = _train_gmp(build, config, train, test, device, out, resume, show_progress, pruner,
                          total_steps=config.epochs * len(train), example=probe)
@@ -132,7 +132,7 @@ def run_synaptic(
                      processes={"world_size": world, "backend": _backend(), "masks_identical": masks_identical},
                      device=device, targets=targets, dense=dense, gmp=gmp)
     write_history_csv(out / "history.csv", {"synaptic": history, **({"dense": dense["history"]} if dense else {}),
-                                            **({"gmp": gmp["history"]} if gmp else {})})
+                                            **({"gmp": gmp.record["history"]} if gmp else {})})
     write_json(out / "result.json", result)
     return result
 
@@ -177,7 +177,7 @@ def _train_dense(build: Callable[[], torch.nn.Module], config: SynapticConfig, t
 
 def _train_gmp(build: Callable[[], torch.nn.Module], config: SynapticConfig, train: Any, test: Any,
                device: torch.device, out: Path, resume: bool, show_progress: bool, synaptic: SynapticPruner, *,
-               total_steps: int, example: torch.Tensor) -> dict[str, Any] | None:
+               total_steps: int, example: torch.Tensor) -> _Peer | None:
     """Train the same network with gradual magnitude pruning (Zhu & Gupta), the strongest peer at equal connections.
 
     Same seed, batches and recipe; masks updated at the synaptic run's check interval, from its
@@ -197,7 +197,7 @@ def _train_gmp(build: Callable[[], torch.nn.Module], config: SynapticConfig, tra
     history = _train(model, config, train, test, gmp, out / GMP_CHECKPOINT, resume, show_progress)
     gmp.finalize()
     small = compact(model.cpu().eval())
-    return {
+    return _Peer(small, {
         "test_accuracy": history[-1]["test_accuracy"],
         "pruned_fraction": gmp.sparsity(),
         "params_compact": count_params(small),
@@ -206,7 +206,14 @@ def _train_gmp(build: Callable[[], torch.nn.Module], config: SynapticConfig, tra
         "schedule": {"begin_step": gmp.schedule.begin_step, "end_step": gmp.schedule.end_step,
                      "update_every": gmp.update_every, "scope": gmp.scope},
         "history": history,
-    }
+    })
+
+
+class _Peer(NamedTuple):
+    """A comparison run: its compacted model (timed beside ours) and its entry in result.json."""
+
+    compacted: torch.nn.Module
+    record: dict[str, Any]
 
 
 def _make_pruner(
@@ -261,7 +268,7 @@ def _compact_error(model: torch.nn.Module, small: torch.nn.Module, example: torc
 def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]], pruner: SynapticPruner,
             small: torch.nn.Module, dense_arch: torch.nn.Module, example: torch.Tensor, *, compact_error: float,
             processes: dict[str, Any], device: torch.device, targets: _Targets,
-            dense: dict[str, Any] | None, gmp: dict[str, Any] | None = None) -> dict[str, Any]:
+            dense: dict[str, Any] | None, gmp: _Peer | None = None) -> dict[str, Any]:
     """The contents of result.json."""
     result: dict[str, Any] = {
         "method": "synaptic",
@@ -281,7 +288,8 @@ def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]],
         "macs_ratio": count_macs(small, example[:1]) / count_macs(dense_arch, example[:1]),
         "compact_max_abs_diff": compact_error,
         "train_seconds": sum(r["seconds"] for r in history),
-        "latency_ms": _latency(dense_arch, small, example) if config.measure_latency else None,
+        "latency_ms": _latency(dense_arch, small, example, {"gmp": gmp.compacted} if gmp else {})
+        if config.measure_latency else None,
         "processes": processes,
         "device": str(device),
         "precision": config.precision,
@@ -292,7 +300,7 @@ def _result(config: SynapticConfig, dataset: str, history: list[dict[str, Any]],
     if dense is not None:
         result["dense"] = dense
     if gmp is not None:
-        result["gmp"] = gmp
+        result["gmp"] = gmp.record
     if config.target_speedup is not None and result["latency_ms"] is not None:
         result["speedup_target"] = _speedup_check(config.target_speedup, result["latency_ms"])
     return result
@@ -403,21 +411,25 @@ def _per_layer(pruner: SynapticPruner, small: torch.nn.Module) -> list[dict[str,
     return rows
 
 
-def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tensor, rounds: int = 5) -> dict[str, Any]:
-    """CPU latency of the dense architecture and the compacted model: interleaved rounds, same process.
+def _latency(dense: torch.nn.Module, small: torch.nn.Module, example: torch.Tensor,
+             peers: dict[str, torch.nn.Module], rounds: int = 5) -> dict[str, Any]:
+    """CPU latency of the dense architecture, the compacted model and any peer's: interleaved rounds, same process.
 
-    Each round times both models back to back, so a change of machine load between them
-    touches both; the speed-up is the median over rounds of the per-round ratio.
+    Each round times the models back to back, so a change of machine load between them
+    touches all; a speed-up is the median over rounds of the per-round ratio to dense.
+    A peer's entries are ``NAME`` (ms) and ``NAME_speedup``.
     """
     batches = [("batch_1", example[:1])]
     for size in LATENCY_BATCHES:
         batches.append((f"batch_{size}", example.repeat((size + len(example) - 1) // len(example), 1, 1, 1)[:size]))
     result: dict[str, Any] = {}
     for label, batch in batches:
-        timed = compare_latency({"dense": dense, "compact": small}, batch, rounds=rounds, repeats=20, warmup=5,
-                                max_seconds=10.0)
+        timed = compare_latency({"dense": dense, "compact": small, **peers}, batch, rounds=rounds, repeats=20,
+                                warmup=5, max_seconds=10.0)
         result[label] = {"dense": timed.median_ms["dense"], "compact": timed.median_ms["compact"],
                          "speedup": timed.speedup["compact"], "rounds": rounds}
+        for name in peers:
+            result[label].update({name: timed.median_ms[name], f"{name}_speedup": timed.speedup[name]})
     result["threads"] = torch.get_num_threads()
     return result
 
