@@ -1,5 +1,7 @@
 """The synaptic benchmark's bookkeeping: appended runs merge, learning speed and the criterion table."""
 
+import argparse
+
 import pytest
 import torch
 
@@ -66,3 +68,14 @@ def test_scaled_inputs_keep_batches_and_undo_the_normalisation():
     scaled = bench._Scaled(loader, "fashion-mnist", "per-feature")
     again = bench._Scaled(loader, "fashion-mnist", "per-feature")
     assert torch.equal(scaled.scale, again.scale) and 0.1 <= float(scaled.scale.min()) < float(scaled.scale.max()) <= 10
+
+
+def test_a_piece_with_the_dense_run_alone_renders_as_a_study_table(tmp_path):
+    # a study run piece by piece: the dense piece has no synaptic or GMP row to put in the two-method table
+    payload = {"command": "python -m neuroprune.bench synaptic --methods dense", "commands": [],
+               "environment": {"processor": "x", "versions": {"torch": torch.__version__}, "torch_threads": 1},
+               "runs": [_run(0, {"0.9": {}}, dense=_method([0.6, 0.8]))]}
+    args = argparse.Namespace(out=tmp_path, name="piece", plot=False)
+    bench._write_reports(payload, args)
+    text = (tmp_path / "piece.md").read_text()
+    assert "| 0% | dense | 0 |" in text and "80.00" in text

@@ -463,7 +463,10 @@ def _locked(name: str) -> Iterator[None]:
 def _write_reports(payload: dict[str, Any], args: argparse.Namespace) -> None:
     """<name>.json and <name>.md (and with ``--plot``, the accuracy curves) from ``payload``."""
     runs = payload["runs"]
-    is_study = any(key not in ("synaptic", "gmp") for r in runs for row in r.get("targets", {}).values() for key in row)
+    rows = [row for r in runs for row in r.get("targets", {}).values()]
+    # the two-method table needs both methods in every row; anything else (other methods, criteria, a part of a
+    # study run piece by piece, such as dense alone) is a study table
+    is_study = any(set(row) != {"synaptic", "gmp"} for row in rows)
     if is_study:
         _learning_speed(runs)
     write_json(args.out / f"{args.name}.json", payload)
