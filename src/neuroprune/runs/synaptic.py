@@ -340,7 +340,7 @@ def _train(
     config: SynapticConfig,
     train: Any,
     test: Any,
-    pruner: SynapticPruner | None,
+    pruner: SynapticPruner | GradualMagnitudePruner | None,
     checkpoint: Path,
     resume: bool,
     show_progress: bool,
