@@ -177,9 +177,12 @@ def _saved_weights_as_checkpoint(config: DepthConfig) -> DepthConfig:
     """
     if config.weights is None or getattr(config, "checkpoint", None) is not None:
         return config
+    from ..models.weights_file import saved_description
+
     weights = Path(config.weights)
-    if weights.suffix != ".safetensors" or not weights.with_suffix(".json").is_file():
+    described = saved_description(weights)
+    if described is None:
         return config
-    click.echo(f"note: {weights} belongs to the model described in {weights.with_suffix('.json')}; "
+    click.echo(f"note: {weights} belongs to the model described in {described}; "
                f"built from that description, as --checkpoint {weights} would", err=True)
     return dataclasses.replace(config, checkpoint=str(weights), weights=None)

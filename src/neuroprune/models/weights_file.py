@@ -161,10 +161,16 @@ def _compare(expected: dict[str, torch.Tensor], found: dict[str, tuple[tuple[int
         raise ModelError(f"weights in {path} do not fit {label}: {problems[0]}{more}{_hint(path)}")
 
 
+def saved_description(path: Path) -> Path | None:
+    """The ``model.json`` beside a safetensors file neuroprune saved (it describes the file's model), or None."""
+    described = path.with_suffix(".json")
+    return described if path.suffix == ".safetensors" and described.is_file() else None
+
+
 def _hint(path: Path) -> str:
     """What to do when the file is a model neuroprune saved (compacted or pruned, so shaped otherwise)."""
-    described = path.with_suffix(".json")
-    if path.suffix != ".safetensors" or not described.is_file():
+    described = saved_description(path)
+    if described is None:
         return ""
     return (f"; {described} describes the model these weights belong to (a compacted or pruned model rebuilds from "
             f"it without the factory): pass --checkpoint {path.parent} to neuroprune depth instead, or load it in "
