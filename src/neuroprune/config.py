@@ -63,6 +63,7 @@ class SynapticConfig:
     target_sparsity: float | None = None
     target_macs: float | None = None
     target_speedup: float | None = None
+    speedup_batch: int | None = None
     granularity: str = "auto"
     fold_bias: bool | None = None
     sample_every: int = 1
@@ -131,6 +132,10 @@ def _check_compute_targets(config: SynapticConfig) -> None:
     given = [name for name in ("target_sparsity", "target_macs", "target_speedup") if getattr(config, name) is not None]
     if len(given) > 1:
         raise ConfigError(f"give one target, not {' and '.join(given)} (set the others to none)")
+    _check_positive(config, "speedup_batch")
+    if config.speedup_batch is not None and config.target_speedup is None:
+        raise ConfigError("speedup_batch is the batch size a target_speedup must hold at: give target_speedup too, "
+                          "or drop speedup_batch")
     if given and given[0] != "target_sparsity":
         if config.max_fraction_per_check is not None:
             raise ConfigError(f"max_fraction_per_check limits pruning without a target; {given[0]} sets how much "
@@ -141,15 +146,18 @@ def _check_compute_targets(config: SynapticConfig) -> None:
 
 
 def compute_targets(config: SynapticConfig) -> dict[str, float]:
-    """The pruner's compute target: ``{"target_macs": x}``, ``{"target_latency": 1 / target_speedup}`` or ``{}``.
+    """The pruner's compute target: ``{"target_macs": x}``, ``{"target_speedup": x, "latency_batch_sizes":
+    (b,)}`` (batch 1 and 64 unless ``speedup_batch`` names one) or ``{}``.
 
-    A speed-up is pursued in a linear latency model timed per layer at batch 1 and 64 (see
-    :func:`neuroprune.synaptic.compute.time_per_weight`) and checked by the run's own timing.
+    A speed-up is pursued in a latency model timed per layer at batch 1 and 64 and calibrated
+    on thinned copies of the whole network (see :mod:`neuroprune.synaptic.latency`), and
+    checked by the run's own timing.
     With no target, see :func:`neuroprune.synaptic.granularity.default_target` (what the run
     uses when ``auto`` picks units for a network with convolutions).
     """
     if config.target_speedup is not None:
-        return {"target_latency": 1.0 / config.target_speedup}
+        sizes = (config.speedup_batch,) if config.speedup_batch is not None else (1, 64)
+        return {"target_speedup": config.target_speedup, "latency_batch_sizes": sizes}
     if config.target_macs is not None:
         return {"target_macs": config.target_macs}
     return {}

@@ -24,17 +24,32 @@ def test_target_macs_prunes_units_to_the_target_and_records_what_it_did(tmp_path
     assert {"batch_1", "batch_64", "threads"} <= set(saved["latency_ms"])
 
 
-def test_target_speedup_is_pursued_in_the_latency_model_and_checked_by_the_run_timing(tmp_path):
+def test_target_speedup_is_calibrated_recorded_and_checked_by_the_run_timing(tmp_path, mac_clock):
+    # the calibration is timed by a MACs clock (deterministic); the run's own latency table is wall time
     out = tmp_path / "run"
-    result = _run(["synaptic", "--dataset", "digits", "--epochs", "2", "--target-speedup", "2", "--out", str(out)])
+    result = _run(["synaptic", "--dataset", "digits", "--model", "lenet5", "--epochs", "2", "--target-speedup", "1.5",
+                   "--speedup-batch", "32", "--out", str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "result.json").read_text())
-    assert saved["pruner"]["target_latency"] == 0.5 and saved["pruner"]["target_speedup"] == 2.0
-    assert saved["pruner"]["target_macs"] is None and saved["checks"][-1]["compute_fraction"] <= 0.5
+    calibration = saved["pruner"]["latency_calibration"]
+    assert saved["pruner"]["target_speedup"] == 1.5 and saved["pruner"]["target_macs"] is None
+    assert set(calibration["points"]) == {"32"} and calibration["speedup"] == 1.5
+    assert saved["pruner"]["target_latency"] == calibration["layer_share"] < 1 / 1.5  # the overhead costs layers
+    assert saved["checks"][-1]["compute_fraction"] <= calibration["layer_share"] + 1e-9
+    assert any("retimed" in check for check in saved["checks"])
     check = saved["speedup_target"]
-    assert set(check["measured"]) == {"batch_1", "batch_64", "batch_256"}
-    assert check["reached"]["batch_1"] == (check["measured"]["batch_1"] >= 0.9 * 2)
-    assert "target speed-up 2x" in result.output
+    assert set(check["measured"]) == {"batch_1", "batch_32", "batch_64", "batch_256"}
+    assert set(check["reached"]) == {"batch_32"}
+    assert check["reached"]["batch_32"] == (check["measured"]["batch_32"] >= 0.9 * 1.5)
+    assert "target speed-up 1.5x" in result.output
+
+
+def test_a_speedup_out_of_reach_is_refused_before_training_in_one_line(tmp_path, mac_clock):
+    result = _run(["synaptic", "--dataset", "digits", "--model", "lenet5", "--target-speedup", "3",
+                   "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert "target_speedup 3 is out of reach" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "result.json").exists()
 
 
 def test_two_targets_are_refused_by_name(tmp_path):

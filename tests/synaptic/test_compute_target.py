@@ -110,7 +110,7 @@ def test_target_macs_needs_units_an_example_and_no_second_target():
                        check_every=2)
     with pytest.raises(ConfigError, match=r"\(0, 1\)"):
         SynapticPruner(model, target_macs=1.5, example_inputs=x, granularity="unit", check_every=2)
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="one compute target"):
         SynapticPruner(model, target_macs=0.5, target_latency=0.5, example_inputs=x, granularity="unit",
                        check_every=2)
 
@@ -126,8 +126,15 @@ def test_auto_granularity_prunes_units_of_conv_nets_and_both_for_mlps():
     assert default_target(conv.model, "auto", has_target=True) == {}
 
 
-def test_config_maps_a_speedup_to_a_latency_target_and_takes_one_target():
-    assert compute_targets(from_dict(SynapticConfig, {"target_speedup": 2.5})) == {"target_latency": pytest.approx(0.4)}
+def test_config_passes_a_speedup_target_on_and_takes_one_target():
+    assert compute_targets(from_dict(SynapticConfig, {"target_speedup": 2.5})) == {
+        "target_speedup": 2.5, "latency_batch_sizes": (1, 64)}
+    assert compute_targets(from_dict(SynapticConfig, {"target_speedup": 2.5, "speedup_batch": 32})) == {
+        "target_speedup": 2.5, "latency_batch_sizes": (32,)}
+    with pytest.raises(ConfigError, match="speedup_batch is the batch size a target_speedup must hold at"):
+        from_dict(SynapticConfig, {"speedup_batch": 32})
+    with pytest.raises(ConfigError, match="speedup_batch must be >= 1"):
+        from_dict(SynapticConfig, {"target_speedup": 2.0, "speedup_batch": 0})
     assert compute_targets(from_dict(SynapticConfig, {"target_macs": 0.3})) == {"target_macs": 0.3}
     with pytest.raises(ConfigError, match="one target"):
         from_dict(SynapticConfig, {"target_macs": 0.3, "target_sparsity": 0.8})

@@ -66,9 +66,12 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
               help="Share of the dense MACs left at --stop-step, reached on the cubic schedule by removing the units "
                    "whose activity per MAC saved is lowest; none: no compute target [default: none].")
 @click.option("--target-speedup", type=FRACTION_OR_NONE,
-              help="Wanted speed-up N: 1/N of the dense layers' time left, in a latency model timed per layer at "
-                   "batch 1 and 64; checked by this run's interleaved timing (result.json speedup_target) "
-                   "[default: none].")
+              help="Wanted speed-up N of the compacted network at batch 1 and 64 (or --speedup-batch): counted in a "
+                   "latency model timed per layer, calibrated on thinned copies of the whole network before "
+                   "training and on the pruned network during pruning; checked by this run's interleaved timing "
+                   "(result.json speedup_target). Refused before training when out of reach [default: none].")
+@click.option("--speedup-batch", type=int,
+              help="The one batch size --target-speedup must hold at [default: batch 1 and 64].")
 @click.option("--granularity", type=click.Choice(list(GRANULARITIES)),
               help="Prune connections, whole units (neurons/channels), both, or auto: unit for networks with "
                    "convolutions or a compute target (without a target, half the dense layers' time is kept), "

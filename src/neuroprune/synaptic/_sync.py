@@ -53,3 +53,12 @@ def share_rank_zero_decisions(
         if not torch.equal(mask, mask_of(name)):
             log.warning("layer %s: this rank's pruning decision differed from rank 0's; using rank 0's", name)
             set_mask(name, mask)
+
+
+def share_rank_zero_floats(values: list[float], device: torch.device) -> list[float]:
+    """Rank 0's ``values`` on every rank: timings differ between processes, decisions taken from them must not."""
+    if _world() == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return tensor.tolist()

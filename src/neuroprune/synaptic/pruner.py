@@ -11,10 +11,12 @@ Typical use::
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -24,12 +26,13 @@ from ..errors import ConfigError, ModelError
 from ..masks import MaskedWeights, MaskViews, prunable_layers
 from ..sparsity_schedule import PolynomialSparsity
 from ..structure import compact
-from ._sync import average_over_processes, share_rank_zero_decisions
+from ._sync import average_over_processes, share_rank_zero_decisions, share_rank_zero_floats
 from .compute import ComputeBudget, positions_per_weight, time_per_weight, unit_scores
 from .criteria import Criterion, create_criterion
 from .folding import fold_into_bias
 from .granularity import AUTO as AUTO_GRANULARITY
 from .granularity import resolve_granularity
+from .latency import LatencyCalibration, calibrate_speedup, time_shares
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
@@ -37,6 +40,9 @@ from .tracker import CRITERIA, ActivityTracker
 from .units import UnitGroup, find_unit_groups
 
 GRANULARITIES = ("auto", "connection", "unit", "both")
+# progress of the sparsity schedule at which a speed-up target is re-timed on the pruned network itself
+# (the cubic schedule has done 66%, 88% and 97% of its pruning by then, and checks are left to correct)
+RETIME_AT = (0.3, 0.5, 0.7)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,12 @@ class SynapticPruner(MaskViews):
             every layer is timed alone at batch 1 and 64 when the pruner is created
             (:func:`~neuroprune.synaptic.compute.time_per_weight`); what a unit's removal saves
             is its weights' share of that time. The share of the dense layers' time left.
+        target_speedup: the whole network ``target_speedup`` times faster at every batch size in
+            ``latency_batch_sizes``: counted in the same latency model, whose layer share is
+            calibrated first on thinned copies of the network, timed against the dense one
+            (:mod:`neuroprune.synaptic.latency`; the result is in ``latency_calibration``).
+            ConfigError if even the thinnest copy is not that fast.
+        latency_batch_sizes: the batch sizes ``target_speedup`` must hold at.
         example_inputs: one input batch; a shape probe gives each layer's MACs per weight.
         granularity: ``connection`` (default), ``unit`` (whole Linear neurons / Conv2d
             channels whose downstream activity stays weak go, with every connection entering
@@ -120,6 +132,8 @@ class SynapticPruner(MaskViews):
         target_sparsity: float | None = None,
         target_macs: float | None = None,
         target_latency: float | None = None,
+        target_speedup: float | None = None,
+        latency_batch_sizes: tuple[int, ...] = (1, 64),
         example_inputs: torch.Tensor | None = None,
         granularity: str = "connection",
         fold_bias: bool | None = None,
@@ -131,14 +145,8 @@ class SynapticPruner(MaskViews):
         if not isinstance(criterion, Criterion) and criterion not in CRITERIA:
             raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
         scorer = create_criterion(criterion)
-        if granularity not in GRANULARITIES:
-            raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
-        if target_sparsity is not None and not 0 < target_sparsity < 1:
-            raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
-        if target_macs is not None and target_latency is not None:
-            raise ConfigError("give target_macs or target_latency, not both")
-        compute_target = target_macs if target_macs is not None else target_latency
-        _check_compute_target(compute_target, target_sparsity, max_fraction_per_check, example_inputs, granularity)
+        compute_target = _check_targets(granularity, target_sparsity, target_macs, target_latency, target_speedup,
+                                        latency_batch_sizes, max_fraction_per_check, example_inputs)
         if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
             raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
@@ -146,22 +154,22 @@ class SynapticPruner(MaskViews):
         if fold_bias and not scorer.knows_input_means:
             raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
                               f"got criterion {scorer.name!r}")
-        if max_fraction_per_check is not None and target_sparsity is not None:
-            raise ConfigError(
-                "max_fraction_per_check limits pruning without a target; with target_sparsity the sparsity schedule "
-                "sets how much goes at each check: drop one of the two"
-            )
         fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
         self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
         self.unit_rule = LowActivityRule(alpha, patience, 0, fraction)
         self._requested = (check_every, warmup_steps, stop_step)
         self.schedule: CheckSchedule | None = None
+        self._planned_steps: int | None = None
         self.sparsity_schedule: PolynomialSparsity | None = None
         self.criterion = scorer.name
         self.fold_bias = scorer.name == "deviation" if fold_bias is None else fold_bias
         self.target_sparsity = target_sparsity
         self.target_macs = target_macs
         self.target_latency = target_latency
+        self.target_speedup = target_speedup
+        self.latency_batch_sizes = tuple(latency_batch_sizes)
+        self.latency_calibration: LatencyCalibration | None = None
+        self._latency_reference: tuple[nn.Module, torch.Tensor] | None = None
         self.compute_target = compute_target
         self.sample_every = sample_every
         self.model = model
@@ -177,10 +185,7 @@ class SynapticPruner(MaskViews):
         self.macs: ComputeBudget | None = None
         if compute_target is not None:
             assert example_inputs is not None  # checked above
-            shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
-            self.macs = ComputeBudget(positions_per_weight(self.layers, model, example_inputs), shapes)
-            self.compute = self.macs if target_latency is None else ComputeBudget(
-                time_per_weight(self.layers, model, example_inputs), shapes)
+            self._set_up_compute(example_inputs)
         self.masks = MaskedWeights(self.layers, optimizer)
         self.counters = {
             name: torch.zeros(m.weight.shape, dtype=torch.int32, device=m.weight.device)
@@ -208,6 +213,7 @@ class SynapticPruner(MaskViews):
                 larger than the check interval (checks would judge no activity).
         """
         schedule = resolve_schedule(*self._requested, total_steps)
+        self._planned_steps = total_steps
         if self.sample_every > schedule.check_every:
             raise ConfigError(
                 f"sample_every ({self.sample_every}) is larger than check_every ({schedule.check_every}): some checks "
@@ -229,6 +235,59 @@ class SynapticPruner(MaskViews):
                 )
                 warnings.warn(message, stacklevel=2)
         self._update_tracking()
+
+    def _set_up_compute(self, example_inputs: torch.Tensor) -> None:
+        """What a weight costs (MACs, or time per weight with a latency or speed-up target), before masks attach."""
+        shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
+        self.macs = ComputeBudget(positions_per_weight(self.layers, self.model, example_inputs), shapes)
+        is_timed = self.target_latency is not None or self.target_speedup is not None
+        self.compute = ComputeBudget(time_per_weight(self.layers, self.model, example_inputs), shapes) \
+            if is_timed else self.macs
+        if self.target_speedup is not None:
+            self._calibrate(example_inputs)
+
+    def _calibrate(self, example_inputs: torch.Tensor) -> None:
+        """Find the layer share that makes the network ``target_speedup`` times faster, and count down to it."""
+        assert self.compute is not None and self.target_speedup is not None
+        # timed on each process alike, decided on rank 0's timing (the processes' quotas must agree)
+        names = list(self.compute.positions)
+        costs = share_rank_zero_floats([self.compute.positions[n] for n in names], example_inputs.device)
+        self.compute.positions = dict(zip(names, costs))
+        calibration = calibrate_speedup(self.model, self.unit_groups, self.compute.positions, self.layers,
+                                        example_inputs, self.target_speedup, self.latency_batch_sizes)
+        [share] = share_rank_zero_floats([calibration.layer_share], example_inputs.device)
+        self._use_calibration(replace(calibration, layer_share=share))
+        # what the pruned network is timed against, on this input, during pruning
+        self._latency_reference = (copy.deepcopy(self.model).eval(), example_inputs[:1].detach().clone())
+
+    def _retime_if_due(self) -> dict[str, Any] | None:
+        """Time the pruned network itself at :data:`RETIME_AT` and correct the speed-up target's layer share.
+
+        Returns what was timed and decided (for the check's record), or None when no timing was due.
+        """
+        calibration, schedule = self.latency_calibration, self.sparsity_schedule
+        if calibration is None or schedule is None or self._latency_reference is None or self.compute is None:
+            return None
+        done = len(next(iter(calibration.pruned.values()), []))
+        progress = (self.step_count - schedule.begin_step) / (schedule.end_step - schedule.begin_step)
+        if done >= len(RETIME_AT) or progress < RETIME_AT[done]:
+            return None
+        dense, example = self._latency_reference
+        sizes = list(calibration.points)
+        measured = time_shares(dense, compact(self.model).eval(), example, sizes)
+        shares = dict(zip(sizes, share_rank_zero_floats([measured[size] for size in sizes], example.device)))
+        layer_share = self.compute.fraction({name: self.mask(name) for name in self.layers})
+        self._use_calibration(calibration.retimed(layer_share, shares))
+        assert self.schedule is not None  # a sparsity schedule is planned with it
+        self.sparsity_schedule = self._sparsity_schedule(self.schedule, self._planned_steps)
+        return {"layer_share": layer_share, "time_shares": {str(size): share for size, share in shares.items()},
+                "new_layer_share": self.compute_target}
+
+    def _use_calibration(self, calibration: LatencyCalibration) -> None:
+        self.latency_calibration = calibration
+        self.target_latency = self.compute_target = calibration.layer_share
+        log.info("target_speedup %g: keep %.3f of the layers' modelled time (timed: %s)", calibration.speedup,
+                 calibration.layer_share, calibration.predicted_speedups())
 
     @property
     def _final_fraction(self) -> float | None:
@@ -322,6 +381,9 @@ class SynapticPruner(MaskViews):
             record["scheduled_fraction"] = self.sparsity_schedule.at(self.step_count)
         self.history.append(record)
         self.tracker.reset()
+        retimed = self._retime_if_due()
+        if retimed is not None:
+            record["retimed"] = retimed
         log.debug("check at step %d: %.1f%% pruned", self.step_count, 100 * record["pruned_fraction"])
 
     def _quota(self, masks: dict[str, torch.Tensor]) -> int:
@@ -485,6 +547,8 @@ class SynapticPruner(MaskViews):
             # The timed latency model differs from one timing to the next; a resumed run must count in the same one.
             **({"latency_costs": {f"{name}.weight": cost for name, cost in self.compute.positions.items()}}
                if self.target_latency is not None and self.compute is not None else {}),
+            # so is the calibration of a speed-up target
+            **({"latency_calibration": self.latency_calibration.to_dict()} if self.latency_calibration else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -518,6 +582,10 @@ class SynapticPruner(MaskViews):
             shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
             self.compute = ComputeBudget({key.removesuffix(".weight"): float(cost)
                                           for key, cost in state["latency_costs"].items()}, shapes)
+        if "latency_calibration" in state:
+            self._use_calibration(LatencyCalibration.from_dict(state["latency_calibration"]))
+            if self.schedule is not None:  # planned with this process's own calibration
+                self.plan(self._planned_steps)
         self._update_tracking()
 
     def _check_state(self, state: Any) -> None:
@@ -569,6 +637,22 @@ class SynapticPruner(MaskViews):
                     isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
                 raise ModelError(f"pruner state latency_costs must give one finite cost >= 0 per prunable layer "
                                  f"{sorted(expected)}")
+        self._check_calibration(state)
+
+    def _check_calibration(self, state: dict[str, Any]) -> None:
+        """A speed-up target's calibration is in the state exactly when this pruner has one, for the same target."""
+        if "latency_calibration" not in state:
+            if self.target_speedup is not None:
+                raise ModelError("pruner state has no latency calibration, but this pruner has target_speedup: the "
+                                 "state was saved by a pruner with another target")
+            return
+        if self.target_speedup is None:
+            raise ModelError("pruner state has a latency calibration, but this pruner has no target_speedup")
+        calibration = LatencyCalibration.from_dict(state["latency_calibration"])
+        if calibration.speedup != self.target_speedup or set(calibration.points) != set(self.latency_batch_sizes):
+            raise ModelError(f"pruner state was calibrated for a {calibration.speedup:g}x speed-up at batch sizes "
+                             f"{sorted(calibration.points)}; this pruner asks for {self.target_speedup:g}x at "
+                             f"{sorted(self.latency_batch_sizes)}")
 
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
 
@@ -590,6 +674,42 @@ class SynapticPruner(MaskViews):
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
+
+
+def _check_targets(granularity: str, target_sparsity: float | None, target_macs: float | None,
+                   target_latency: float | None, target_speedup: float | None, latency_batch_sizes: tuple[int, ...],
+                   max_fraction_per_check: float | None, example_inputs: torch.Tensor | None) -> float | None:
+    """Refuse targets that cannot be met as given; the compute target (a speed-up's inverse until calibrated)."""
+    if granularity not in GRANULARITIES:
+        raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
+    if target_sparsity is not None and not 0 < target_sparsity < 1:
+        raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
+    given = [name for name, value in (("target_macs", target_macs), ("target_latency", target_latency),
+                                      ("target_speedup", target_speedup)) if value is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one compute target, not {' and '.join(given)}")
+    _check_speedup(target_speedup, latency_batch_sizes)
+    # a speed-up's layer share is known once the pruner calibrates it; its inverse stands in for the checks
+    compute_target = target_macs if target_macs is not None else target_latency
+    if target_speedup is not None:
+        compute_target = 1.0 / target_speedup
+    _check_compute_target(compute_target, target_sparsity, max_fraction_per_check, example_inputs, granularity)
+    if max_fraction_per_check is not None and target_sparsity is not None:
+        raise ConfigError(
+            "max_fraction_per_check limits pruning without a target; with target_sparsity the sparsity schedule "
+            "sets how much goes at each check: drop one of the two"
+        )
+    return compute_target
+
+
+def _check_speedup(target_speedup: float | None, batch_sizes: tuple[int, ...]) -> None:
+    if target_speedup is None:
+        return
+    if isinstance(target_speedup, bool) or not isinstance(target_speedup, (int, float)) \
+            or not 1 < target_speedup < math.inf:
+        raise ConfigError(f"target_speedup must be a number > 1 (2: twice as fast); got {target_speedup!r}")
+    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
+        raise ConfigError(f"latency_batch_sizes must be whole numbers >= 1; got {batch_sizes!r}")
 
 
 def _check_compute_target(target_macs: float | None, target_sparsity: float | None,
