@@ -188,3 +188,39 @@ def test_layerwise_hybrid_keeps_the_layer_magnitudes_in_activity_order():
     magnitudes = layer.weight.detach().abs().flatten().sort().values
     assert torch.equal(hybrid.flatten().sort().values, magnitudes)  # same values per layer: same layer budget
     assert torch.equal(hybrid.flatten().argsort(), activity.flatten().argsort())  # order set by activity
+
+
+def _post_norm_scores(net: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    layers = {name: m for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    criterion = create_criterion("post-norm")
+    criterion.prepare(net, layers)
+    tracker = ActivityTracker(layers, criterion)
+    net.train()
+    net(x)
+    scores = tracker.activity()
+    tracker.remove()
+    return scores
+
+
+def test_post_norm_is_the_normalised_share_times_the_following_norms_scale():
+    x = torch.randn(8, 2, 5, 5, generator=torch.Generator().manual_seed(1))
+    net = _conv_bn_net()
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([0.5, -2.0, 1.0, 0.0]))  # gamma of the first norm; unit 3 switched off
+    normalised = _all_scores(net, "normalised", x)
+    post_norm = _post_norm_scores(net, x)
+    gamma = torch.tensor([0.5, 2.0, 1.0, 0.0]).view(4, 1, 1, 1)
+    assert torch.allclose(post_norm["0"], normalised["0"] * gamma, atol=1e-7)
+    assert torch.all(post_norm["0"][3] == 0)  # a unit the norm switches off carries nothing on
+    assert torch.allclose(post_norm["3"], normalised["3"] * net[4].weight.detach().abs().view(3, 1, 1, 1))
+    assert torch.equal(post_norm["7"], normalised["7"])  # no norm follows the classifier: gamma 1
+    with torch.no_grad():  # like the normalised score, it ignores a filter's own scale behind the norm
+        net[0].weight[1] *= 100
+        net[0].bias[1] *= 100
+    assert torch.allclose(_post_norm_scores(net, x)["0"], post_norm["0"], rtol=1e-3, atol=1e-6)
+
+
+def test_the_pruner_prepares_post_norm_with_the_model_it_prunes():
+    net = _conv_bn_net()
+    pruner = SynapticPruner(net, criterion="post-norm", check_every=2)
+    assert set(pruner.tracker.scorer._norms) == {id(net[0]), id(net[3])}

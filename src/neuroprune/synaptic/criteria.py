@@ -54,6 +54,14 @@ class Criterion:
         """
         raise NotImplementedError
 
+    def prepare(self, model: nn.Module, layers: Mapping[str, nn.Module]) -> None:
+        """Look up what the score needs beyond the statistics, once, before pruning (default: nothing).
+
+        Args:
+            model: the whole network.
+            layers: name -> the Linear/Conv2d layers that will be scored.
+        """
+
     @property
     def knows_input_means(self) -> bool:
         """Whether the statistics include the signed mean input (needed to fold pruned connections into the bias)."""
@@ -197,7 +205,61 @@ class NormalisedWithinLayer(NormalisedActivity):
         return result.view_as(weight)
 
 
+@register_criterion
+class PostNormActivity(NormalisedActivity):
+    """Normalised activity times the following batch norm's scale: ``|gamma_j| * |W[j, i]| * std(x_i) / std(y_j)``.
+
+    A batch norm divides unit j's output by its spread (``std(y_j)``, up to its epsilon)
+    and multiplies it by ``gamma_j``, so this is the connection's share of the variation
+    the *normalised* unit passes on: the activity that reaches the next layer. The
+    normalised score compares connections within a unit, and ties GMP behind batch norm;
+    this one also ranks units by what survives the norm, the scale batch norm learns in
+    place of the weights' (network slimming's channel criterion, Liu et al. 2017). A layer
+    whose output goes to anything else than a BatchNorm (or that cannot be traced) keeps the
+    normalised score (gamma 1).
+    """
+
+    name = "post-norm"
+
+    def __init__(self) -> None:
+        self._norms: dict[int, nn.Module] = {}
+
+    def prepare(self, model: nn.Module, layers: Mapping[str, nn.Module]) -> None:
+        self._norms = following_norms(model, layers)
+
+    def score(self, weight: torch.Tensor, stats: Mapping[str, torch.Tensor], module: nn.Module) -> torch.Tensor:
+        share = super().score(weight, stats, module)
+        norm = self._norms.get(id(module))
+        if norm is None or getattr(norm, "weight", None) is None:
+            return share
+        gamma = norm.weight.detach().abs().float().to(share.device)
+        return share * gamma.view(-1, *([1] * (weight.dim() - 1)))
+
+
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def following_norms(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[int, nn.Module]:
+    """id(layer) -> the BatchNorm that alone reads its output, for each of ``layers`` that has one.
+
+    Found in the torch.fx graph of ``model``; an untraceable model gives no pairs.
+    """
+    from ..errors import ModelError
+    from ..structure.regions import trace
+
+    try:
+        graph = trace(model).graph
+    except ModelError:
+        return {}
+    ids = {id(module) for module in layers.values()}
+    found: dict[int, nn.Module] = {}
+    for node in graph.nodes:
+        if node.op != "call_module" or id(model.get_submodule(node.target)) not in ids or len(node.users) != 1:
+            continue
+        [user] = node.users
+        if user.op == "call_module" and isinstance(model.get_submodule(user.target), nn.modules.batchnorm._BatchNorm):
+            found[id(model.get_submodule(node.target))] = model.get_submodule(user.target)
+    return found
 
 
 def input_std(stats: Mapping[str, torch.Tensor]) -> torch.Tensor:

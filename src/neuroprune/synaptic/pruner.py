@@ -195,6 +195,7 @@ class SynapticPruner(MaskViews):
             group.name: torch.zeros(group.size, dtype=torch.int32, device=self.layers[group.name].weight.device)
             for group in self.unit_groups
         }
+        scorer.prepare(model, self.layers)
         self.tracker = ActivityTracker(self.layers, scorer)
         self.tracker.is_active = False  # until the schedule is known
         self.step_count = 0
