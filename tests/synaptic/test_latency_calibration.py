@@ -166,3 +166,23 @@ def test_the_pruned_network_is_retimed_during_pruning_and_its_own_speed_corrects
     # thinned alike, the network pruned by activity per MAC would have been pruned past the target
     _, uncorrected = _pruned_speedups(monkeypatch, clocks, ())
     assert min(uncorrected) > 1.1 * 1.6
+
+
+def test_a_pruner_whose_state_is_loaded_before_planning_times_no_network(mac_clock, monkeypatch):
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
+    model = _lenet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = _pruner(model, optimizer, x)
+    _train(model, pruner, optimizer, x, y, 6)
+    state = pruner.state_dict()
+
+    def no_timing(*args):
+        raise AssertionError("a resumed pruner timed a network")
+
+    monkeypatch.setattr(latency_module, "measured_time_share", no_timing)
+    resumed = SynapticPruner(_lenet(), granularity="unit", target_speedup=1.5, example_inputs=x[:1],
+                             warmup_steps=0, stop_step=20)  # check_every auto: planned when training starts
+    assert resumed.latency_calibration is None
+    resumed.load_state_dict(state)
+    resumed.plan(40)
+    assert resumed.latency_calibration == pruner.latency_calibration

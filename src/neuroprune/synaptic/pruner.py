@@ -214,6 +214,8 @@ class SynapticPruner(MaskViews):
                 larger than the check interval (checks would judge no activity).
         """
         schedule = resolve_schedule(*self._requested, total_steps)
+        if self.target_speedup is not None and self.latency_calibration is None:
+            self._calibrate()
         self._planned_steps = total_steps
         if self.sample_every > schedule.check_every:
             raise ConfigError(
@@ -245,21 +247,26 @@ class SynapticPruner(MaskViews):
         self.compute = ComputeBudget(time_per_weight(self.layers, self.model, example_inputs), shapes) \
             if is_timed else self.macs
         if self.target_speedup is not None:
-            self._calibrate(example_inputs)
+            # the dense network, kept to calibrate against (when planned) and to time the pruned one against
+            self._latency_reference = (copy.deepcopy(self.model).eval(), example_inputs[:1].detach().clone())
 
-    def _calibrate(self, example_inputs: torch.Tensor) -> None:
-        """Find the layer share that makes the network ``target_speedup`` times faster, and count down to it."""
-        assert self.compute is not None and self.target_speedup is not None
+    def _calibrate(self) -> None:
+        """Find the layer share that makes the network ``target_speedup`` times faster, and count down to it.
+
+        Done when the schedule is planned, not when the pruner is created, so a pruner whose
+        state is loaded first (a resumed run) counts with the saved calibration and times nothing.
+        """
+        assert self.compute is not None and self.target_speedup is not None and self._latency_reference is not None
+        dense, example = self._latency_reference
         # timed on each process alike, decided on rank 0's timing (the processes' quotas must agree)
         names = list(self.compute.positions)
-        costs = share_rank_zero_floats([self.compute.positions[n] for n in names], example_inputs.device)
+        costs = share_rank_zero_floats([self.compute.positions[n] for n in names], example.device)
         self.compute.positions = dict(zip(names, costs))
-        calibration = calibrate_speedup(self.model, self.unit_groups, self.compute.positions, self.layers,
-                                        example_inputs, self.target_speedup, self.latency_batch_sizes)
-        [share] = share_rank_zero_floats([calibration.layer_share], example_inputs.device)
+        calibration = calibrate_speedup(dense, self.unit_groups, self.compute.positions,
+                                        prunable_layers(dense, self.layers), example, self.target_speedup,
+                                        self.latency_batch_sizes)
+        [share] = share_rank_zero_floats([calibration.layer_share], example.device)
         self._use_calibration(replace(calibration, layer_share=share))
-        # what the pruned network is timed against, on this input, during pruning
-        self._latency_reference = (copy.deepcopy(self.model).eval(), example_inputs[:1].detach().clone())
 
     def _retime_if_due(self) -> dict[str, Any] | None:
         """Time the pruned network itself at :data:`RETIME_AT` and correct the speed-up target's layer share.
@@ -632,7 +639,7 @@ class SynapticPruner(MaskViews):
             raise ModelError("pruner state history must be a list of records (dicts)")
         if "latency_costs" in state:
             costs = state["latency_costs"]
-            if self.target_latency is None:
+            if self.target_latency is None and self.target_speedup is None:
                 raise ModelError("pruner state has latency_costs, but this pruner has no target_latency")
             if not isinstance(costs, dict) or set(costs) != set(expected) or not all(
                     isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
