@@ -91,7 +91,7 @@ def test_greedy_keeps_the_best_scoring_removal_and_stops_at_the_budget(trained, 
         cut = f"{pruner.units[start - 1].name}:{pruner.units[end].name}"
         plan = pruner.plan(cut, bridge="auto")
         small = plan.apply()
-        for span, bridge in zip(plan.spans, plan.bridges):
+        for span, bridge in zip(plan.spans, plan.bridges, strict=True):
             if bridge == "translator":
                 init_translator(small, trained, span, digits_train)
         accuracy = evaluate(small, digits_test)["accuracy"]

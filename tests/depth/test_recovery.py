@@ -16,7 +16,7 @@ def test_frozen_parameters_do_not_change(tiny, example, digits_train) -> None:
     after = small.state_dict()
     for key, value in frozen_before.items():  # weights and batch-norm running statistics alike
         assert torch.equal(after[key], value), key
-    assert any(not torch.equal(a, b) for a, b in zip(translator.parameters(), bridge_before))
+    assert any(not torch.equal(a, b) for a, b in zip(translator.parameters(), bridge_before, strict=True))
     assert all(p.requires_grad for p in small.parameters())  # flags restored
     assert phase.name == "translator" and phase.epochs == 1 and phase.seconds > 0
     assert len(bridge_ids) == 2

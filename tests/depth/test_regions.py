@@ -107,7 +107,7 @@ class _Generated(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for kind, layer in zip(self.kinds, self.layers):
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
             if kind == "residual":
                 x = x + layer(x)
             elif kind == "concat":

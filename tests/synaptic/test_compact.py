@@ -42,7 +42,7 @@ def test_compacted_model_matches_masked_model_and_is_smaller(name, kwargs, shape
     assert params(small) < params(model)
     removed_units = sum(
         a.weight.shape[0] - b.weight.shape[0]
-        for a, b in zip(pruner.layers.values(), [m for m in small if hasattr(m, "weight")])
+        for a, b in zip(pruner.layers.values(), [m for m in small if hasattr(m, "weight")], strict=True)
     )
     assert removed_units > 0, "heavy pruning with min_fan_in=0 should leave dead units to remove"
 

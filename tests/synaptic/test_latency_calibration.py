@@ -47,12 +47,12 @@ def test_a_speedup_beyond_the_thinnest_network_is_refused_with_what_it_reaches(c
 @given(st.lists(st.floats(0.01, 1.5), min_size=1, max_size=8))
 def test_timed_points_are_made_monotone_without_moving_the_dense_point(times):
     shares = sorted({1.0 - 0.1 * (i + 1) for i in range(len(times))}, reverse=True)
-    points = [(1.0, 1.0), *zip(shares, times)]
+    points = [(1.0, 1.0), *zip(shares, times, strict=True)]
     smoothed = _monotone(points)
     assert [m for m, _ in smoothed] == [m for m, _ in points]
     assert smoothed[0][1] == pytest.approx(1.0, abs=1e-5)
-    assert all(later[1] <= earlier[1] + 1e-12 for earlier, later in zip(smoothed, smoothed[1:]))
-    if all(b <= a for a, b in zip([1.0, *times], times)):
+    assert all(later[1] <= earlier[1] + 1e-12 for earlier, later in zip(smoothed, smoothed[1:], strict=False))
+    if all(b <= a for a, b in zip([1.0, *times], times, strict=False)):
         assert [t for _, t in smoothed[1:]] == pytest.approx(times)  # already monotone: unchanged
 
 

@@ -140,18 +140,19 @@ class GradualMagnitudePruner(MaskViews):
         """Prune the smallest live weights of ``names``, ranked together, until ``target`` of them are pruned."""
         masks = [self.mask(name) for name in names]
         sizes = [mask.numel() for mask in masks]
-        missing = round(target * sum(sizes)) - sum(size - int(mask.sum()) for size, mask in zip(sizes, masks))
+        pruned = sum(size - int(mask.sum()) for size, mask in zip(sizes, masks, strict=True))
+        missing = round(target * sum(sizes)) - pruned
         if missing <= 0:
             return
         device = masks[0].device
         # (sum of sizes,): |w|, with already-pruned positions at +inf so they are never chosen again
         scores = torch.cat([
             self.layers[name].weight.abs().float().where(mask.bool(), torch.inf).flatten().to(device)
-            for name, mask in zip(names, masks)
+            for name, mask in zip(names, masks, strict=True)
         ])
         flat = torch.cat([mask.flatten().to(device) for mask in masks])
         flat[scores.topk(missing, largest=False).indices] = 0
-        for name, mask in zip(names, flat.split(sizes)):
+        for name, mask in zip(names, flat.split(sizes), strict=True):
             self.masks.set(name, mask.view(self.layers[name].weight.shape))
 
     # ---- ending (mask(), sparsity(), layer_summary() come from MaskViews) ------------------

@@ -194,7 +194,7 @@ def _interleaved(variants: dict[str, nn.Module], x: torch.Tensor, rounds: int, r
         "repeats": repeats,
         "ms": {k: statistics.median(v) for k, v in per_round.items()},
         "speedup": {
-            k: statistics.median(b / m for b, m in zip(per_round[base], v)) for k, v in per_round.items()
+            k: statistics.median(b / m for b, m in zip(per_round[base], v, strict=True)) for k, v in per_round.items()
         },
     }
 

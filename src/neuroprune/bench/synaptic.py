@@ -382,7 +382,7 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> d
     steps = 2 * check_every
     batches: list[Any] = []
     while len(batches) < steps:
-        batches += [b for _, b in zip(range(steps - len(batches)), train)]
+        batches += [b for _, b in zip(range(steps - len(batches)), train, strict=False)]
     timings: dict[str, list[float]] = {"plain": [], "pruner": []}
     for round_ in range(repeats):
         for mode in ("plain", "pruner") if round_ % 2 == 0 else ("pruner", "plain"):
@@ -402,7 +402,7 @@ def _overhead(config: dict[str, Any], sample_every: int, repeats: int = 15) -> d
                 if pruner is not None:
                     pruner.step()
             timings[mode].append((time.process_time() - started) / len(batches))
-    ratios = [p / q for p, q in zip(timings["pruner"], timings["plain"])]
+    ratios = [p / q for p, q in zip(timings["pruner"], timings["plain"], strict=True)]
     return {"plain_ms_per_step": 1e3 * statistics.median(timings["plain"]),
             "pruner_ms_per_step": 1e3 * statistics.median(timings["pruner"]),
             "overhead": statistics.median(ratios) - 1,
@@ -640,7 +640,7 @@ def _sparsity_markdown(payload: dict[str, Any]) -> str:
         for target in runs[0]["targets"]:
             syn = [100 * r["targets"][target]["synaptic"]["test_accuracy"] for r in runs]
             gmp = [100 * r["targets"][target]["gmp"]["test_accuracy"] for r in runs]
-            diff = [s - g for s, g in zip(syn, gmp)]
+            diff = [s - g for s, g in zip(syn, gmp, strict=True)]
             params = [statistics.mean(r["targets"][target][m]["params_compact"] for r in runs)
                       for m in ("synaptic", "gmp")]
             lines.append(f"| {dataset} | {model} | {len(runs)} | {100 * float(target):.0f}% | {_ms(dense)} | "

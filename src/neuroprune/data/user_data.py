@@ -197,7 +197,7 @@ def _read_images(paths: list[Path], size: int | None, channels: int | None) -> n
         raise DatasetError(f"{paths[0]} is {first[0]}x{first[1]} pixels, not square; pass --image-size N to resize "
                            "every image to N x N")
     out = np.empty((len(decoded), channels, size or first[0], size or first[0]), dtype=np.uint8)
-    for index, (path, image) in enumerate(zip(paths, decoded)):
+    for index, (path, image) in enumerate(zip(paths, decoded, strict=True)):
         if size is None and image.size != first:
             raise DatasetError(f"{path} is {image.size[0]}x{image.size[1]} pixels but {paths[0]} is "
                                f"{first[0]}x{first[1]}; pass --image-size N to resize every image to N x N")

@@ -63,7 +63,7 @@ class GreedyResult:
 def segments(pruner: DepthPruner) -> list[tuple[int, int]]:
     """``(start, end)`` unit indices of each removable segment: the units between two neighbouring boundaries."""
     points = boundaries(pruner.units)
-    return [(a, b) for a, b in zip(points, points[1:]) if any(u.params for u in pruner.units[a:b])]
+    return [(a, b) for a, b in zip(points, points[1:], strict=False) if any(u.params for u in pruner.units[a:b])]
 
 
 def greedy_cuts(
@@ -168,7 +168,7 @@ class _Greedy:
         """The plan and model without the ``removed`` segments; each translator starts from its cached fit."""
         plan = self.pruner.plan(_cuts(self.pruner, self.pieces, removed), bridge="auto")
         small = plan.apply()
-        for span, kind in zip(plan.spans, plan.bridges):
+        for span, kind in zip(plan.spans, plan.bridges, strict=True):
             if kind != "translator":
                 continue
             translator = translator_after(small, span.origin)

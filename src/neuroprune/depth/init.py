@@ -79,7 +79,7 @@ def init_translator(
 
 def init_translators(pruned: nn.Module, plan: Any, loader: Iterable) -> None:
     """:func:`init_translator` for every translator a :class:`~.pruner.DepthPlan` put into ``pruned``."""
-    for span, bridge in zip(plan.spans, plan.bridges):
+    for span, bridge in zip(plan.spans, plan.bridges, strict=True):
         if bridge == "translator":
             init_translator(pruned, plan.model, span, loader)
 

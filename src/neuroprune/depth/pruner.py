@@ -70,14 +70,14 @@ class DepthPlan:
             >>> small = DepthPruner(model, example_inputs=x).plan(cut="features.13:features.34").apply()
         """
         bridges = [Translator(span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)  # type: ignore[arg-type]
-                   if kind == "translator" else None for span, kind in zip(self.spans, self.bridges)]
-        for span, kind in zip(self.spans, self.bridges):
+                   if kind == "translator" else None for span, kind in zip(self.spans, self.bridges, strict=True)]
+        for span, kind in zip(self.spans, self.bridges, strict=True):
             log.info("cutting %s (%d units) with %s", span.cut, len(span.removed), kind)
         return cut_model(self.model, self.spans, bridges)
 
     def __str__(self) -> str:
         parts = []
-        for span, kind in zip(self.spans, self.bridges):
+        for span, kind in zip(self.spans, self.bridges, strict=True):
             bridge = "nn.Identity" if kind == "identity" else describe_translator(
                 span.in_shape, span.out_shape, self.kernel_size, self.use_batchnorm)
             parts.append(f"cut {span.cut}: remove {len(span.removed)} units ({span.params_removed:,} params, "
@@ -154,7 +154,7 @@ class DepthPruner:
         if kernel_size not in (1, 3):
             raise ConfigError(f"translator kernel_size must be 1 or 3, got {kernel_size}")
         spans = sorted((self.span(one) for one in _split_many(cut)), key=lambda s: self._position(s.origin))
-        for earlier, later in zip(spans, spans[1:]):
+        for earlier, later in zip(spans, spans[1:], strict=False):
             if self._position(later.origin) < self._position(earlier.destination):
                 raise ConfigError(f"cuts {earlier.cut} and {later.cut} overlap: a cut must start at or after the "
                                   "destination of the cut before it")

@@ -53,7 +53,7 @@ def cut_model(model: nn.Module, spans: Sequence[BlockSpan], bridges: Sequence[nn
             raise ModelError(f"cut {span.cut}: the traced model has no unit {exc}") from None
         nodes = [regions.nodes[name] for segment in segments for name in segment.nodes]
         planned.append((span, entry, nodes))
-    for (span, entry, nodes), bridge in zip(planned, bridges):
+    for (span, entry, nodes), bridge in zip(planned, bridges, strict=True):
         exit_node = nodes[-1]
         replacement = entry
         if bridge is not None:

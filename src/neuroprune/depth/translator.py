@@ -44,7 +44,7 @@ def pooling_for(in_size: Sequence[int], out_size: Sequence[int]) -> nn.Module | 
     if in_size[0] < out_size[0] or in_size[1] < out_size[1]:
         raise ConfigError(f"a translator cannot enlarge {in_size} to {out_size}; choose a later destination")
     kernel = (in_size[0] // out_size[0], in_size[1] // out_size[1])
-    lands = all(math.floor((i - k) / k) + 1 == o for i, k, o in zip(in_size, kernel, out_size))
+    lands = all(math.floor((i - k) / k) + 1 == o for i, k, o in zip(in_size, kernel, out_size, strict=True))
     if lands and kernel[0] == kernel[1]:
         return nn.MaxPool2d(kernel[0], stride=kernel[0])
     if lands:

@@ -74,7 +74,7 @@ class _Checker:
         elif isinstance(current, (list, tuple)):
             if not isinstance(saved, (list, tuple)) or len(saved) != len(current):
                 raise self.fail(where, f"must be a list of {len(current)} values, got {_show(saved)}")
-            for index, (item, template) in enumerate(zip(saved, current)):
+            for index, (item, template) in enumerate(zip(saved, current, strict=True)):
                 self.same_kind(item, template, f"{where}[{index}]")
         elif isinstance(current, Mapping):
             saved = self.mapping(saved, where)
@@ -204,7 +204,7 @@ def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimiz
                          f"must list {len(optimizer.param_groups)} parameter group(s), got {count}")
     parameters: dict[Any, torch.Tensor] = {}
     required: dict[Any, set[str]] = {}
-    for index, (group, current) in enumerate(zip(groups, optimizer.param_groups)):
+    for index, (group, current) in enumerate(zip(groups, optimizer.param_groups, strict=True)):
         where = f"field 'optimizer'['param_groups'][{index}]"
         group = check.mapping(group, where)
         ids = group.get("params")
@@ -219,7 +219,7 @@ def _check_optimizer(check: _Checker, saved: Any, optimizer: torch.optim.Optimiz
                 raise check.fail(where, f"has no {key!r}")
         if "lr" in group and group["lr"] < 0:
             raise check.fail(f"{where}['lr']", f"must be >= 0, got {group['lr']}")
-        for saved_id, parameter in zip(ids, current["params"]):
+        for saved_id, parameter in zip(ids, current["params"], strict=True):
             if isinstance(saved_id, bool) or not isinstance(saved_id, int) or saved_id in parameters:
                 raise check.fail(f"{where}['params']", f"must hold distinct whole numbers, got {_show(ids)}")
             parameters[saved_id] = parameter

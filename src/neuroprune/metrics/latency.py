@@ -242,7 +242,7 @@ def compare_latency(
     base = per_round[baseline]
     return LatencyComparison(
         median_ms={label: _percentile(sorted(values), 0.5) for label, values in per_round.items()},
-        speedup={label: _percentile(sorted(b / v for b, v in zip(base, values)), 0.5)
+        speedup={label: _percentile(sorted(b / v for b, v in zip(base, values, strict=True)), 0.5)
                  for label, values in per_round.items()},
         baseline=baseline, rounds=rounds, repeats=repeats, threads=used_threads,
         batch_size=batch_size_of(example_input),

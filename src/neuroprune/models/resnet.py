@@ -143,7 +143,7 @@ def resnet(
     if imagenet_stem:
         layers.append(("maxpool", nn.MaxPool2d(3, stride=2, padding=1)))
     channels = stem
-    for stage, (count, width) in enumerate(zip(blocks, planes), start=1):
+    for stage, (count, width) in enumerate(zip(blocks, planes, strict=True), start=1):
         stage_blocks = []
         for index in range(count):
             stride = 2 if stage > 1 and index == 0 else 1

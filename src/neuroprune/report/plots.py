@@ -113,7 +113,7 @@ def tradeoff_chart(path: Path, series: list[Series], title: str, xlabel: str, yl
         xs, ys = [p[0] for p in s.points], [p[1] for p in s.points]
         style = {"color": _COLORS[i % len(_COLORS)], "marker": _MARKERS[i % len(_MARKERS)]}
         axes.plot(xs, ys, linestyle="-" if s.joined else "none", label=s.label, markersize=6, **style)
-        for name, x, y in zip(s.names, xs, ys):
+        for name, x, y in zip(s.names, xs, ys, strict=False):  # names are optional: none, no labels
             axes.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if log_x:
         axes.set_xscale("log")

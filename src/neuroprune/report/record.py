@@ -113,7 +113,7 @@ def load_runs(paths: list[str | Path]) -> list[RunRecord]:
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             labels[i] = f"{label} ({seen[label]})"
-    return [load_run(folder, label) for folder, label in zip(folders, labels)]
+    return [load_run(folder, label) for folder, label in zip(folders, labels, strict=True)]
 
 
 def number(value: Any) -> float | None:

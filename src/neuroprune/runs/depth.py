@@ -217,7 +217,7 @@ def cut_record(plan: DepthPlan, small: nn.Module) -> dict[str, Any]:
     also gives its ``origin``, ``destination`` and ``translator`` at the top.
     """
     spans: list[dict[str, Any]] = []
-    for span, bridge in zip(plan.spans, plan.bridges):
+    for span, bridge in zip(plan.spans, plan.bridges, strict=True):
         translator: Any = translator_after(small, span.origin) if bridge == "translator" else None
         described = translator.config() | {"description": translator.describe()} if translator else None
         spans.append({"cut": span.cut, "origin": span.origin, "destination": span.destination,

@@ -239,7 +239,7 @@ class RegionGraph:
                 groups.append((key, point))
         names = _unique_names([key for key, _ in groups])
         segments = []
-        for name, (_, last) in zip(names, groups):
+        for name, (_, last) in zip(names, groups, strict=True):
             nodes = self.region(start, last) if start is not None else self._from_inputs(last)
             segments.append(self._describe(name, start, last, nodes))
             start = last
@@ -390,4 +390,4 @@ def _kind(layer: nn.Module) -> str:
 def _unique_names(keys: list[str]) -> list[str]:
     """Keys without their ``@k`` call suffix where that leaves them unique."""
     plain = [key.split("@")[0] for key in keys]
-    return [p if plain.count(p) == 1 else key for p, key in zip(plain, keys)]
+    return [p if plain.count(p) == 1 else key for p, key in zip(plain, keys, strict=True)]

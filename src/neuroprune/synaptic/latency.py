@@ -211,13 +211,13 @@ def _monotone(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]
             total, weight, count = blocks.pop()
             blocks[-1] = [blocks[-1][0] + total, blocks[-1][1] + weight, blocks[-1][2] + count]
     times = [block[0] / block[1] for block in blocks for _ in range(int(block[2]))]
-    return [(share, time_share) for (share, _), time_share in zip(points, times)]
+    return [(share, time_share) for (share, _), time_share in zip(points, times, strict=True)]
 
 
 def _time_share_at(points: Sequence[tuple[float, float]], layer_share: float) -> float:
     """Measured time share at ``layer_share``: linear between the nearest points (sorted by share, descending)."""
     points = _monotone(points)
-    for (m_high, t_high), (m_low, t_low) in zip(points, points[1:]):
+    for (m_high, t_high), (m_low, t_low) in zip(points, points[1:], strict=False):
         if m_low <= layer_share <= m_high:
             if m_high == m_low:
                 return min(t_high, t_low)
@@ -235,7 +235,7 @@ def _layer_share_for(points: Mapping[int, Sequence[tuple[float, float]]], wanted
     for measured in points.values():
         pairs = _monotone(measured)
         found = None
-        for (m_high, t_high), (m_low, t_low) in zip(pairs, pairs[1:]):
+        for (m_high, t_high), (m_low, t_low) in zip(pairs, pairs[1:], strict=False):
             if t_low <= wanted:  # the crossing lies in this segment
                 found = m_low if t_high == t_low else m_low + (m_high - m_low) * (wanted - t_low) / (t_high - t_low)
                 found = min(max(found, m_low), m_high)
@@ -284,7 +284,7 @@ def _thinned(model: nn.Module, groups: Sequence[UnitGroup], costs: Mapping[str, 
     masks = _masks_keeping(groups, layers, keep)
     names = {id(module): name for name, module in layers.items()}
     copied = copy.deepcopy(model).eval()
-    copies = {names[id(original)]: twin for original, twin in zip(model.modules(), copied.modules())
+    copies = {names[id(original)]: twin for original, twin in zip(model.modules(), copied.modules(), strict=True)
               if id(original) in names}
     with torch.no_grad():
         for name, module in copies.items():

@@ -261,7 +261,7 @@ class SynapticPruner(MaskViews):
         # timed on each process alike, decided on rank 0's timing (the processes' quotas must agree)
         names = list(self.compute.positions)
         costs = share_rank_zero_floats([self.compute.positions[n] for n in names], example.device)
-        self.compute.positions = dict(zip(names, costs))
+        self.compute.positions = dict(zip(names, costs, strict=True))
         calibration = calibrate_speedup(dense, self.unit_groups, self.compute.positions,
                                         prunable_layers(dense, self.layers), example, self.target_speedup,
                                         self.latency_batch_sizes)
@@ -283,7 +283,8 @@ class SynapticPruner(MaskViews):
         dense, example = self._latency_reference
         sizes = list(calibration.points)
         measured = time_shares(dense, compact(self.model).eval(), example, sizes)
-        shares = dict(zip(sizes, share_rank_zero_floats([measured[size] for size in sizes], example.device)))
+        agreed = share_rank_zero_floats([measured[size] for size in sizes], example.device)
+        shares = dict(zip(sizes, agreed, strict=True))
         layer_share = self.compute.fraction({name: self.mask(name) for name in self.layers})
         self._use_calibration(calibration.retimed(layer_share, shares))
         assert self.schedule is not None  # a sparsity schedule is planned with it

@@ -121,7 +121,7 @@ class ActivityTracker:
         if len(names) == 1:
             return {names[0]: stat}
         widths = [statistic_width(name, module) for name in names]
-        return dict(zip(names, stat.split(widths, dim=-1)))
+        return dict(zip(names, stat.split(widths, dim=-1), strict=True))
 
     def activity(self) -> dict[str, torch.Tensor]:
         """Per-connection scores from the statistics averaged over the batches seen since the last reset.
