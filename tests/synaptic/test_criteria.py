@@ -110,7 +110,9 @@ def _conv_bn_net() -> nn.Sequential:
 
 def _all_scores(net: nn.Sequential, criterion: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
     layers = {name: m for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    tracker = ActivityTracker(layers, criterion)
+    scorer = create_criterion(criterion)
+    scorer.prepare(net, layers)  # as the pruner does: post-norm finds the norms that follow
+    tracker = ActivityTracker(layers, scorer)
     net.train()
     net(x)
     scores = tracker.activity()
@@ -190,25 +192,13 @@ def test_layerwise_hybrid_keeps_the_layer_magnitudes_in_activity_order():
     assert torch.equal(hybrid.flatten().argsort(), activity.flatten().argsort())  # order set by activity
 
 
-def _post_norm_scores(net: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    layers = {name: m for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    criterion = create_criterion("post-norm")
-    criterion.prepare(net, layers)
-    tracker = ActivityTracker(layers, criterion)
-    net.train()
-    net(x)
-    scores = tracker.activity()
-    tracker.remove()
-    return scores
-
-
 def test_post_norm_is_the_normalised_share_times_the_following_norms_scale():
     x = torch.randn(8, 2, 5, 5, generator=torch.Generator().manual_seed(1))
     net = _conv_bn_net()
     with torch.no_grad():
         net[1].weight.copy_(torch.tensor([0.5, -2.0, 1.0, 0.0]))  # gamma of the first norm; unit 3 switched off
     normalised = _all_scores(net, "normalised", x)
-    post_norm = _post_norm_scores(net, x)
+    post_norm = _all_scores(net, "post-norm", x)
     gamma = torch.tensor([0.5, 2.0, 1.0, 0.0]).view(4, 1, 1, 1)
     assert torch.allclose(post_norm["0"], normalised["0"] * gamma, atol=1e-7)
     assert torch.all(post_norm["0"][3] == 0)  # a unit the norm switches off carries nothing on
@@ -217,7 +207,7 @@ def test_post_norm_is_the_normalised_share_times_the_following_norms_scale():
     with torch.no_grad():  # like the normalised score, it ignores a filter's own scale behind the norm
         net[0].weight[1] *= 100
         net[0].bias[1] *= 100
-    assert torch.allclose(_post_norm_scores(net, x)["0"], post_norm["0"], rtol=1e-3, atol=1e-6)
+    assert torch.allclose(_all_scores(net, "post-norm", x)["0"], post_norm["0"], rtol=1e-3, atol=1e-6)
 
 
 def test_the_pruner_prepares_post_norm_with_the_model_it_prunes():

@@ -64,6 +64,16 @@ def _train(model, pruner, optimizer, x, y, steps):
         pruner.step()
 
 
+def _trained_pruner(steps):
+    """A LeNet pruned to a 1.5x speed-up for ``steps`` steps: its data, model, optimizer and pruner."""
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
+    model = _lenet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = _pruner(model, optimizer, x)
+    _train(model, pruner, optimizer, x, y, steps)
+    return x, y, model, optimizer, pruner
+
+
 def _pruner(model, optimizer, x, speedup=1.5):
     return SynapticPruner(model, granularity="unit", target_speedup=speedup, example_inputs=x[:1], check_every=2,
                           warmup_steps=0, stop_step=20, optimizer=optimizer)
@@ -89,11 +99,7 @@ def test_a_speedup_target_is_reached_within_ten_percent_where_the_uncalibrated_m
 
 def test_a_resumed_speedup_target_keeps_its_calibration_and_a_changed_target_is_refused(mac_clock, clocks,
                                                                                        monkeypatch):
-    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
-    model = _lenet()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    pruner = _pruner(model, optimizer, x)
-    _train(model, pruner, optimizer, x, y, 8)
+    x, y, model, optimizer, pruner = _trained_pruner(8)
     state = pruner.state_dict()
     assert LatencyCalibration.from_dict(state["latency_calibration"]) == pruner.latency_calibration
 
@@ -169,11 +175,7 @@ def test_the_pruned_network_is_retimed_during_pruning_and_its_own_speed_corrects
 
 
 def test_a_pruner_whose_state_is_loaded_before_planning_times_no_network(mac_clock, monkeypatch):
-    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
-    model = _lenet()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    pruner = _pruner(model, optimizer, x)
-    _train(model, pruner, optimizer, x, y, 6)
+    x, _, _, _, pruner = _trained_pruner(6)
     state = pruner.state_dict()
 
     def no_timing(*args):
