@@ -92,3 +92,50 @@ def test_the_torch_pruning_peer_narrows_a_network_to_a_mac_target():
     assert 0 < ratio < 0.9 and abs(count_macs(smaller, x[:1]) - dense_macs // 2) < 0.2 * dense_macs
     with pytest.raises(NeuropruneError, match="ratio"):
         prune_channels(model, x, 1.0)
+
+
+def _step_with(model, gradual, x, y):
+    """One training step of ``model`` on (x, y), then the callback, as the trainer calls it."""
+    import torch
+
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    trainer = type("Trainer", (), {"step": 1, "optimizer": torch.optim.SGD(model.parameters(), lr=0.0)})()
+    gradual.on_step_end(trainer)
+    return trainer.optimizer
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_the_gradual_peer_ranks_by_its_importance(importance):
+    pytest.importorskip("torch_pruning")
+    import torch
+    from torch import nn
+
+    from neuroprune.bench.units import GradualChannels
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(0.01)
+        model[0].weight[0] = 10.0  # the largest filter by far ...
+        model[4].weight[:, 0] = 0.0  # ... whose channel nothing reads: its loss gradient is zero
+        model[0].bias.fill_(0.1)
+    x, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    gradual = GradualChannels(model, x[:1], 0.25, checks=[1], importance=importance)
+    optimizer = _step_with(model, gradual, x, y)
+    assert gradual.steps_taken == 1 and model[0].out_channels == 3 and model[4].in_features == 3
+    big_filter_kept = bool((model[0].weight.abs() > 5).any())
+    assert big_filter_kept == (importance == "magnitude")  # Taylor drops what does not change the loss
+    assert {id(p) for p in optimizer.param_groups[0]["params"]} == {id(p) for p in model.parameters()}
+
+
+def test_the_units_suite_asks_for_one_target(tmp_path, capsys):
+    pytest.importorskip("torch_pruning")
+    for argv, message in ((["--target-macs", "0.5", "--target-speedup", "2"], "not allowed with argument"),
+                          (["--target-macs", "0.5", "--speedup-batch", "64"], "--speedup-batch goes with"),
+                          ([], "give --target-macs or --target-speedup")):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error, before any training
+            run("units", [*argv, "--out", str(tmp_path)])
+        assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

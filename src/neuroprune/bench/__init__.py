@@ -6,7 +6,7 @@ Each suite is a module of this package with ``main(argv)``:
   (``neuroprune reproduce zhao2021`` runs it);
 - ``depth``: depth pruning vs identity replacement and Torch-Pruning at equal latency
   (``neuroprune reproduce camacho2022`` runs it);
-- ``units``: MAC-aware synaptic unit pruning vs Torch-Pruning's gradual channel pruning;
+- ``units``: MAC- or latency-aware synaptic unit pruning vs Torch-Pruning's gradual channel pruning;
 - ``speed``: CPU inference speed of dense, compacted and sparse (CSR) models.
 
 ``depth`` and ``units`` compare with Torch-Pruning, the ``bench`` extra
@@ -28,7 +28,7 @@ from ..errors import NeuropruneError
 SUITES: dict[str, str] = {
     "synaptic": "synaptic pruning vs dense training and gradual magnitude pruning (reproduce zhao2021)",
     "depth": "depth pruning vs identity replacement and Torch-Pruning at equal latency (reproduce camacho2022)",
-    "units": "MAC-aware synaptic unit pruning vs Torch-Pruning's gradual channel pruning",
+    "units": "MAC- or latency-aware synaptic unit pruning vs Torch-Pruning's gradual channel pruning",
     "speed": "CPU inference speed: dense vs compacted vs sparse (CSR) execution",
 }
 

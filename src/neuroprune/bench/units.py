@@ -7,21 +7,25 @@ runs. Every variant uses the model's ``configs/synaptic_<model>_<dataset>.yaml``
 initial weights and the same batch order, and trains on the ``fit`` part of the training set:
 
   dense      the network trained without pruning.
-  synaptic   ``SynapticPruner(granularity="unit", target_macs=T)``: the cubic schedule of the
-             checks (warm-up 5%, a check every 1%, target at 60% of training) counts MACs, and
-             units go by downstream activity per MAC their removal saves; then compacted.
+  synaptic   ``SynapticPruner(granularity="unit", target_macs=T)`` (``--target-macs``) or
+             ``target_speedup=N`` (``--target-speedup``: the share of layer cost that leaves 1/N
+             of the dense time is measured on thinned copies of the network before training and
+             re-timed on the pruned network during it): the cubic schedule of the checks
+             (warm-up 5%, a check every 1%, target at 60% of training) counts MACs, and units go
+             by downstream activity per MAC their removal saves; then compacted.
   tp         Torch-Pruning gradual channel pruning during the same training: its
-             ``iterative_steps`` are our checks (same steps, same cubic ramp), L2
-             ``MagnitudeImportance``, one ratio for every layer, classifier kept. The ratio is
-             bisected *before* training, on the final shape only (a uniform ratio fixes the
-             shape whatever the weights), until that shape runs as fast as the synaptic
-             compacted model: once at batch 1 (``tp@b1``) and once at batch 64 (``tp@b64``;
-             trained only if its ratio differs). Pruned layers get new Parameters, so their
-             momentum restarts at each Torch-Pruning step (Torch-Pruning leaves optimizer
-             state to its user).
+             ``iterative_steps`` are our checks (same steps, same cubic ramp), one ratio for
+             every layer, classifier kept; L2 ``MagnitudeImportance`` (``tp@bN``) and/or, with
+             ``--tp-importance magnitude taylor``, ``TaylorImportance`` (|w * dL/dw| of the
+             check's training batch; ``tp-taylor@bN``). The ratio is bisected *before* training,
+             on the final shape only (a uniform ratio fixes the shape whatever the weights),
+             until that shape runs as fast as the synaptic compacted model: once at batch 1
+             (``tp@b1``) and once at batch 64 (``tp@b64``; trained only if its ratio differs).
+             Pruned layers get new Parameters, so their momentum restarts at each Torch-Pruning
+             step (Torch-Pruning leaves optimizer state to its user).
   scratch    the synaptic compacted model's shape, re-initialised and trained from scratch.
 
-Nothing is chosen on the test split: the target T is given, the ratio is matched on latency
+Nothing is chosen on the test split: the target is given, the ratio is matched on latency
 alone. Accuracy is reported on the validation tenth and on the test split. Latency:
 ``neuroprune.metrics.compare_latency`` (interleaved rounds in one process, ``--threads``
 threads, median of per-round ratios to dense), batch 1 and 64, after all training.
@@ -31,6 +35,8 @@ Examples (each ~10 minutes on one thread):
     python benchmarks/units.py --dataset mnist --model lenet5 --target-macs 0.3 --epochs 6 --limit-train 20000
     python benchmarks/units.py --dataset fashion-mnist --model resnet20 --target-macs 0.4 --epochs 3 \\
         --limit-train 10000
+    python benchmarks/units.py --dataset fashion-mnist --model resnet20 --target-speedup 2 --epochs 4 \\
+        --limit-train 10000 --tp-importance taylor --name units_speedup
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from .synaptic import (
 from .torch_pruning_peer import prune_channels_to_latency, require_torch_pruning
 
 BATCHES = (1, 64)
+TP_IMPORTANCES = ("magnitude", "taylor")
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Path | None = None) -> None:
@@ -83,8 +90,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--target-macs", type=float,
-                        help="share of dense MACs the synaptic run keeps (required to run)")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--target-macs", type=float, help="share of dense MACs the synaptic run keeps")
+    target.add_argument("--target-speedup", type=float,
+                        help="measured speed-up over dense the synaptic run aims at (at batch 1 and 64, or "
+                             "--speedup-batch)")
+    parser.add_argument("--speedup-batch", type=int, help="with --target-speedup: the one batch size it is met at")
+    parser.add_argument("--tp-importance", choices=TP_IMPORTANCES, nargs="+", default=["magnitude"],
+                        help="Torch-Pruning's channel importance; each one trains its own rows (tp@bN for "
+                             "magnitude, tp-taylor@bN for taylor) [default: magnitude]")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--limit-train", type=int, help="first N images of the fit split")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config options")
@@ -107,8 +121,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
         write_json(args.out / f"{args.name}.json", merged)
         atomic_write_bytes(args.out / f"{args.name}.md", markdown(merged).encode())
         return
-    if args.target_macs is None:
-        parser.error("--target-macs is required (or --merge)")
+    if args.target_macs is None and args.target_speedup is None:
+        parser.error("give --target-macs or --target-speedup (or --merge)")
+    if args.speedup_batch is not None and args.target_speedup is None:
+        parser.error("--speedup-batch goes with --target-speedup")
     require_torch_pruning()  # before any training: every run has Torch-Pruning rows
     torch.set_num_threads(args.threads)
     args.units, args.sparsities, args.sample_every = None, None, None  # what the synaptic suite's _config reads
@@ -162,7 +178,7 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
               flush=True)
 
     dense = run(train_dense, config, seed, args.threads)
-    synaptic = run(train_synaptic, config, seed, args.threads, args.target_macs, x, total_steps)
+    synaptic = run(train_synaptic, config, seed, args.threads, synaptic_target(args), x, total_steps)
     finish("dense", dense.result())
     finish("synaptic", synaptic.result())
     small = models["synaptic"]
@@ -176,14 +192,15 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         print(f"tp ratio matched at batch {batch}: {ratio:.4f} ({relative:.3f}x the synaptic model)", flush=True)
     jobs: dict[str, Future] = {}
     matched_at: dict[str, list[int]] = {}
-    for batch in BATCHES:
-        same = [b for b in BATCHES if b < batch and abs(matched[b][0] - matched[batch][0]) < 0.02]
-        if same:  # the ratio of a smaller batch already fits: one training run serves both
-            matched_at[f"tp@b{same[0]}"].append(batch)
-            continue
-        label = f"tp@b{batch}"
-        matched_at[label] = [batch]
-        jobs[label] = run(train_tp, config, seed, args.threads, x, matched[batch], checks)
+    for importance in args.tp_importance:
+        for batch in BATCHES:
+            same = [b for b in BATCHES if b < batch and abs(matched[b][0] - matched[batch][0]) < 0.02]
+            if same:  # the ratio of a smaller batch already fits: one training run serves both
+                matched_at[tp_label(importance, same[0])].append(batch)
+                continue
+            label = tp_label(importance, batch)
+            matched_at[label] = [batch]
+            jobs[label] = run(train_tp, config, seed, args.threads, x, matched[batch], checks, importance)
     jobs["scratch"] = run(train_scratch, config, seed, args.threads, small)
     for label, job in jobs.items():
         finish(label, job.result())
@@ -196,8 +213,21 @@ def bench(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     latency = {f"batch_{b}": _interleaved(timed, _batch_of(x, b), args.rounds) for b in BATCHES}
     latency["threads"] = torch.get_num_threads()
     return {"dataset": config["dataset"], "model": config["model"], "seed": seed, "epochs": config["epochs"],
-            "limit_train": config["limit_train"], "config": config, "target_macs": args.target_macs,
-            "parallel": args.parallel, "rows": rows, "latency": latency}
+            "limit_train": config["limit_train"], "config": config, "target": synaptic_target(args),
+            "tp_importance": args.tp_importance, "parallel": args.parallel, "rows": rows, "latency": latency}
+
+
+def tp_label(importance: str, batch: int) -> str:
+    """The row of Torch-Pruning with ``importance``, its ratio matched at ``batch``."""
+    return f"tp@b{batch}" if importance == "magnitude" else f"tp-{importance}@b{batch}"
+
+
+def synaptic_target(args: argparse.Namespace) -> dict[str, Any]:
+    """The compute target of the synaptic run, as ``SynapticPruner`` keywords."""
+    if args.target_speedup is None:
+        return {"target_macs": args.target_macs}
+    batches = BATCHES if args.speedup_batch is None else (args.speedup_batch,)
+    return {"target_speedup": args.target_speedup, "latency_batch_sizes": list(batches)}
 
 
 def _timed(model: nn.Module, config: dict[str, Any], seed: int, threads: int,
@@ -215,10 +245,13 @@ def train_dense(config: dict[str, Any], seed: int, threads: int) -> tuple[nn.Mod
     return model.eval(), history, seconds, {}
 
 
-def train_synaptic(config: dict[str, Any], seed: int, threads: int, target: float, x: torch.Tensor,
+def train_synaptic(config: dict[str, Any], seed: int, threads: int, target: dict[str, Any], x: torch.Tensor,
                    total_steps: int) -> tuple[nn.Module, Any, float, dict[str, Any]]:
+    torch.set_num_threads(threads)  # the speed-up target is timed when the schedule is planned
     model = _build(config, seed)
-    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, target_macs=target,
+    options = {**target, "latency_batch_sizes": tuple(target["latency_batch_sizes"])} if (
+        "latency_batch_sizes" in target) else target
+    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, **options,
                                 example_inputs=x, total_steps=total_steps)
     history, seconds = _timed(model, config, seed, threads, [pruner])
     pruner.remove_hooks()
@@ -228,20 +261,22 @@ def train_synaptic(config: dict[str, Any], seed: int, threads: int, target: floa
         error = float((model(x) - small(x)).abs().max())
     assert pruner.schedule is not None
     checks = list(pruner.schedule.check_steps(total_steps))
+    calibration = pruner.latency_calibration
     return small, history, seconds, {
-        "target_macs": target, "macs_fraction": pruner.macs_fraction(), "compact_max_abs_diff": error,
+        **target, "macs_fraction": pruner.macs_fraction(), "compact_max_abs_diff": error,
+        "latency_calibration": None if calibration is None else calibration.to_dict(),
         "checks": len(checks), "check_steps": checks, "check_every": pruner.schedule.check_every,
         "warmup_steps": pruner.schedule.warmup_steps}
 
 
 def train_tp(config: dict[str, Any], seed: int, threads: int, x: torch.Tensor, matched: tuple[float, float],
-             checks: list[int]) -> tuple[nn.Module, Any, float, dict[str, Any]]:
+             checks: list[int], importance: str) -> tuple[nn.Module, Any, float, dict[str, Any]]:
     ratio, relative = matched
     model = _build(config, seed)
-    gradual = GradualChannels(model, x, ratio, checks)
+    gradual = GradualChannels(model, x, ratio, checks, importance)
     history, seconds = _timed(model, config, seed, threads, [gradual])
     return model.eval(), history, seconds, {"ratio": ratio, "bisection_relative_speed": relative,
-                                            "tp_steps": gradual.steps_taken, "importance": "MagnitudeImportance(p=2)"}
+                                            "tp_steps": gradual.steps_taken, "importance": gradual.importance_name}
 
 
 def train_scratch(config: dict[str, Any], seed: int, threads: int,
@@ -255,11 +290,16 @@ class GradualChannels:
     """Torch-Pruning channel pruning as a training callback: one ``step()`` at each of ``checks``.
 
     The ratio after check j of K is ``ratio * (1 - (1 - j/K)^3)``: the cubic ramp the
-    synaptic pruner's schedule follows over the same checks.
+    synaptic pruner's schedule follows over the same checks. ``importance`` ``"taylor"`` ranks
+    channels by |w * dL/dw|, with the gradients of the training step just taken (the trainer
+    clears them at the start of the next step, not after the optimizer's).
     """
 
-    def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ratio: float, checks: list[int]) -> None:
+    def __init__(self, model: nn.Module, example_inputs: torch.Tensor, ratio: float, checks: list[int],
+                 importance: str = "magnitude") -> None:
         tp = require_torch_pruning()
+        if importance not in TP_IMPORTANCES:
+            raise ValueError(f"importance must be one of {TP_IMPORTANCES}, got {importance!r}")
 
         self.model = model
         self.checks = set(checks)
@@ -270,8 +310,10 @@ class GradualChannels:
             return [final * (1 - (1 - j / steps) ** 3) for j in range(steps + 1)]
 
         head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
-        self.pruner = tp.pruner.MagnitudePruner(
-            model, example_inputs, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
+        scorer = tp.importance.TaylorImportance() if importance == "taylor" else tp.importance.MagnitudeImportance(p=2)
+        self.importance_name = "TaylorImportance()" if importance == "taylor" else "MagnitudeImportance(p=2)"
+        self.pruner = tp.pruner.MetaPruner(
+            model, example_inputs, importance=scorer, pruning_ratio=ratio,
             iterative_steps=count, iterative_pruning_ratio_scheduler=cubic, ignored_layers=head)
 
     def on_step_end(self, trainer: Any) -> None:
@@ -316,10 +358,11 @@ def save(args: argparse.Namespace, run: dict[str, Any]) -> None:
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    lines = ["# Synaptic unit pruning (MAC-aware) vs Torch-Pruning at equal measured latency", "",
+    lines = ["# Synaptic unit pruning (MAC- or latency-aware) vs Torch-Pruning at equal measured latency", "",
              "Accuracy (%) on the test split (validation in brackets), mean over seeds. Speed-up over dense: median of "
              "per-round ratios, interleaved rounds in one process; *tp@bN*: Torch-Pruning's ratio bisected so its "
-             "final shape runs as fast as the synaptic model at batch N. *scratch* has the synaptic model's shape "
+             "final shape runs as fast as the synaptic model at batch N (L2 magnitude importance; *tp-taylor@bN*: "
+             "Taylor importance, |w * dL/dw|). *scratch* has the synaptic model's shape "
              "(same latency). Commands and per-run settings are in the JSON file.", ""]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in payload["runs"]:
@@ -328,8 +371,8 @@ def markdown(payload: dict[str, Any]) -> str:
         runs.sort(key=lambda r: r["seed"])
         first = runs[0]
         lines += [f"## {model} on {dataset}: seeds {[r['seed'] for r in runs]}, {first['epochs']} epochs, "
-                  f"{first['limit_train'] or 'all'} training images, target {100 * first['target_macs']:.0f}% of dense "
-                  f"MACs, {first['latency']['threads']} thread(s)", "",
+                  f"{first['limit_train'] or 'all'} training images, {_target_text(first)}, "
+                  f"{first['latency']['threads']} thread(s)", "",
                   f"Command (seed {first['seed']}): `{first.get('command', '')}`", "",
                   "| variant | test acc | (validation) | params | MACs | widths (seed 0) | speed-up b1 | speed-up b64 |"
                   " ms b1 | ms b64 |",
@@ -350,6 +393,14 @@ def markdown(payload: dict[str, Any]) -> str:
         lines.append("")
     lines += [f"- {note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def _target_text(run: dict[str, Any]) -> str:
+    target = run.get("target", {"target_macs": run.get("target_macs")})  # older runs kept target_macs alone
+    if "target_speedup" in target:
+        batches = "/".join(f"b{b}" for b in target["latency_batch_sizes"])
+        return f"target {target['target_speedup']:g}x measured speed-up at {batches}"
+    return f"target {100 * target['target_macs']:.0f}% of dense MACs"
 
 
 if __name__ == "__main__":
