@@ -162,3 +162,45 @@ def test_several_given_cuts(cli: click.Group, base: Path, tmp_path: Path) -> Non
     assert saved["cut"]["removed"] == ["layer1.0", "layer2.1"] and "origin" not in saved["cut"]
     model, _ = load_graph_model(tmp_path)
     assert "layer1.0.conv1.weight" not in model.state_dict() and "layer1.1.conv1.weight" in model.state_dict()
+
+
+def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_clock) -> None:
+    """The cut network loses units while it is fine-tuned, until the (MAC) clock says 1.25x faster again."""
+    wide = [*TINY[:4], "--width", "0.5", *TINY[6:]]  # 8/16/32 channels: room for units to go
+    assert CliRunner().invoke(cli, ["train", *wide, "--epochs", "1", "--out", str(tmp_path / "base")]).exit_code == 0
+    common = ["depth", *wide, "--checkpoint", str(tmp_path / "base"), "--cut", "layer1.0:layer2.1",
+              "--translator-epochs", "1", "--latency-repeats", "3"]
+    result = CliRunner().invoke(cli, [*common, "--then-units-speedup", "1.25", "--out", str(tmp_path / "no")])
+    assert result.exit_code == 2 and "set finetune_epochs >= 1" in result.output
+    result = CliRunner().invoke(cli, [*common, "--finetune-epochs", "2", "--then-units-speedup", "1.25",
+                                      "--out", str(tmp_path / "cut")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "cut" / "result.json").read_text())
+    units = saved["units"]
+    assert units["target_speedup"] == 1.25 and units["latency_batch_sizes"] == [1, 64] and units["epochs"] == 2
+    assert units["latency_calibration"]["speedup"] == 1.25 and set(units["speedup_over_cut"]) == {"batch_1", "batch_64"}
+    # a fixed half of the time at batch 1 stays: 1.25x leaves (1/1.25 - 0.5) / 0.5 = 60% of the layers' MACs
+    assert 0.45 < units["macs_fraction"] < 0.7
+    assert [p["name"] for p in saved["recovery"]["phases"]] == ["translator", "finetune"]
+    assert saved["channels"] is None
+    model, _ = load_graph_model(tmp_path / "cut")
+    cut_only = CliRunner().invoke(cli, [*common, "--finetune-epochs", "1", "--out", str(tmp_path / "plain")])
+    assert cut_only.exit_code == 0, cut_only.output
+    plain = json.loads((tmp_path / "plain" / "result.json").read_text())
+    assert plain["units"] is None and saved["macs_pruned"] < 0.75 * plain["macs_pruned"]
+    assert saved["params_pruned"] < plain["params_pruned"]
+    assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"then_units_speedup": 1.0, "finetune_epochs": 1}, "must be > 1"),
+    ({"then_units_batch": 64}, "then_units_batch goes with then_units_speedup"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_channels": 0.5}, "choose one way to narrow"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_batch": 0}, "then_units_batch must be >= 1"),
+])
+def test_then_units_options_are_checked_before_any_work(options, message) -> None:
+    from neuroprune.depth.config import DepthConfig
+    from neuroprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        DepthConfig(model="resnet20", cut="layer1.0:layer2.1", **options)

@@ -10,7 +10,11 @@ batch 1 (translator, then fine-tuning with distillation); compare with
   * nn.Identity replacing the largest span whose shapes already match, same recovery;
   * Torch-Pruning channel pruning of the base model, bisected until it runs as fast as the
     depth cut (measured, batch 1), same fine-tuning;
-  * a milder depth cut followed by channel pruning to that same measured latency.
+  * a milder depth cut followed by channel pruning to that same measured latency;
+  * with ``--units``: that milder cut, then synaptic unit pruning during its fine-tuning (one
+    recovery) until it runs ``--speedup`` / (the mild cut's speed-up in the search) times
+    faster again at batch 1 and 64, against Torch-Pruning bisected to its measured latency at
+    batch 1 and, separately, at batch 64 (same fine-tuning).
 Every choice (cut, fast/mild rows) is made on validation; the test split gives only the
 final accuracies. Latency: ``neuroprune.metrics.compare_latency`` (interleaved rounds in one
 process, fixed threads, median per-round ratio to the base), batch 1 and 64.
@@ -55,6 +59,7 @@ from neuroprune.engine import evaluate
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
+from neuroprune.synaptic import SynapticPruner
 
 from ._common import DEFAULT_OUT, command
 from .torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs, require_torch_pruning
@@ -98,6 +103,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     parser.add_argument("--strategy", choices=["single", "greedy"], default="single",
                         help="single: one cut, candidates scored after a short recovery each; greedy: several cuts, "
                              "one segment removed at a time until --speedup is reached (neuroprune.depth.greedy)")
+    parser.add_argument("--units", action="store_true",
+                        help="also compare the milder cut + units pruned while it recovers (synaptic, timed speed-up "
+                             "target) with Torch-Pruning at its latency, at batch 1 and at batch 64")
     parser.add_argument("--deeper", type=float, default=None,
                         help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
     parser.add_argument("--retime", type=Path, nargs="+",
@@ -242,6 +250,9 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     finish("depth + channels (equal latency)", composite, phases,
            {"cut": mild_row["cut"], "channel_ratio": ratio, "speed_vs_depth_cut_when_matched": relative})
     target = variants["depth (search)"]["macs"]
+    if args.units:
+        mild_speedup = mild_row.get("speedup") or base_b1 / mild_row["latency_ms"]  # as the search timed it
+        _depth_then_units(cut(mild_row), mild_row["cut"], mild_speedup, base, train, test, x, teacher, args, finish)
 
     if args.deeper is not None:
         # Compose: the searched cut, then channel pruning of what remains, against channels alone.
@@ -266,6 +277,30 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
             "search_candidates": search_candidates, "search_evaluated": len(evaluated),
             "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
                             for r in evaluated]}
+
+
+def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: float, base: torch.nn.Module,
+                      train: Any, test: Any, x: torch.Tensor, teacher: torch.nn.Module, args: argparse.Namespace,
+                      finish: Any) -> None:
+    """The milder cut, then units pruned while it recovers; Torch-Pruning at its latency at batch 1 and 64."""
+    ft = args.finetune_epochs
+    speedup = max(args.speedup / mild_speedup, 1.05)  # what the cuts left to the units
+    phases = recover(mild_model, train, translator_epochs=1, finetune_epochs=0)
+    pruner = SynapticPruner(mild_model, granularity="unit", target_speedup=speedup, latency_batch_sizes=(1, 64),
+                            example_inputs=x, total_steps=ft * len(train))
+    phases.append(fine_tune(mild_model, train, epochs=ft, teacher=teacher, eval_loader=test, callbacks=[pruner]))
+    pruner.remove_hooks()
+    composite = pruner.compact().eval()
+    assert pruner.latency_calibration is not None
+    finish("depth + units", composite, phases,
+           {"cut": mild_cut, "units_target_speedup": speedup, "macs_fraction": pruner.macs_fraction(),
+            "latency_calibration": pruner.latency_calibration.to_dict()})
+    for batch in (1, 64):
+        narrow, ratio, relative = prune_channels_to_latency(base, x.repeat(batch, 1, 1, 1), composite,
+                                                            repeats=args.repeats)
+        finish(f"torch-pruning (latency of depth + units, batch {batch})", narrow,
+               [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
+               {"channel_ratio": ratio, "speed_vs_reference_when_matched": relative})
 
 
 def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor,
@@ -366,7 +401,8 @@ def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
                   "| speedup b64 | detail |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for label, row in variants.items():
-            detail = ", ".join(f"{k}={row[k]}" for k in ("cut", "translator", "channel_ratio") if k in row)
+            detail = ", ".join(f"{k}={row[k]:.3g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+                               for k in ("cut", "translator", "channel_ratio", "units_target_speedup") if k in row)
             lines.append(
                 f"| {label} | {100 * row['accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
                 f"{row['latency_ms_b1']:.2f} | {_speedup(row, base, 1):.2f}x | "

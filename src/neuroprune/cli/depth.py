@@ -66,6 +66,11 @@ _DEPTH_OPTIONS = combine_options(
     click.option("--then-channels", type=float,
                  help="Then prune this share of every removable channel space (L2 magnitude), and compact."),
     click.option("--channels-epochs", type=int, help="Fine-tuning epochs after channel pruning [0]."),
+    click.option("--then-units-speedup", type=float,
+                 help="While the cut network is fine-tuned, prune its units (activity per saved time) until it "
+                      "runs this many times faster again, timed at batch 1 and 64 (or --then-units-batch); "
+                      "then compact. Needs --finetune-epochs."),
+    click.option("--then-units-batch", type=int, help="The one batch size --then-units-speedup is met at."),
     click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
 )
 """Options of a depth-pruning run (``depth`` and ``depth search``): the model options plus cut, recovery

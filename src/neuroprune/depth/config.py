@@ -101,6 +101,8 @@ class DepthConfig:
     temperature: float = 4.0
     then_channels: float | None = None
     channels_epochs: int = 0
+    then_units_speedup: float | None = None
+    then_units_batch: int | None = None
     # data and timing
     batch_size: int = 128
     seed: int = 0
@@ -110,6 +112,22 @@ class DepthConfig:
     latency_repeats: int = 30
     device: str = "auto"
     precision: str = "32"
+
+    def _check_then_units(self) -> None:
+        if self.then_units_speedup is None:
+            if self.then_units_batch is not None:
+                raise ConfigError("then_units_batch goes with then_units_speedup (the speed-up it is measured at)")
+            return
+        if not self.then_units_speedup > 1:
+            raise ConfigError(f"then_units_speedup must be > 1 (times faster than the cut network), "
+                              f"got {self.then_units_speedup}")
+        if self.finetune_epochs < 1:
+            raise ConfigError("then_units_speedup prunes units while the cut network is fine-tuned: "
+                              "set finetune_epochs >= 1 (--finetune-epochs)")
+        if self.then_channels is not None:
+            raise ConfigError("choose one way to narrow the cut network: then_units_speedup or then_channels")
+        if self.then_units_batch is not None and self.then_units_batch < 1:
+            raise ConfigError(f"then_units_batch must be >= 1, got {self.then_units_batch}")
 
     @property
     def resolved_bridge(self) -> str:
@@ -142,6 +160,7 @@ class DepthConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.then_channels is not None and not 0 < self.then_channels < 1:
             raise ConfigError(f"then_channels must be in (0, 1), got {self.then_channels}")
+        self._check_then_units()
         if self.min_speedup is not None and not self.min_speedup > 0:
             raise ConfigError(f"min_speedup must be > 0, got {self.min_speedup}")
         if self.latency_batch < 1 or self.latency_repeats < 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,6 +108,7 @@ def fine_tune(
     temperature: float = 4.0,
     eval_loader: Iterable | None = None,
     precision: str = "32",
+    callbacks: Sequence[Any] = (),
 ) -> PhaseResult:
     """Fine-tune every parameter with SGD (momentum 0.9, cosine-decayed learning rate).
 
@@ -122,6 +123,8 @@ def fine_tune(
         temperature: softmax temperature of the distillation term.
         eval_loader: evaluated after every epoch.
         precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (see :func:`~neuroprune.fit`).
+        callbacks: more training callbacks (a :class:`~neuroprune.SynapticPruner` that prunes
+            units while the network recovers, say).
 
     The teacher is run in eval mode and handed back in the mode it came in.
     """
@@ -133,7 +136,7 @@ def fine_tune(
     started = time.perf_counter()
     if teacher is None:
         history = fit(model, loader, epochs=epochs, optimizer=optimizer, eval_loader=eval_loader,  # type: ignore[arg-type]
-                      callbacks=[schedule], precision=precision)
+                      callbacks=[schedule, *callbacks], precision=precision)
     else:
         was_training = teacher.training
         teacher.eval()
@@ -141,7 +144,8 @@ def fine_tune(
         batches = _WithTeacher(loader, teacher, precision)
         try:
             history = fit(model, batches, epochs=epochs, optimizer=optimizer,  # type: ignore[arg-type]
-                          eval_loader=eval_loader, callbacks=[schedule], loss_fn=loss, precision=precision)
+                          eval_loader=eval_loader, callbacks=[schedule, *callbacks], loss_fn=loss,
+                          precision=precision)
         finally:
             teacher.train(was_training)
     return PhaseResult("finetune", epochs, lr, time.perf_counter() - started, history[-1].get("test_accuracy"),

@@ -122,7 +122,7 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
     plan = pruner.plan(cut, bridge=config.resolved_bridge, kernel_size=config.kernel_size,
                        use_batchnorm=config.use_batchnorm)
     log.info("%s", plan)
-    small, phases, channels, translator_init = _recover(config, plan, model, train, test)
+    small, phases, narrowed, translator_init = _recover(config, plan, model, train, test, example)
     accuracy_pruned = evaluate(small, test, distributed=sharded, precision=config.precision)["accuracy"]
     if not dist_utils.is_main_process():
         return {}
@@ -149,7 +149,8 @@ def run_depth(config: DepthConfig, out_dir: str | Path, *, overwrite: bool = Fal
         "recovery": {"phases": [p.to_dict() for p in phases], "epochs": sum(p.epochs for p in phases),
                      "seconds": sum(p.seconds for p in phases), "distilled": config.distill,
                      "translator_init": translator_init if "translator" in plan.bridges else None},
-        "channels": channels,
+        "channels": narrowed.get("channels"),
+        "units": narrowed.get("units"),
         "search": search_info,
         # recovery trains on the fit part; a search chooses on the validation part; test is reported
         "selection_split": "validation" if config.search else None,
@@ -172,12 +173,12 @@ def _choose_cut(config: DepthConfig, pruner: DepthPruner, train: Any, out: Path)
 
 
 def _recover(
-    config: DepthConfig, plan: DepthPlan, model: nn.Module, train: Any, test: Any
-) -> tuple[nn.Module, list[PhaseResult], dict[str, Any] | None, str]:
-    """Apply ``plan`` and recover the result (then prune channels, if asked).
+    config: DepthConfig, plan: DepthPlan, model: nn.Module, train: Any, test: Any, example: torch.Tensor
+) -> tuple[nn.Module, list[PhaseResult], dict[str, Any], str]:
+    """Apply ``plan`` and recover the result (pruning units while it is fine-tuned, or channels after, if asked).
 
-    Returns the recovered model, the recovery phases, the ``channels`` entry of result.json and
-    how the translators started.
+    Returns the recovered model, the recovery phases, result.json's ``channels`` or ``units``
+    entry (empty when neither was asked) and how the translators started.
     """
     small = plan.apply()
     # least squares fits the translator's conv alone: with batch norm after it, the start is random
@@ -186,19 +187,58 @@ def _recover(
         init_translators(small, plan, train)
     _share_rank_zero_state(small)  # each rank fitted the translator on its own shard
     teacher = copy.deepcopy(model).eval() if config.distill else None
+    units = config.then_units_speedup is not None  # then the fine-tuning phase prunes units: run it below
     phases = recover(small, train, translator_epochs=config.translator_epochs, translator_lr=config.translator_lr,
-                     finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, teacher=teacher,
-                     distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
-                     precision=config.precision)
-    channels = None
+                     finetune_epochs=0 if units else config.finetune_epochs, finetune_lr=config.finetune_lr,
+                     teacher=teacher, distill_weight=config.distill_weight, temperature=config.temperature,
+                     eval_loader=test, precision=config.precision)
+    if units:
+        small, phase, record = _fine_tune_pruning_units(config, small, train, test, teacher, example)
+        return small, [*phases, phase], {"units": record}, translator_init
     if config.then_channels is not None:
         small = prune_channels(small, config.then_channels)
         if config.channels_epochs > 0:
             phases.append(fine_tune(small, train, epochs=config.channels_epochs, lr=config.finetune_lr, teacher=teacher,
                                     distill_weight=config.distill_weight, temperature=config.temperature,
                                     eval_loader=test, precision=config.precision))
-        channels = {"ratio": config.then_channels, "epochs": config.channels_epochs}
-    return small, phases, channels, translator_init
+        return small, phases, {"channels": {"ratio": config.then_channels, "epochs": config.channels_epochs}}, (
+            translator_init)
+    return small, phases, {}, translator_init
+
+
+def _fine_tune_pruning_units(
+    config: DepthConfig, small: nn.Module, train: Any, test: Any, teacher: nn.Module | None, example: torch.Tensor
+) -> tuple[nn.Module, PhaseResult, dict[str, Any]]:
+    """Fine-tune the cut network while a synaptic pruner removes units until it is ``then_units_speedup`` x faster.
+
+    One recovery for both: the units go while the network adapts to its cuts, by activity
+    per unit of time their removal saves (the pruner's speed-up target is timed on this
+    network, see :mod:`neuroprune.synaptic.latency`). Returns the compacted network, the
+    fine-tuning phase and result.json's ``units`` entry (with the speed-up over the cut
+    network measured after compaction, interleaved in this process).
+    """
+    from ..synaptic.pruner import SynapticPruner  # the depth run needs it only here
+
+    batches = (config.then_units_batch,) if config.then_units_batch is not None else LATENCY_BATCHES
+    cut_network = copy.deepcopy(small).eval()  # what the speed-up is measured against
+    pruner = SynapticPruner(small, granularity="unit", target_speedup=config.then_units_speedup,
+                            latency_batch_sizes=batches, example_inputs=example[:1],
+                            total_steps=config.finetune_epochs * len(train))
+    phase = fine_tune(small, train, epochs=config.finetune_epochs, lr=config.finetune_lr, teacher=teacher,
+                      distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
+                      precision=config.precision, callbacks=[pruner])
+    pruner.remove_hooks()
+    compact = pruner.compact().eval()
+    calibration = pruner.latency_calibration
+    record: dict[str, Any] = {
+        "target_speedup": config.then_units_speedup, "latency_batch_sizes": list(batches),
+        "epochs": config.finetune_epochs, "criterion": pruner.criterion, "macs_fraction": pruner.macs_fraction(),
+        "latency_calibration": None if calibration is None else calibration.to_dict(),
+    }
+    if dist_utils.is_main_process():  # on the CPU, as the run's other timings
+        timed = compare_speed(cut_network.cpu(), copy.deepcopy(compact).cpu(), example.cpu(), config.latency_repeats)
+        record["speedup_over_cut"] = {key: timed[key]["speedup"] for key in timed if key.startswith("batch_")}
+    return compact, phase, record
 
 
 def _share_rank_zero_state(model: nn.Module) -> None:
