@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from torch import nn
 
 import neuroprune as npr
 from neuroprune.synaptic import latency, pruner
@@ -44,3 +45,17 @@ def mac_clock(monkeypatch):
     monkeypatch.setattr(pruner, "time_per_weight", mac_costs)
     monkeypatch.setattr(latency, "measured_time_share", overhead_and_macs(0.5))
     return overhead_and_macs(0.5)
+
+
+def _train_steps(model, pruner, optimizer, x, y, steps):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+
+
+@pytest.fixture
+def train_steps():
+    """``train_steps(model, pruner, optimizer, x, y, steps)``: steps on one batch, the pruner stepping after each."""
+    return _train_steps

@@ -144,15 +144,7 @@ def test_config_passes_a_speedup_target_on_and_takes_one_target():
         from_dict(SynapticConfig, {"target_speedup": 0.5})
 
 
-def _train_steps(model, pruner, optimizer, x, y, steps):
-    for _ in range(steps):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        pruner.step()
-
-
-def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_the_same_decisions():
+def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_the_same_decisions(train_steps):
     # The latency model is timed, so a second timing differs; resuming must not re-time it.
     torch.manual_seed(0)
     x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
@@ -166,7 +158,7 @@ def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_th
         return model, optimizer, pruner
 
     model, optimizer, pruner = start()
-    _train_steps(model, pruner, optimizer, x, y, 8)
+    train_steps(model, pruner, optimizer, x, y, 8)
     saved = {"model": {k: v.clone() for k, v in model.state_dict().items()},
              "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict()}
     assert set(saved["pruner"]["latency_costs"]) == {f"{name}.weight" for name in pruner.layers}
@@ -180,8 +172,8 @@ def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_th
     resumed.load_state_dict(saved["pruner"])
     assert resumed.compute.positions == pruner.compute.positions
 
-    _train_steps(model, pruner, optimizer, x, y, 16)
-    _train_steps(resumed_model, resumed, resumed_optimizer, x, y, 16)
+    train_steps(model, pruner, optimizer, x, y, 16)
+    train_steps(resumed_model, resumed, resumed_optimizer, x, y, 16)
     for name in pruner.layers:
         assert torch.equal(pruner.mask(name), resumed.mask(name)), name
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 import neuroprune as npr
 from neuroprune.errors import ConfigError, ModelError
@@ -56,21 +55,13 @@ def test_timed_points_are_made_monotone_without_moving_the_dense_point(times):
         assert [t for _, t in smoothed[1:]] == pytest.approx(times)  # already monotone: unchanged
 
 
-def _train(model, pruner, optimizer, x, y, steps):
-    for _ in range(steps):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        pruner.step()
-
-
-def _trained_pruner(steps):
+def _trained_pruner(steps, train_steps):
     """A LeNet pruned to a 1.5x speed-up for ``steps`` steps: its data, model, optimizer and pruner."""
     x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
     model = _lenet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner = _pruner(model, optimizer, x)
-    _train(model, pruner, optimizer, x, y, steps)
+    train_steps(model, pruner, optimizer, x, y, steps)
     return x, y, model, optimizer, pruner
 
 
@@ -79,14 +70,14 @@ def _pruner(model, optimizer, x, speedup=1.5):
                           warmup_steps=0, stop_step=20, optimizer=optimizer)
 
 
-def test_a_speedup_target_is_reached_within_ten_percent_where_the_uncalibrated_model_misses(mac_clock):
+def test_a_speedup_target_is_reached_within_ten_percent_where_the_uncalibrated_model_misses(mac_clock, train_steps):
     model = _lenet()
     x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
     dense = _lenet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner = _pruner(model, optimizer, x)
     assert pruner.target_latency == pytest.approx(1 / 3, abs=0.02)
-    _train(model, pruner, optimizer, x, y, 24)
+    train_steps(model, pruner, optimizer, x, y, 24)
     pruner.finalize()
     small = pruner.compact().eval()
     clock = mac_clock
@@ -98,8 +89,8 @@ def test_a_speedup_target_is_reached_within_ten_percent_where_the_uncalibrated_m
 
 
 def test_a_resumed_speedup_target_keeps_its_calibration_and_a_changed_target_is_refused(mac_clock, clocks,
-                                                                                       monkeypatch):
-    x, y, model, optimizer, pruner = _trained_pruner(8)
+                                                                                       monkeypatch, train_steps):
+    x, y, model, optimizer, pruner = _trained_pruner(8, train_steps)
     state = pruner.state_dict()
     assert LatencyCalibration.from_dict(state["latency_calibration"]) == pruner.latency_calibration
 
@@ -114,8 +105,8 @@ def test_a_resumed_speedup_target_keeps_its_calibration_and_a_changed_target_is_
     resumed.load_state_dict(state)
     assert resumed.target_latency == pruner.target_latency
     assert resumed.sparsity_schedule.final_sparsity == pruner.sparsity_schedule.final_sparsity
-    _train(model, pruner, optimizer, x, y, 16)
-    _train(resumed_model, resumed, resumed_optimizer, x, y, 16)
+    train_steps(model, pruner, optimizer, x, y, 16)
+    train_steps(resumed_model, resumed, resumed_optimizer, x, y, 16)
     for name in pruner.layers:
         assert torch.equal(pruner.mask(name), resumed.mask(name)), name
 
@@ -147,7 +138,7 @@ def weights_read(dense, thinned, batch):
     return cost(thinned) / cost(dense)
 
 
-def _pruned_speedups(monkeypatch, clocks, retime_at):
+def _pruned_speedups(monkeypatch, clocks, train_steps, retime_at):
     monkeypatch.setattr(pruner_module, "time_per_weight", clocks.mac_costs)  # the model: MACs
     monkeypatch.setattr(latency_module, "measured_time_share", weights_read)  # the machine: weights
     monkeypatch.setattr(pruner_module, "RETIME_AT", retime_at)
@@ -156,26 +147,27 @@ def _pruned_speedups(monkeypatch, clocks, retime_at):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner = SynapticPruner(model, granularity="unit", target_speedup=1.6, example_inputs=x[:1], check_every=1,
                             warmup_steps=0, stop_step=40, optimizer=optimizer)
-    _train(model, pruner, optimizer, x, y, 44)
+    train_steps(model, pruner, optimizer, x, y, 44)
     pruner.finalize()
     small = pruner.compact().eval()
     return pruner, [1 / weights_read(dense, small, x[:1].repeat(size, 1, 1, 1)) for size in (1, 64)]
 
 
-def test_the_pruned_network_is_retimed_during_pruning_and_its_own_speed_corrects_the_target(monkeypatch, clocks):
-    pruner, speedups = _pruned_speedups(monkeypatch, clocks, (0.3, 0.5, 0.7))
+def test_the_pruned_network_is_retimed_during_pruning_and_its_own_speed_corrects_the_target(monkeypatch, clocks,
+                                                                                          train_steps):
+    pruner, speedups = _pruned_speedups(monkeypatch, clocks, train_steps, (0.3, 0.5, 0.7))
     retimed = [record["retimed"] for record in pruner.history if "retimed" in record]
     # timed at 30% and 50% of the schedule at least (once the target is met, checks end)
     assert 2 <= len(retimed) <= 3 and len(pruner.latency_calibration.pruned[1]) == len(retimed)
     assert pruner.target_latency == retimed[-1]["new_layer_share"]
     assert speedups == pytest.approx([1.6, 1.6], rel=0.1)
     # thinned alike, the network pruned by activity per MAC would have been pruned past the target
-    _, uncorrected = _pruned_speedups(monkeypatch, clocks, ())
+    _, uncorrected = _pruned_speedups(monkeypatch, clocks, train_steps, ())
     assert min(uncorrected) > 1.1 * 1.6
 
 
-def test_a_pruner_whose_state_is_loaded_before_planning_times_no_network(mac_clock, monkeypatch):
-    x, _, _, _, pruner = _trained_pruner(6)
+def test_a_pruner_whose_state_is_loaded_before_planning_times_no_network(mac_clock, monkeypatch, train_steps):
+    x, _, _, _, pruner = _trained_pruner(6, train_steps)
     state = pruner.state_dict()
 
     def no_timing(*args):
