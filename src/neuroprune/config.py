@@ -60,6 +60,7 @@ class SynapticConfig:
     stop_step: int | str | None = AUTO
     min_fan_in: int = 1
     max_fraction_per_check: float | None = None
+    max_unit_ratio: float = 1.0
     target_sparsity: float | None = None
     target_macs: float | None = None
     target_speedup: float | None = None
@@ -101,6 +102,7 @@ class SynapticConfig:
         _check_range(self, "weight_decay", low=0.0)
         _check_range(self, "alpha", low=0.0, is_low_open=True)
         _check_range(self, "max_fraction_per_check", low=0.0, high=1.0, is_low_open=True)
+        _check_range(self, "max_unit_ratio", low=0.0, high=1.0, is_low_open=True)
         _check_range(self, "target_sparsity", low=0.0, high=1.0, is_low_open=True, is_high_open=True)
         if self.max_fraction_per_check is not None and self.target_sparsity is not None:
             raise ConfigError("max_fraction_per_check limits pruning without a target; with target_sparsity the "

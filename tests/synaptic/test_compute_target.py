@@ -1,7 +1,11 @@
 """Compute targets: MACs per weight from a shape probe, MAC-weighted unit scores, target_macs, auto granularity."""
 
+import math
+
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import neuroprune as npr
@@ -194,3 +198,38 @@ def test_latency_costs_that_do_not_fit_the_model_are_refused_before_anything_is_
     assert "latency_costs" not in macs_only.state_dict()
     with pytest.raises(ModelError, match="no target_latency"):
         macs_only.load_state_dict({**macs_only.state_dict(), "latency_costs": state["latency_costs"]})
+
+
+def _live_units(pruner, model):
+    masks = {name: pruner.mask(name) for name in pruner.layers}
+    return {group.name: (group.size, int(group.live(masks).sum())) for group in find_unit_groups(model, pruner.layers)}
+
+
+def _pruned_to_macs(cap, train_steps, target=0.3):
+    torch.manual_seed(0)
+    model = _two_resolutions()
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 3, (16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = SynapticPruner(model, granularity="unit", target_macs=target, max_unit_ratio=cap, example_inputs=x[:1],
+                            check_every=1, warmup_steps=1, stop_step=20, optimizer=optimizer)
+    train_steps(model, pruner, optimizer, x, y, 24)
+    return pruner, model
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cap=st.sampled_from([0.25, 0.5, 0.6, 0.75, 0.9]), target=st.sampled_from([0.2, 0.4, 0.6]))
+def test_no_space_loses_more_than_max_unit_ratio_of_its_units(cap, target, train_steps):
+    pruner, model = _pruned_to_macs(cap, train_steps, target)
+    for name, (size, live) in _live_units(pruner, model).items():
+        assert live >= max(1, math.ceil(size * (1 - cap) - 1e-9)), (name, size, live)
+
+
+def test_the_cap_holds_even_where_the_compute_target_is_then_out_of_reach(train_steps):
+    pruner, model = _pruned_to_macs(1.0, train_steps)  # uncapped: spaces shrink to one or two of six units
+    assert max(live for _, live in _live_units(pruner, model).values()) <= 2 and pruner.macs_fraction() <= 0.3
+    pruner, model = _pruned_to_macs(0.5, train_steps)  # at most half: 3 of 6 everywhere, above the 30% asked
+    assert set(_live_units(pruner, model).values()) == {(6, 3)} and pruner.macs_fraction() > 0.4
+    with pytest.raises(ConfigError, match="max_unit_ratio must be in"):
+        SynapticPruner(model, granularity="unit", max_unit_ratio=0.0)
+    with pytest.raises(ConfigError, match="max_unit_ratio"):
+        from_dict(SynapticConfig, {"max_unit_ratio": 1.5})

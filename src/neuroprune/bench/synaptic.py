@@ -81,7 +81,7 @@ from ._common import DEFAULT_OUT, command
 # the recipes: the package's copy of the repository's configs/synaptic_*.yaml (a test keeps them equal)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRUNER_KEYS = ("criterion", "alpha", "patience", "check_every", "warmup_steps", "stop_step", "min_fan_in",
-               "max_fraction_per_check", "sample_every", "fold_bias", "granularity")
+               "max_fraction_per_check", "max_unit_ratio", "sample_every", "fold_bias", "granularity")
 LATENCY_BATCH = {"mlp": 256, "lenet5": 64, "cifar_cnn": 64}
 METHODS = ("dense", "synaptic", "gmp", "gmp-layer")
 INPUTS = ("standard", "raw", "per-feature")

@@ -59,6 +59,9 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 @click.option("--min-fan-in", type=int, help="Live inputs every unit keeps [default: 1].")
 @click.option("--max-fraction-per-check", type=float,
               help="Most of a layer pruned at one check, without --target-sparsity [default: 0.1].")
+@click.option("--max-unit-ratio", type=float,
+              help="Most of any channel space's units removed, in (0, 1] (unit and both granularities) "
+                   "[default: 1: a space may shrink to one unit].")
 @click.option("--target-sparsity", type=FRACTION_OR_NONE,
               help="Share of connections pruned at --stop-step, reached on a cubic schedule; none: the rule alone "
                    "decides [default: none].")

@@ -235,6 +235,7 @@ def _make_pruner(
         stop_step=config.stop_step,
         min_fan_in=config.min_fan_in,
         max_fraction_per_check=config.max_fraction_per_check,
+        max_unit_ratio=config.max_unit_ratio,
         target_sparsity=config.target_sparsity,
         **targets,
         example_inputs=probe if targets else None,
@@ -333,6 +334,7 @@ def _pruner_record(pruner: SynapticPruner, config: SynapticConfig, targets: _Tar
         "fold_bias": pruner.fold_bias,
         "min_fan_in": config.min_fan_in,
         "max_fraction_per_check": config.max_fraction_per_check,
+        "max_unit_ratio": config.max_unit_ratio,
         "target_sparsity": config.target_sparsity,
         "sample_every": config.sample_every,
     }

@@ -81,6 +81,12 @@ class SynapticPruner(MaskViews):
         max_fraction_per_check: at most this share of a layer's live connections (or units)
             per check (default 0.1); only without ``target_sparsity``, whose schedule sets
             the pace instead.
+        max_unit_ratio: at most this share of any channel space's units is removed (unit and
+            both granularities; Torch-Pruning's ``max_pruning_ratio``). 1.0: a space may
+            shrink to its strongest unit. A lower cap keeps expensive spaces (a residual
+            stream read by every block of a stage) from being emptied first under a compute
+            target, where what a unit's removal saves weighs most. The cap holds even where
+            the compute target then stays out of reach.
         target_sparsity: share of all tracked connections pruned at ``stop_step``.
         target_macs: share of the dense network's MACs per sample left at ``stop_step``
             (unit granularity; needs ``example_inputs``). The cubic schedule then counts MACs,
@@ -129,6 +135,7 @@ class SynapticPruner(MaskViews):
         stop_step: int | str | None = AUTO,
         min_fan_in: int = 1,
         max_fraction_per_check: float | None = None,
+        max_unit_ratio: float = 1.0,
         target_sparsity: float | None = None,
         target_macs: float | None = None,
         target_latency: float | None = None,
@@ -154,6 +161,10 @@ class SynapticPruner(MaskViews):
         if fold_bias and not scorer.knows_input_means:
             raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
                               f"got criterion {scorer.name!r}")
+        if not isinstance(max_unit_ratio, (int, float)) or isinstance(max_unit_ratio, bool) or (
+                not 0 < max_unit_ratio <= 1):
+            raise ConfigError(f"max_unit_ratio must be in (0, 1], got {max_unit_ratio!r}")
+        self.max_unit_ratio = float(max_unit_ratio)
         fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
         self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
         self.unit_rule = LowActivityRule(alpha, patience, 0, fraction)
@@ -467,12 +478,24 @@ class SynapticPruner(MaskViews):
             picked = select_weakest(scores, eligible, preferred, self._quota(masks), costs,
                                     is_preferred_only=self.granularity == "both")
         for group in groups:
-            removed = picked[group.name]
+            removed = self._capped(picked[group.name], scores[group.name], group, masks)
             if removed.any():
                 group.remove(removed, masks)
                 self.unit_counters[group.name] = torch.where(
                     removed, torch.zeros_like(self.unit_counters[group.name]), self.unit_counters[group.name]
                 )
+
+    def _capped(self, picked: torch.Tensor, scores: torch.Tensor, group: UnitGroup,
+                masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``picked`` less its strongest units where it would remove more than ``max_unit_ratio`` of the space."""
+        keep_at_least = max(1, math.ceil(group.size * (1 - self.max_unit_ratio) - 1e-9))
+        room = max(int(group.live(masks).sum()) - keep_at_least, 0)
+        if int(picked.sum()) <= room:
+            return picked
+        weakest = torch.where(picked, scores, torch.full_like(scores, math.inf)).argsort()[:room]
+        capped = torch.zeros_like(picked)
+        capped[weakest] = True
+        return capped
 
     def _all_reduce_statistics(self) -> None:
         average_over_processes(self.tracker.statistics(), list(self.layers))
