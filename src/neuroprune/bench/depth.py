@@ -11,10 +11,11 @@ batch 1 (translator, then fine-tuning with distillation); compare with
   * Torch-Pruning channel pruning of the base model, bisected until it runs as fast as the
     depth cut (measured, batch 1), same fine-tuning;
   * a milder depth cut followed by channel pruning to that same measured latency;
-  * with ``--units``: that milder cut, then synaptic unit pruning during its fine-tuning (one
-    recovery) until it runs ``--speedup`` / (the mild cut's speed-up in the search) times
-    faster again at batch 1 and 64, against Torch-Pruning bisected to its measured latency at
-    batch 1 and, separately, at batch 64 (same fine-tuning).
+  * with ``--units``: the evaluated cut whose speed-up in the search is nearest
+    sqrt(``--speedup``), then synaptic unit pruning during its fine-tuning (one recovery) until
+    it runs ``--speedup`` / (that cut's speed-up) times faster again at batch 1 and 64, against
+    Torch-Pruning bisected to its measured latency at batch 1 and, separately, at batch 64
+    (same fine-tuning). Run it alone: every timing of it is only as good as the machine is quiet.
 Every choice (cut, fast/mild rows) is made on validation; the test split gives only the
 final accuracies. Latency: ``neuroprune.metrics.compare_latency`` (interleaved rounds in one
 process, fixed threads, median per-round ratio to the base), batch 1 and 64.
@@ -34,6 +35,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -251,8 +253,10 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
            {"cut": mild_row["cut"], "channel_ratio": ratio, "speed_vs_depth_cut_when_matched": relative})
     target = variants["depth (search)"]["macs"]
     if args.units:
-        mild_speedup = mild_row.get("speedup") or base_b1 / mild_row["latency_ms"]  # as the search timed it
-        _depth_then_units(cut(mild_row), mild_row["cut"], mild_speedup, base, train, test, x, teacher, args, finish)
+        # cuts and units share the speed-up: the cut whose own (searched) speed-up is nearest sqrt(--speedup)
+        speedups = [(r, r.get("speedup") or base_b1 / r["latency_ms"]) for r in evaluated]
+        halfway, halfway_speedup = min(speedups, key=lambda pair: abs(math.log(pair[1] / math.sqrt(args.speedup))))
+        _depth_then_units(cut(halfway), halfway["cut"], halfway_speedup, base, train, test, x, teacher, args, finish)
 
     if args.deeper is not None:
         # Compose: the searched cut, then channel pruning of what remains, against channels alone.
