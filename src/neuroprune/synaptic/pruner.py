@@ -465,7 +465,7 @@ class SynapticPruner(MaskViews):
                 # keeps the last stage whole, though at batch 1 its weights take the time
                 score = score / score[live].mean().clamp_min(1e-12) if bool(live.any()) else score
             scores[group.name] = unit_scores(score, costs[group.name])
-            eligible[group.name] = live.clone()
+            eligible[group.name] = live.clone() if self._room(group, live) > 0 else torch.zeros_like(live)
             if int(live.sum()) > 0:  # a space keeps its strongest unit, or the network is cut in two
                 eligible[group.name][torch.where(live, score, torch.full_like(score, -1.0)).argmax()] = False
             preferred[group.name] = self.unit_rule.candidates(counters, live.float())
@@ -485,11 +485,15 @@ class SynapticPruner(MaskViews):
                     removed, torch.zeros_like(self.unit_counters[group.name]), self.unit_counters[group.name]
                 )
 
+    def _room(self, group: UnitGroup, live: torch.Tensor) -> int:
+        """Units of ``group`` that may still go under ``max_unit_ratio``."""
+        keep_at_least = max(1, math.ceil(group.size * (1 - self.max_unit_ratio) - 1e-9))
+        return max(int(live.sum()) - keep_at_least, 0)
+
     def _capped(self, picked: torch.Tensor, scores: torch.Tensor, group: UnitGroup,
                 masks: dict[str, torch.Tensor]) -> torch.Tensor:
         """``picked`` less its strongest units where it would remove more than ``max_unit_ratio`` of the space."""
-        keep_at_least = max(1, math.ceil(group.size * (1 - self.max_unit_ratio) - 1e-9))
-        room = max(int(group.live(masks).sum()) - keep_at_least, 0)
+        room = self._room(group, group.live(masks))
         if int(picked.sum()) <= room:
             return picked
         weakest = torch.where(picked, scores, torch.full_like(scores, math.inf)).argsort()[:room]
