@@ -161,10 +161,7 @@ class SynapticPruner(MaskViews):
         if fold_bias and not scorer.knows_input_means:
             raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
                               f"got criterion {scorer.name!r}")
-        if not isinstance(max_unit_ratio, (int, float)) or isinstance(max_unit_ratio, bool) or (
-                not 0 < max_unit_ratio <= 1):
-            raise ConfigError(f"max_unit_ratio must be in (0, 1], got {max_unit_ratio!r}")
-        self.max_unit_ratio = float(max_unit_ratio)
+        self.max_unit_ratio = _checked_unit_ratio(max_unit_ratio)
         fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
         self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
         self.unit_rule = LowActivityRule(alpha, patience, 0, fraction)
@@ -710,6 +707,12 @@ class SynapticPruner(MaskViews):
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
+
+
+def _checked_unit_ratio(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+        raise ConfigError(f"max_unit_ratio must be in (0, 1], got {value!r}")
+    return float(value)
 
 
 def _check_targets(granularity: str, target_sparsity: float | None, target_macs: float | None,
