@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from ..metrics import compare_latency, count_macs, count_params
 from ..storage import atomic_write_bytes, write_json
 from ..structure.channel_pruning import prune_channels
+from ..synaptic.pruner import SynapticPruner
 from ._checks import check_runs_on
 from ._common import (
     EVAL_BATCH,
@@ -217,8 +218,6 @@ def _fine_tune_pruning_units(
     fine-tuning phase and result.json's ``units`` entry (with the speed-up over the cut
     network measured after compaction, interleaved in this process).
     """
-    from ..synaptic.pruner import SynapticPruner  # the depth run needs it only here
-
     batches = (config.then_units_batch,) if config.then_units_batch is not None else LATENCY_BATCHES
     cut_network = copy.deepcopy(small).eval()  # what the speed-up is measured against
     pruner = SynapticPruner(small, granularity="unit", target_speedup=config.then_units_speedup,
