@@ -51,6 +51,7 @@ from neuroprune.depth import (
     TrainConfig,
     boundaries,
     fine_tune,
+    fine_tune_pruning_units,
     recover,
     search_cuts,
 )
@@ -61,7 +62,6 @@ from neuroprune.engine import evaluate
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
-from neuroprune.synaptic import SynapticPruner
 
 from ._common import DEFAULT_OUT, command
 from .torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs, require_torch_pruning
@@ -290,11 +290,10 @@ def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: 
     ft = args.finetune_epochs
     speedup = max(args.speedup / mild_speedup, 1.05)  # what the cuts left to the units
     phases = recover(mild_model, train, translator_epochs=1, finetune_epochs=0)
-    pruner = SynapticPruner(mild_model, granularity="unit", target_speedup=speedup, latency_batch_sizes=(1, 64),
-                            example_inputs=x, total_steps=ft * len(train))
-    phases.append(fine_tune(mild_model, train, epochs=ft, teacher=teacher, eval_loader=test, callbacks=[pruner]))
-    pruner.remove_hooks()
-    composite = pruner.compact().eval()
+    composite, phase, pruner = fine_tune_pruning_units(mild_model, train, target_speedup=speedup,
+                                                       latency_batch_sizes=(1, 64), example_inputs=x, epochs=ft,
+                                                       teacher=teacher, eval_loader=test)
+    phases.append(phase)
     assert pruner.latency_calibration is not None
     finish("depth + units", composite, phases,
            {"cut": mild_cut, "units_target_speedup": speedup, "macs_fraction": pruner.macs_fraction(),

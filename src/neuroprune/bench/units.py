@@ -249,9 +249,7 @@ def train_synaptic(config: dict[str, Any], seed: int, threads: int, target: dict
                    total_steps: int) -> tuple[nn.Module, Any, float, dict[str, Any]]:
     torch.set_num_threads(threads)  # the speed-up target is timed when the schedule is planned
     model = _build(config, seed)
-    options = {**target, "latency_batch_sizes": tuple(target["latency_batch_sizes"])} if (
-        "latency_batch_sizes" in target) else target
-    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, **options,
+    pruner = npr.SynapticPruner(model, **{k: config[k] for k in PRUNER_KEYS}, **target,
                                 example_inputs=x, total_steps=total_steps)
     history, seconds = _timed(model, config, seed, threads, [pruner])
     pruner.remove_hooks()

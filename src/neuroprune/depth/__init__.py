@@ -19,6 +19,7 @@ from .pruner import DepthPlan, DepthPruner
 from .recovery import (
     PhaseResult,
     fine_tune,
+    fine_tune_pruning_units,
     recover,
     train_translators,
     translator_modules,
@@ -44,6 +45,7 @@ __all__ = [
     "describe_translator",
     "find_spans",
     "fine_tune",
+    "fine_tune_pruning_units",
     "from_graph",
     "greedy_cuts",
     "init_translator",

@@ -32,7 +32,7 @@ from ..depth.graph_spec import save_graph_model
 from ..depth.greedy import greedy_cuts
 from ..depth.init import init_translators, translator_after
 from ..depth.pruner import DepthPlan, DepthPruner
-from ..depth.recovery import PhaseResult, fine_tune, recover
+from ..depth.recovery import PhaseResult, fine_tune, fine_tune_pruning_units, recover
 from ..depth.search import Budgets, search_cuts
 from ..engine import evaluate
 from ..engine.precision import resolve_device
@@ -40,7 +40,6 @@ from ..errors import ConfigError
 from ..metrics import compare_latency, count_macs, count_params
 from ..storage import atomic_write_bytes, write_json
 from ..structure.channel_pruning import prune_channels
-from ..synaptic.pruner import SynapticPruner
 from ._checks import check_runs_on
 from ._common import (
     EVAL_BATCH,
@@ -194,7 +193,7 @@ def _recover(
                      teacher=teacher, distill_weight=config.distill_weight, temperature=config.temperature,
                      eval_loader=test, precision=config.precision)
     if units:
-        small, phase, record = _fine_tune_pruning_units(config, small, train, test, teacher, example)
+        small, phase, record = _units_while_fine_tuning(config, small, train, test, teacher, example)
         return small, [*phases, phase], {"units": record}, translator_init
     if config.then_channels is not None:
         small = prune_channels(small, config.then_channels)
@@ -207,27 +206,21 @@ def _recover(
     return small, phases, {}, translator_init
 
 
-def _fine_tune_pruning_units(
+def _units_while_fine_tuning(
     config: DepthConfig, small: nn.Module, train: Any, test: Any, teacher: nn.Module | None, example: torch.Tensor
 ) -> tuple[nn.Module, PhaseResult, dict[str, Any]]:
-    """Fine-tune the cut network while a synaptic pruner removes units until it is ``then_units_speedup`` x faster.
+    """Fine-tune the cut network while units go until it is ``then_units_speedup`` x faster (see
+    :func:`~neuroprune.depth.recovery.fine_tune_pruning_units`).
 
-    One recovery for both: the units go while the network adapts to its cuts, by activity
-    per unit of time their removal saves (the pruner's speed-up target is timed on this
-    network, see :mod:`neuroprune.synaptic.latency`). Returns the compacted network, the
-    fine-tuning phase and result.json's ``units`` entry (with the speed-up over the cut
-    network measured after compaction, interleaved in this process).
+    Returns the compacted network, the fine-tuning phase and result.json's ``units`` entry
+    (with the speed-up over the cut network measured after compaction, interleaved here).
     """
     batches = (config.then_units_batch,) if config.then_units_batch is not None else LATENCY_BATCHES
     cut_network = copy.deepcopy(small).eval()  # what the speed-up is measured against
-    pruner = SynapticPruner(small, granularity="unit", target_speedup=config.then_units_speedup,
-                            latency_batch_sizes=batches, example_inputs=example[:1],
-                            total_steps=config.finetune_epochs * len(train))
-    phase = fine_tune(small, train, epochs=config.finetune_epochs, lr=config.finetune_lr, teacher=teacher,
-                      distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
-                      precision=config.precision, callbacks=[pruner])
-    pruner.remove_hooks()
-    compact = pruner.compact().eval()
+    compact, phase, pruner = fine_tune_pruning_units(
+        small, train, target_speedup=config.then_units_speedup, latency_batch_sizes=batches, example_inputs=example,
+        epochs=config.finetune_epochs, lr=config.finetune_lr, teacher=teacher, distill_weight=config.distill_weight,
+        temperature=config.temperature, eval_loader=test, precision=config.precision)
     calibration = pruner.latency_calibration
     record: dict[str, Any] = {
         "target_speedup": config.then_units_speedup, "latency_batch_sizes": list(batches),
