@@ -30,6 +30,8 @@ def check_user_options(config: Any) -> None:
         _check_plain(config.model_args, "model_args")
     if config.weights is not None:
         config.weights = str(Path(config.weights).expanduser().resolve())
+    if getattr(config, "pretrained", False):
+        _check_pretrained(config.model, config.weights)
     if config.data is not None:
         config.data = str(Path(config.data).expanduser().resolve())
     elif config.image_size is not None or config.channels is not None:
@@ -38,6 +40,17 @@ def check_user_options(config: Any) -> None:
         raise ConfigError(f"image_size must be in 1..4096 pixels, got {config.image_size}")
     if config.channels not in (None, 1, 3):
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {config.channels}")
+
+
+def _check_pretrained(model: str, weights: str | None) -> None:
+    """``pretrained``: a model whose published weights can be fetched, and no second start."""
+    from .models.pretrained import SOURCES  # deferred: the model registry imports every model family
+
+    if model not in SOURCES:
+        raise ConfigError(f"pretrained weights are known for {', '.join(sorted(SOURCES))}, not {model}: drop "
+                          "--pretrained, or start from your own file with --weights")
+    if weights is not None:
+        raise ConfigError("give one start: --pretrained (the published weights) or --weights FILE, not both")
 
 
 def _check_plain(value: Any, where: str) -> None:

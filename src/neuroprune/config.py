@@ -41,6 +41,7 @@ class SynapticConfig:
     model: str = "mlp"
     model_args: dict[str, Any] | None = None
     weights: str | None = None
+    pretrained: bool = False
     data: str | None = None
     image_size: int | None = None
     channels: int | None = None

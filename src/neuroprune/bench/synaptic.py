@@ -221,8 +221,9 @@ class _Scaled:
 def _build(config: dict[str, Any], seed: int, **options: Any) -> nn.Module:
     info = npr.dataset_info(config["dataset"])
     torch.manual_seed(seed)
+    start = {"pretrained": True} if config.get("pretrained") else {}  # the published weights (same for every method)
     return npr.create_model(config["model"], in_channels=info.in_channels, image_size=info.image_size,
-                            num_classes=info.num_classes, **{**(config.get("model_args") or {}), **options})
+                            num_classes=info.num_classes, **{**start, **(config.get("model_args") or {}), **options})
 
 
 class _Validate:

@@ -24,7 +24,7 @@ from .. import distributed as dist_utils
 from ..data import DATASETS
 from ..engine.precision import PRECISIONS, resolve_device
 from ..errors import NeuropruneError
-from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
+from ._user_options import DATA_OPTIONS, MODEL_HELP, PRETRAINED_OPTION, WEIGHTS_OPTION
 
 __all__ = [
     "DATASETS",
@@ -154,7 +154,6 @@ MODEL_OPTIONS = combine_options(
     click.option("--limit-train", type=int, help="Use only the first N training samples."),
     click.option("--limit-test", type=int, help="Use only the first N test samples."),
     click.option("--batch-size", type=int, help="Training batch size [default: 128]."),
-    click.option("--pretrained/--no-pretrained", default=None,
-                 help="Start from ImageNet weights (`neuroprune models fetch MODEL` first; efficientnet_lite0)."),
+    PRETRAINED_OPTION,
 )
 """Model and data options of ``train``, ``depth`` and ``depth candidates`` (``--config`` included)."""

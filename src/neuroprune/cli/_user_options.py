@@ -21,6 +21,12 @@ WEIGHTS_OPTION = click.option(
 )
 """``--weights FILE``: any model's starting weights."""
 
+PRETRAINED_OPTION = click.option(
+    "--pretrained/--no-pretrained", default=None,
+    help="Start from the published ImageNet weights (efficientnet_lite0; `neuroprune models fetch MODEL` first).",
+)
+"""``--pretrained``: a registered model's published weights."""
+
 def _combine(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def apply(function: Any) -> Any:
         for decorator in reversed(decorators):

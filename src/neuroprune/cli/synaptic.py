@@ -29,7 +29,7 @@ from ._common import (
     run_in_process_group,
 )
 from ._errors import friendly_errors
-from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
+from ._user_options import DATA_OPTIONS, MODEL_HELP, PRETRAINED_OPTION, WEIGHTS_OPTION
 
 
 @click.command("synaptic")
@@ -89,6 +89,7 @@ from ._user_options import DATA_OPTIONS, MODEL_HELP, WEIGHTS_OPTION
 @click.option("--data-root", type=str, help="Folder of a data set that is not in the cache (e.g. CIFAR-10).")
 @DATA_OPTIONS
 @WEIGHTS_OPTION
+@PRETRAINED_OPTION
 @click.option("--limit-train", type=int, help="Use only the first N training samples.")
 @click.option("--limit-test", type=int, help="Use only the first N test samples.")
 @click.option("--measure-latency/--no-measure-latency", default=None,

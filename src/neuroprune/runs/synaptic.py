@@ -99,9 +99,11 @@ def run_synaptic(
     device = resolve_device(config.device)
 
     def build() -> torch.nn.Module:
+        # dense, synaptic and GMP all start from the same weights: the file, the published ones or the seed's
         return build_model(
             config.model, config.weights, in_channels=info.in_channels, image_size=info.image_size,
-            num_classes=info.num_classes, **(config.model_args or {}),
+            num_classes=info.num_classes, **({"pretrained": True} if config.pretrained else {}),
+            **(config.model_args or {}),
         )
 
     _check_compactable(build(), config.model)  # fail in the first second, not after the last epoch
