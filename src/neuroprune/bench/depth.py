@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -158,21 +158,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
 def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, Any]:
     log = logging.getLogger("bench")
     torch.manual_seed(args.seed)
-    pretrained = width == "pretrained"
-    pad_to = None if pretrained else 32
-    width_value = 1.0 if pretrained else float(width)
-    config = TrainConfig(model=name, dataset=DATASET, width=width_value, pad_to=pad_to, epochs=args.epochs, lr=0.05,
-                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained,
-                         seed=args.seed)
-    folder = args.work / f"{name}_{width}"
-    if args.reuse_base and (folder / "result.json").is_file():
-        trained = json.loads((folder / "result.json").read_text())
-        log.info("reusing the base model in %s", folder)
-    else:
-        trained = run_train(config, folder, overwrite=True)
-    from neuroprune.runs.train import load_trained, model_options
-
-    base, _ = load_trained(name, folder, model_options(DATASET, width_value, pad_to))
+    base, trained, pad_to = _base(name, width, args)
     train = create_loader(DATASET, "fit", 128, seed=args.seed, limit=args.limit_train, pad_to=pad_to)
     short = create_loader(DATASET, "fit", 128, seed=args.seed + 1, limit=args.search_train, pad_to=pad_to)
     validation = create_loader(DATASET, "validation", 1000, limit=args.limit_validation, pad_to=pad_to)
@@ -181,31 +167,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     pruner = DepthPruner(base, example_inputs=x)
     base_b1 = measure_latency(base, x, repeats=args.repeats).median_ms  # at --train-threads, as the search times
     started = time.perf_counter()
-    if args.strategy == "greedy":
-        bridge = "auto"
-        greedy = greedy_cuts(pruner, short, validation, budgets=Budgets(min_speedup=args.speedup),
-                             efficiency="latency", tau=args.tau, latency_repeats=args.repeats)
-        evaluated = greedy.steps
-        depth_row = evaluated[-1]
-        # the milder cut for "depth + channels": the first step halfway to the target speed-up
-        mild_row = next((r for r in evaluated if r["speedup"] >= 1 + (args.speedup - 1) / 2), evaluated[0])
-        search_candidates = sum(r["candidates"] for r in evaluated)
-    else:
-        bridge = "translator"
-        # Budget 0.75x: the evaluated spread covers cuts above the 2x target too (for the composite).
-        names = [u.name for u in pruner.units]
-        kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
-        kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
-        spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
-        found = search_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=0.75 * base_b1),
-                            efficiency="latency", tau=args.tau, translator_epochs=args.search_epochs,
-                            max_evaluated=args.max_evaluated, latency_repeats=args.repeats, spans=spans,
-                            translator_init=args.translator_init)
-        evaluated = [r for r in found.rows if r["accuracy"] is not None]
-        fast = [r for r in evaluated if r["latency_ms"] <= found.base["latency_ms"] / args.speedup] or evaluated
-        mild = [r for r in evaluated if r not in fast] or evaluated
-        depth_row, mild_row = fast[0], mild[0]  # rows are sorted by score
-        search_candidates = len(found.rows)
+    search = _search(pruner, short, validation, base_b1, args)
+    bridge, evaluated, depth_row, mild_row = search.bridge, search.evaluated, search.fast, search.mild
     search_seconds = time.perf_counter() - started
     log.info("%s: depth cut %s, mild cut %s", name, depth_row["cut"], mild_row["cut"])
 
@@ -278,9 +241,62 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
     return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows,
             "search_seconds": search_seconds, "search_strategy": args.strategy,
-            "search_candidates": search_candidates, "search_evaluated": len(evaluated),
+            "search_candidates": search.candidates, "search_evaluated": len(evaluated),
             "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
                             for r in evaluated]}
+
+
+def _base(name: str, width: str, args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, Any], int | None]:
+    """The trained base (trained here, or ``--reuse-base``'s), its training record, and the padding it was fed."""
+    log = logging.getLogger("bench")
+    pretrained = width == "pretrained"
+    pad_to = None if pretrained else 32
+    width_value = 1.0 if pretrained else float(width)
+    config = TrainConfig(model=name, dataset=DATASET, width=width_value, pad_to=pad_to, epochs=args.epochs, lr=0.05,
+                         limit_train=args.limit_train, limit_test=args.limit_test, pretrained=pretrained,
+                         seed=args.seed)
+    folder = args.work / f"{name}_{width}"
+    if args.reuse_base and (folder / "result.json").is_file():
+        trained = json.loads((folder / "result.json").read_text())
+        log.info("reusing the base model in %s", folder)
+    else:
+        trained = run_train(config, folder, overwrite=True)
+    from neuroprune.runs.train import load_trained, model_options
+
+    base, _ = load_trained(name, folder, model_options(DATASET, width_value, pad_to))
+    return base, trained, pad_to
+
+
+class _Search(NamedTuple):
+    bridge: str  # what the cuts are planned with
+    evaluated: list[dict[str, Any]]  # the rows the search evaluated
+    fast: dict[str, Any]  # the cut at --speedup
+    mild: dict[str, Any]  # the milder cut that "depth + channels" starts from
+    candidates: int
+
+
+def _search(pruner: DepthPruner, short: Any, validation: Any, base_b1: float, args: argparse.Namespace) -> _Search:
+    """Run ``--strategy``'s search: the fast cut, and a milder one for the composite rows."""
+    if args.strategy == "greedy":
+        greedy = greedy_cuts(pruner, short, validation, budgets=Budgets(min_speedup=args.speedup),
+                             efficiency="latency", tau=args.tau, latency_repeats=args.repeats)
+        evaluated = greedy.steps
+        # the milder cut for "depth + channels": the first step halfway to the target speed-up
+        mild = next((r for r in evaluated if r["speedup"] >= 1 + (args.speedup - 1) / 2), evaluated[0])
+        return _Search("auto", evaluated, evaluated[-1], mild, sum(r["candidates"] for r in evaluated))
+    # Budget 0.75x: the evaluated spread covers cuts above the 2x target too (for the composite).
+    names = [u.name for u in pruner.units]
+    kept = {names[i - 1] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+    kept |= {names[i] for i in boundaries(pruner.units)[:: args.boundary_stride]}
+    spans = [s for s in pruner.candidates() if s.origin in kept and s.destination in kept]
+    found = search_cuts(pruner, short, validation, budgets=Budgets(max_latency_ms=0.75 * base_b1),
+                        efficiency="latency", tau=args.tau, translator_epochs=args.search_epochs,
+                        max_evaluated=args.max_evaluated, latency_repeats=args.repeats, spans=spans,
+                        translator_init=args.translator_init)
+    evaluated = [r for r in found.rows if r["accuracy"] is not None]
+    fast = [r for r in evaluated if r["latency_ms"] <= found.base["latency_ms"] / args.speedup] or evaluated
+    mild = [r for r in evaluated if r not in fast] or evaluated
+    return _Search("translator", evaluated, fast[0], mild[0], len(found.rows))  # rows are sorted by score
 
 
 def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: float, base: torch.nn.Module,
