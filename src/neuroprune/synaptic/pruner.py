@@ -149,18 +149,10 @@ class SynapticPruner(MaskViews):
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
-        if not isinstance(criterion, Criterion) and criterion not in CRITERIA:
-            raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
-        scorer = create_criterion(criterion)
+        scorer = _checked_criterion(criterion, fold_bias)
         compute_target = _check_targets(granularity, target_sparsity, target_macs, target_latency, target_speedup,
                                         latency_batch_sizes, max_fraction_per_check, example_inputs)
-        if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
-            raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
-        if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
-            raise ConfigError(f"total_steps must be an integer >= 1, got {total_steps!r}")
-        if fold_bias and not scorer.knows_input_means:
-            raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
-                              f"got criterion {scorer.name!r}")
+        _check_counts(sample_every, total_steps)
         self.max_unit_ratio = _checked_unit_ratio(max_unit_ratio)
         fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
         self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
@@ -707,6 +699,24 @@ class SynapticPruner(MaskViews):
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
+
+
+def _checked_criterion(criterion: str | Criterion, fold_bias: bool | None) -> Criterion:
+    """The criterion object of ``criterion`` (a name or an instance), checked against ``fold_bias``."""
+    if not isinstance(criterion, Criterion) and criterion not in CRITERIA:
+        raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+    scorer = create_criterion(criterion)
+    if fold_bias and not scorer.knows_input_means:
+        raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
+                          f"got criterion {scorer.name!r}")
+    return scorer
+
+
+def _check_counts(sample_every: Any, total_steps: Any) -> None:
+    if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
+        raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
+    if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
+        raise ConfigError(f"total_steps must be an integer >= 1, got {total_steps!r}")
 
 
 def _checked_unit_ratio(value: Any) -> float:
