@@ -1,6 +1,7 @@
 """The synaptic benchmark's bookkeeping: appended runs merge, learning speed and the criterion table."""
 
 import argparse
+import json
 
 import pytest
 import torch
@@ -79,3 +80,16 @@ def test_a_piece_with_the_dense_run_alone_renders_as_a_study_table(tmp_path):
     bench._write_reports(payload, args)
     text = (tmp_path / "piece.md").read_text()
     assert "| 0% | dense | 0 |" in text and "80.00" in text
+
+
+def test_a_labelled_variant_sits_beside_the_default_row_with_its_pruner_options(tmp_path):
+    common = ["--datasets", "digits", "--models", "mlp", "--epochs", "1", "--seeds", "0", "--sparsities", "0.5",
+              "--methods", "synaptic", "--criteria", "magnitude", "--append", "--out", str(tmp_path), "--name", "v"]
+    bench.main(common)
+    bench.main([*common, "--set", "alpha=0.1", "--label", " alpha 0.1"])
+    payload = json.loads((tmp_path / "v.json").read_text())
+    row = payload["runs"][0]["targets"]["0.5"]
+    assert set(row) == {"synaptic:magnitude", "synaptic:magnitude alpha 0.1"}
+    assert row["synaptic:magnitude"]["pruner"]["alpha"] == 0.5
+    assert row["synaptic:magnitude alpha 0.1"]["pruner"]["alpha"] == 0.1
+    assert "| 50% | synaptic:magnitude alpha 0.1 | 0 |" in (tmp_path / "v.md").read_text()

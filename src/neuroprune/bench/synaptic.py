@@ -119,6 +119,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
                         help="what to train at each sparsity [default: dense synaptic gmp]")
     parser.add_argument("--criteria", nargs="+", choices=list_criteria(),
                         help="synaptic criteria to compare, each a run [default: the config's criterion]")
+    parser.add_argument("--label", default="",
+                        help="suffix of this command's synaptic rows, so a variant (e.g. --set alpha=0.1) sits beside "
+                             "the default run in one table (e.g. --label ' alpha 0.1')")
     parser.add_argument("--validation", action="store_true",
                         help="train on the 'fit' split and evaluate the 'validation' split every epoch too")
     parser.add_argument("--limit-validation", type=int, help="use only the first N validation samples")
@@ -286,8 +289,9 @@ def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float],
                 pruner.remove_hooks()
                 model.eval()
                 run.update(pruned_fraction=pruner.sparsity(), params_compact=npr.count_params(pruner.compact()),
-                           per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in pruner.layer_summary()})
-                row[f"synaptic:{criterion}"] = run
+                           per_layer_pruned={r["name"]: r["pruned"] / r["total"] for r in pruner.layer_summary()},
+                           pruner={k: config[k] for k in PRUNER_KEYS} | {"criterion": criterion})
+                row[f"synaptic:{criterion}{args.label}"] = run
         for method, scope in (("gmp", "global"), ("gmp-layer", "layer")):
             if method not in args.methods:
                 continue
