@@ -36,11 +36,16 @@ def _config(tmp_path, **extra):
 
 
 def test_pretrained_starts_the_run_and_its_dense_peer_from_the_published_weights(tmp_path, published):
+    alone = CliRunner().invoke(main, ["synaptic", "-c", _config(tmp_path), "--pretrained",
+                                      "--out", str(tmp_path / "alone")])
+    assert alone.exit_code == 0, alone.output
+    loads_alone = len(published)
+    assert loads_alone >= 1 and set(published) == {"efficientnet_lite0"}
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["synaptic", "-c", _config(tmp_path), "--pretrained", "--compare-dense",
                                        "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert len(published) >= 2 and set(published) == {"efficientnet_lite0"}  # the pruned run and the dense one
+    assert len(published) == 2 * loads_alone + 1  # the same loads again, and one more: the dense peer's start
     saved = json.loads((out / "config.json").read_text())
     assert saved["config"]["pretrained"] is True
 

@@ -72,6 +72,7 @@ from neuroprune.config import SynapticConfig, from_dict, to_dict
 from neuroprune.export import InferenceChain
 from neuroprune.metrics import compare_latency
 from neuroprune.runs._common import environment, lr_schedule_callbacks, make_optimizer
+from neuroprune.runs.train import model_options
 from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.synaptic.criteria import list_criteria
 from neuroprune.synaptic.schedule import resolve_schedule
@@ -222,11 +223,11 @@ class _Scaled:
 
 
 def _build(config: dict[str, Any], seed: int, **options: Any) -> nn.Module:
-    info = npr.dataset_info(config["dataset"])
     torch.manual_seed(seed)
-    start = {"pretrained": True} if config.get("pretrained") else {}  # the published weights (same for every method)
-    return npr.create_model(config["model"], in_channels=info.in_channels, image_size=info.image_size,
-                            num_classes=info.num_classes, **{**start, **(config.get("model_args") or {}), **options})
+    # every method starts from the same weights: the seed's, or the published ones with pretrained
+    defaults = model_options(config["dataset"], 1.0, None, pretrained=bool(config.get("pretrained")),
+                             model_args=config.get("model_args"))
+    return npr.create_model(config["model"], **{**defaults, **options})
 
 
 class _Validate:

@@ -19,7 +19,7 @@ import torch
 from .. import distributed as dist_utils
 from ..baselines import GradualMagnitudePruner
 from ..config import SynapticConfig, compute_targets, to_dict
-from ..data import create_loader, dataset_info
+from ..data import create_loader
 from ..data.user_data import resolve_dataset
 from ..engine import Checkpointer, fit
 from ..engine import resume as resume_training
@@ -43,6 +43,7 @@ from ._common import (
     seeded_model,
     write_history_csv,
 )
+from .train import model_options
 
 log = logging.getLogger(__name__)
 LATENCY_BATCHES = (64, 256)  # besides batch 1
@@ -94,17 +95,13 @@ def run_synaptic(
     check_global_batch(config.batch_size, world)
     _start_folder(out, config, world, resume=resume, overwrite=overwrite)
     dataset = resolve_dataset(config.dataset, config.data, config.image_size, config.channels)
-    info = dataset_info(dataset)
     train, test = _loaders(config, dataset, rank, world)
     device = resolve_device(config.device)
+    options = model_options(dataset, 1.0, None, pretrained=config.pretrained, model_args=config.model_args)
 
     def build() -> torch.nn.Module:
         # dense, synaptic and GMP all start from the same weights: the file, the published ones or the seed's
-        return build_model(
-            config.model, config.weights, in_channels=info.in_channels, image_size=info.image_size,
-            num_classes=info.num_classes, **({"pretrained": True} if config.pretrained else {}),
-            **(config.model_args or {}),
-        )
+        return build_model(config.model, config.weights, **options)
 
     _check_compactable(build(), config.model)  # fail in the first second, not after the last epoch
     dense: dict[str, Any] | None = None
