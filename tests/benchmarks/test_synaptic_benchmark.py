@@ -93,3 +93,32 @@ def test_a_labelled_variant_sits_beside_the_default_row_with_its_pruner_options(
     assert row["synaptic:magnitude"]["pruner"]["alpha"] == 0.5
     assert row["synaptic:magnitude alpha 0.1"]["pruner"]["alpha"] == 0.1
     assert "| 50% | synaptic:magnitude alpha 0.1 | 0 |" in (tmp_path / "v.md").read_text()
+
+
+def test_the_small_budget_regime_trains_the_start_once_and_every_method_starts_from_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("neuroprune.bench._start_cache.CACHE", tmp_path / "starts")
+    fits = []
+    real_fit = bench._timed_fit
+    monkeypatch.setattr(bench, "_timed_fit", lambda *a, **k: fits.append(a[3]["lr"]) or real_fit(*a, **k))
+    # a learning rate of ~0 in the last epoch: a network loaded from the start keeps the start's accuracy
+    common = ["--datasets", "digits", "--models", "mlp", "--epochs", "2", "--seeds", "0", "--sparsities", "0.5",
+              "--prune-epochs", "1", "--prune-lr", "1e-12", "--append", "--out", str(tmp_path), "--name", "b"]
+    bench.main([*common, "--methods", "dense"])
+    bench.main([*common, "--methods", "gmp"])
+    assert len(fits) == 3 and fits[0] > 1e-6 and fits[1:] == [1e-12, 1e-12]  # the start is trained once
+    assert len(list((tmp_path / "starts").glob("*.safetensors"))) == 1
+    run = json.loads((tmp_path / "b.json").read_text())["runs"][0]
+    assert run["start"]["epochs"] == 2 and run["epochs"] == 1 and run["config"]["lr"] == 1e-12
+    assert run["dense"]["test_accuracy"] == run["start"]["test_accuracy"]
+    text = (tmp_path / "b.md").read_text()
+    assert "trained 2 epochs at lr 0.05 first, then every method 1 epoch at lr 1e-12" in text
+    assert "| 0% | start | 0 |" in text and "| 50% | gmp | 0 |" in text
+
+
+@pytest.mark.parametrize("extra", [["--sparsities", "0.5", "--prune-lr", "0.01"],
+                                   ["--sparsities", "0.5", "--prune-epochs", "0"],
+                                   ["--units", "0.5", "--prune-epochs", "1"]])
+def test_small_budget_options_that_cannot_apply_are_refused(extra, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--datasets", "digits", "--models", "mlp", *extra])
+    assert "--prune-" in capsys.readouterr().err

@@ -33,6 +33,11 @@ for every run, the first epoch at which validation and test accuracy reach the s
 dense final accuracy minus 0.5 points (the "learning faster" claim); ``--plot`` draws the test
 accuracy per epoch (seed 0) with :func:`neuroprune.report.plots.line_chart`.
 
+``--prune-epochs K`` (the small-budget regime): the network is first trained without pruning
+with the recipe (once per seed and setting, cached between commands), and every method starts
+from those weights: dense keeps training, synaptic and GMP prune, for K epochs at ``--prune-lr``
+(default a tenth of the recipe's). The table gains a *start* row (the trained network itself).
+
 ``--inputs``: ``standard`` (the loader's per-channel normalisation), ``raw`` (pixels 0-255, no
 normalisation) or ``per-feature`` (each input pixel scaled by its own fixed factor 10^u, u
 uniform in [-1, 1], drawn once with seed 1234: features on different scales, as in tabular
@@ -78,6 +83,7 @@ from neuroprune.synaptic.criteria import list_criteria
 from neuroprune.synaptic.schedule import resolve_schedule
 
 from ._common import DEFAULT_OUT, command
+from ._start_cache import cached_start, start_key
 
 # the recipes: the package's copy of the repository's configs/synaptic_*.yaml (a test keeps them equal)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -128,6 +134,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     parser.add_argument("--limit-validation", type=int, help="use only the first N validation samples")
     parser.add_argument("--inputs", choices=INPUTS, default="standard",
                         help="input scaling: standard, raw (0-255 pixels) or per-feature (fixed random scales)")
+    parser.add_argument("--prune-epochs", type=int,
+                        help="the small-budget regime: train the network with the recipe first (once per seed, "
+                             "cached), then every method starts from it and prunes (dense: keeps training) for "
+                             "this many epochs")
+    parser.add_argument("--prune-lr", type=float,
+                        help="peak learning rate of those epochs, same schedule [default: the recipe's / 10]")
     parser.add_argument("--append", action="store_true", help="merge into <name>.json instead of replacing it")
     parser.add_argument("--plot", action="store_true", help="also draw test accuracy per epoch (seed 0) as PNGs")
     parser.add_argument("--render", action="store_true",
@@ -146,6 +158,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
         return
     if not args.sparsities and args.units is None:
         parser.error("give --sparsities, --units or --sample-every")
+    if args.prune_lr is not None and not args.prune_epochs:
+        parser.error("--prune-lr sets the learning rate of --prune-epochs: give both")
+    if args.prune_epochs is not None and (not args.sparsities or args.prune_epochs < 1):
+        parser.error("--prune-epochs needs --sparsities (the accuracy table) and a count >= 1")
     runs: list[dict[str, Any]] = []
     for dataset in args.datasets:
         for model in args.models:
@@ -222,12 +238,37 @@ class _Scaled:
             yield x * self.scale + self.shift, y
 
 
-def _build(config: dict[str, Any], seed: int, **options: Any) -> nn.Module:
+def _build(config: dict[str, Any], seed: int, state: dict[str, torch.Tensor] | None = None,
+           **options: Any) -> nn.Module:
     torch.manual_seed(seed)
-    # every method starts from the same weights: the seed's, or the published ones with pretrained
+    # every method starts from the same weights: the seed's, the published ones with pretrained, or `state`
     defaults = model_options(config["dataset"], 1.0, None, pretrained=bool(config.get("pretrained")),
                              model_args=config.get("model_args"))
-    return npr.create_model(config["model"], **{**defaults, **options})
+    model = npr.create_model(config["model"], **{**defaults, **options})
+    if state is not None:
+        model.load_state_dict(state)
+    return model
+
+
+def _trained_start(config: dict[str, Any], seed: int, loaders: tuple[Any, Any, Any],
+                   args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """The small-budget regime: the network trained with ``config``'s recipe, and the pruning phase's recipe.
+
+    Returns ``(phase config, trained weights, what the training reached)``; the phase keeps the
+    recipe but runs ``--prune-epochs`` epochs at ``--prune-lr``.
+    """
+    train, test, validation = loaders
+
+    def train_start() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        model = _build(config, seed)
+        summary = _timed_fit(model, train, test, config, [], validation)
+        return model.state_dict(), {**summary, "epochs": config["epochs"], "lr": config["lr"]}
+
+    key = start_key(config=config, seed=seed, inputs=args.inputs, validation=args.validation,
+                    limit_validation=args.limit_validation)
+    state, summary = cached_start(key, train_start)
+    phase = {**config, "epochs": args.prune_epochs, "lr": args.prune_lr or config["lr"] / 10}
+    return phase, state, summary
 
 
 class _Validate:
@@ -273,17 +314,22 @@ def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float],
                    args: argparse.Namespace) -> dict[str, Any]:
     """One seed: dense, and per target each synaptic criterion and GMP (global, per layer), as ``--methods`` says."""
     train, test, validation = _data(config, seed, args)
+    start, start_summary = None, None
+    if args.prune_epochs:
+        config, start, start_summary = _trained_start(config, seed, (train, test, validation), args)
     total_steps = config["epochs"] * len(train)
     result: dict[str, Any] = {"dataset": config["dataset"], "model": config["model"], "seed": seed,
                               "epochs": config["epochs"], "inputs": args.inputs, "config": config, "targets": {}}
+    if start_summary is not None:
+        result["start"] = start_summary
     if "dense" in args.methods:
-        result["dense"] = _timed_fit(_build(config, seed), train, test, config, [], validation)
+        result["dense"] = _timed_fit(_build(config, seed, start), train, test, config, [], validation)
     check_every = _check_every(config, total_steps)
     for target in targets:
         row: dict[str, Any] = {}
         if "synaptic" in args.methods:
             for criterion in args.criteria or [config["criterion"]]:
-                model = _build(config, seed)
+                model = _build(config, seed, start)
                 pruner = _synaptic(model, {**config, "criterion": criterion}, target_sparsity=target,
                                    total_steps=total_steps)
                 run = _timed_fit(model, train, test, config, [pruner], validation)
@@ -296,7 +342,7 @@ def _sparsity_runs(config: dict[str, Any], seed: int, targets: list[float],
         for method, scope in (("gmp", "global"), ("gmp-layer", "layer")):
             if method not in args.methods:
                 continue
-            model = _build(config, seed)
+            model = _build(config, seed, start)
             gmp_pruner = npr.GradualMagnitudePruner.for_training(
                 model, final_sparsity=target, total_steps=total_steps, update_every=check_every, scope=scope)
             run = _timed_fit(model, train, test, config, [gmp_pruner], validation)
@@ -487,7 +533,17 @@ def _write_reports(payload: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _key(run: dict[str, Any]) -> tuple[Any, ...]:
     return (run["dataset"], run["model"], run["seed"], run.get("inputs", "standard"),
-            json.dumps(run["config"].get("model_args"), sort_keys=True))
+            json.dumps(run["config"].get("model_args"), sort_keys=True), _start(run))
+
+
+def _start(run: dict[str, Any]) -> str:
+    """How the run's network started: from scratch, or (small budget) trained first."""
+    start = run.get("start")
+    return "" if start is None else f"trained {_epochs(start['epochs'])} at lr {start['lr']:g} first"
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" + ("" if count == 1 else "s")
 
 
 def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -532,6 +588,8 @@ def _learning_speed(runs: list[dict[str, Any]]) -> None:
 def _setting(run: dict[str, Any]) -> tuple[str, str, str]:
     args = run["config"].get("model_args")
     model = run["model"] + (" (" + ", ".join(f"{k} {v}" for k, v in args.items()) + ")" if args else "")
+    if run.get("start"):
+        model += f", {_start(run)}, then every method {_epochs(run['epochs'])} at lr {run['config']['lr']:g}"
     return run["dataset"], model, run.get("inputs", "standard")
 
 
@@ -552,10 +610,13 @@ def _study_markdown(payload: dict[str, Any]) -> str:
         settings.setdefault(_setting(run), []).append(run)
     for (dataset, model, inputs), runs in settings.items():
         runs = sorted(runs, key=lambda r: r["seed"])
-        title = (f"## {dataset}, {model}, {inputs} inputs, {runs[0]['epochs']} epochs, "
+        title = (f"## {dataset}, {model}, {inputs} inputs, {_epochs(runs[0]['epochs'])}, "
                  f"{runs[0]['config'].get('limit_train') or 'all'} training images\n")
         lines += [title, ("| pruned | method | seeds | validation | test | vs GMP | epoch reaching dense (validation) "
                           "| (test) |"), "|---|---|---|---|---|---|---|---|"]
+        started = [r for r in runs if "start" in r]
+        if started:  # the trained network every method starts from, before its last epochs
+            lines.append(_study_row("0%", "start", {r["seed"]: r["start"] for r in started}, None))
         dense = [r for r in runs if "dense" in r]
         if dense:
             lines.append(_study_row("0%", "dense", {r["seed"]: r["dense"] for r in dense}, None))
