@@ -139,3 +139,10 @@ def test_the_units_suite_asks_for_one_target(tmp_path, capsys):
             run("units", [*argv, "--out", str(tmp_path)])
         assert exited.value.code == 2 and message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_units_table_lists_a_small_networks_widths_and_sums_a_deep_ones():
+    from neuroprune.bench.units import _widths_text
+
+    assert _widths_text([8, 16, 4], [16, 32, 8]) == "[8, 16, 4]"
+    assert _widths_text([10] * 20, [40] * 20) == "200 units in 20 layers (25% of dense)"

@@ -386,11 +386,19 @@ def markdown(payload: dict[str, Any]) -> str:
             name = label + (f" (ratio {row['ratio']:.3f}, matched at b{'/b'.join(map(str, row['matched_at']))})"
                             if "ratio" in row else "")
             lines.append(f"| {name} | {_ms(test)} | ({_ms(val)}) | {row['params']:,} | {row['macs']:,} | "
-                         f"{row['widths']} | {statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
+                         f"{_widths_text(row['widths'], first['rows']['dense']['widths'])} | "
+                         f"{statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
                          f"{statistics.median(ms[0]):.3f} | {statistics.median(ms[1]):.2f} |")
         lines.append("")
     lines += [f"- {note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def _widths_text(widths: list[int], dense: list[int], listed: int = 16) -> str:
+    """Every layer's width for a small network; for a deep one the total and its share of dense's (list: JSON)."""
+    if len(widths) <= listed:
+        return str(widths)
+    return f"{sum(widths):,} units in {len(widths)} layers ({100 * sum(widths) / sum(dense):.0f}% of dense)"
 
 
 def _target_text(run: dict[str, Any]) -> str:
