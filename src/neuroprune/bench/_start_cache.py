@@ -9,12 +9,10 @@ a lock); later ones read them. The key is a hash of everything the training depe
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from neuroprune.storage import atomic_write_bytes, write_json
+
+from ._common import waiting_lock
 
 CACHE = Path(tempfile.gettempdir()) / "neuroprune-benchmark-starts"
 
@@ -41,7 +41,7 @@ def cached_start(key: str, train: Callable[[], Start], cache: Path | None = None
     cache = cache or CACHE
     cache.mkdir(parents=True, exist_ok=True)
     weights, summary = cache / f"{key}.safetensors", cache / f"{key}.json"
-    with _locked(cache / f"{key}.lock"):  # a second command waits rather than training the same start again
+    with waiting_lock(cache / f"{key}.lock"):  # a second command waits rather than training the same start again
         if weights.is_file() and summary.is_file():
             return load_safetensors(weights.read_bytes()), json.loads(summary.read_text())
         state, facts = train()
@@ -49,9 +49,3 @@ def cached_start(key: str, train: Callable[[], Start], cache: Path | None = None
         write_json(summary, facts)
         return state, facts
 
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

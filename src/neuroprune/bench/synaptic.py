@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import statistics
 import sys
@@ -82,7 +81,7 @@ from neuroprune.storage import atomic_write_bytes, write_json
 from neuroprune.synaptic.criteria import list_criteria
 from neuroprune.synaptic.schedule import resolve_schedule
 
-from ._common import DEFAULT_OUT, command
+from ._common import DEFAULT_OUT, command, waiting_lock
 from ._start_cache import cached_start, start_key
 
 # the recipes: the package's copy of the repository's configs/synaptic_*.yaml (a test keeps them equal)
@@ -507,8 +506,7 @@ def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
 @contextlib.contextmanager
 def _locked(name: str) -> Iterator[None]:
     """Hold an exclusive lock named after the output files (other benchmark processes wait)."""
-    with open(Path(tempfile.gettempdir()) / f"neuroprune-benchmark-{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with waiting_lock(Path(tempfile.gettempdir()) / f"neuroprune-benchmark-{name}.lock"):
         yield
 
 
