@@ -1,6 +1,7 @@
 """The suites ship in the package: ``python -m neuroprune.bench``, the checkout's scripts, Torch-Pruning on demand."""
 
 import importlib
+import json
 import runpy
 import subprocess
 import sys
@@ -146,3 +147,20 @@ def test_the_units_table_lists_a_small_networks_widths_and_sums_a_deep_ones():
 
     assert _widths_text([8, 16, 4], [16, 32, 8]) == "[8, 16, 4]"
     assert _widths_text([10] * 20, [40] * 20) == "200 units in 20 layers (25% of dense)"
+
+
+def test_a_speedup_targets_run_trains_alone_so_its_timing_sees_the_machine_the_final_timing_does(tmp_path):
+    pytest.importorskip("torch_pruning")
+    # batch 64 only: even an MLP on 8x8 digits reaches 1.2x there, however busy the machine
+    argv = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--parallel", "--seed", "0",
+            "--target-speedup", "1.2", "--speedup-batch", "64", "--out", str(tmp_path), "--name", "alone"]
+    assert run("units", argv) in (0, None)
+    [result] = json.loads((tmp_path / "alone.json").read_text())["runs"]
+    rows = result["rows"]
+    assert list(rows)[:2] == ["dense", "synaptic"] and "scratch" in rows
+    begun, ended = rows["synaptic"]["ran_between"]
+    for label, row in rows.items():
+        if label != "synaptic":
+            other_begun, other_ended = row["ran_between"]
+            assert other_ended <= begun or other_begun >= ended, f"{label} trained while synaptic was timed"
+    assert (tmp_path / "alone.md").read_text().count("| dense |") == 1
