@@ -164,3 +164,27 @@ def test_a_speedup_targets_run_trains_alone_so_its_timing_sees_the_machine_the_f
             other_begun, other_ended = row["ran_between"]
             assert other_ended <= begun or other_begun >= ended, f"{label} trained while synaptic was timed"
     assert (tmp_path / "alone.md").read_text().count("| dense |") == 1
+
+
+def test_a_torch_pruning_run_that_fit_both_batch_sizes_counts_in_both_rows_of_the_table():
+    from neuroprune.bench.units import markdown
+
+    def row(accuracy, **extra):
+        return {"test_accuracy": accuracy, "validation_accuracy": accuracy, "params": 10, "macs": 20,
+                "widths": [4], **extra}
+
+    def run(seed, rows):
+        speed = {label: 2.0 for label in ["dense", *rows]}
+        return {"dataset": "d", "model": "m", "seed": seed, "epochs": 1, "limit_train": None,
+                "target": {"target_macs": 0.5},
+                "latency": {"threads": 1, **{f"batch_{b}": {"speedup": speed, "ms": speed} for b in (1, 64)}},
+                "rows": {"dense": row(0.9), **rows}}
+
+    separate = run(0, {"synaptic": row(0.8), "tp@b1": row(0.6, ratio=0.5, matched_at=[1]),
+                       "tp@b64": row(0.7, ratio=0.6, matched_at=[64])})
+    shared = run(1, {"synaptic": row(0.8), "tp@b1": row(0.5, ratio=0.5, matched_at=[1, 64])})
+    table = {line.split(" | ")[0].split(" (")[0].lstrip("| "): line.split(" | ")[1]
+             for line in markdown({"runs": [separate, shared]}).splitlines() if line.startswith("| tp")}
+    assert table == {"tp@b1": "55.00 ± 7.07", "tp@b64": "60.00 ± 14.14"}
+    only_first = markdown({"runs": [separate, run(1, {"synaptic": row(0.8)})]})
+    assert "tp@b64 (ratio 0.600, matched at b64) (seeds 0)" in only_first

@@ -393,23 +393,43 @@ def markdown(payload: dict[str, Any]) -> str:
                   "| variant | test acc | (validation) | params | MACs | widths (seed 0) | speed-up b1 | speed-up b64 |"
                   " ms b1 | ms b64 |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for label in first["rows"]:
-            present = [r for r in runs if label in r["rows"]]
-            test = [100 * r["rows"][label]["test_accuracy"] for r in present]
-            val = [100 * r["rows"][label]["validation_accuracy"] for r in present]
-            timing_label = "synaptic" if label == "scratch" else label
-            speed = [[r["latency"][f"batch_{b}"]["speedup"][timing_label] for r in present] for b in BATCHES]
-            ms = [[r["latency"][f"batch_{b}"]["ms"][timing_label] for r in present] for b in BATCHES]
-            row = first["rows"][label]
+        labels = list(dict.fromkeys(label for run in runs for label in run["rows"]))
+        for label in labels:
+            present = [(r, _serving(r, label)) for r in runs if _serving(r, label) is not None]
+            test = [100 * r["rows"][served]["test_accuracy"] for r, served in present]
+            val = [100 * r["rows"][served]["validation_accuracy"] for r, served in present]
+            # scratch has the synaptic shape: its latency is the synaptic model's
+            timed = [(r, "synaptic" if served == "scratch" else served) for r, served in present]
+            speed = [[r["latency"][f"batch_{b}"]["speedup"][t] for r, t in timed] for b in BATCHES]
+            ms = [[r["latency"][f"batch_{b}"]["ms"][t] for r, t in timed] for b in BATCHES]
+            example, served = present[0]
+            row = example["rows"][served]
             name = label + (f" (ratio {row['ratio']:.3f}, matched at b{'/b'.join(map(str, row['matched_at']))})"
                             if "ratio" in row else "")
+            if len(present) < len(runs):
+                name += f" (seeds {', '.join(str(r['seed']) for r, _ in present)})"
             lines.append(f"| {name} | {_ms(test)} | ({_ms(val)}) | {row['params']:,} | {row['macs']:,} | "
-                         f"{_widths_text(row['widths'], first['rows']['dense']['widths'])} | "
+                         f"{_widths_text(row['widths'], example['rows']['dense']['widths'])} | "
                          f"{statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
                          f"{statistics.median(ms[0]):.3f} | {statistics.median(ms[1]):.2f} |")
         lines.append("")
     lines += [f"- {note}" for note in payload.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def _serving(run: dict[str, Any], label: str) -> str | None:
+    """The row of ``run`` that stands for ``label``: itself, or the Torch-Pruning row whose ratio also fit that batch.
+
+    When the ratios matched at two batch sizes agree, one training run serves both
+    (``matched_at``), and it counts in both rows of the table.
+    """
+    if label in run["rows"]:
+        return label
+    prefix, _, batch = label.rpartition("@b")
+    for other, row in run["rows"].items():
+        if other.rpartition("@b")[0] == prefix and batch.isdigit() and int(batch) in row.get("matched_at", []):
+            return other
+    return None
 
 
 def _widths_text(widths: list[int], dense: list[int], listed: int = 16) -> str:
