@@ -395,7 +395,7 @@ def markdown(payload: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         labels = list(dict.fromkeys(label for run in runs for label in run["rows"]))
         for label in labels:
-            present = [(r, _serving(r, label)) for r in runs if _serving(r, label) is not None]
+            present = [(r, served) for r in runs if (served := _serving(r, label)) is not None]
             test = [100 * r["rows"][served]["test_accuracy"] for r, served in present]
             val = [100 * r["rows"][served]["validation_accuracy"] for r, served in present]
             # scratch has the synaptic shape: its latency is the synaptic model's
@@ -426,8 +426,10 @@ def _serving(run: dict[str, Any], label: str) -> str | None:
     if label in run["rows"]:
         return label
     prefix, _, batch = label.rpartition("@b")
+    if not batch.isdigit():
+        return None
     for other, row in run["rows"].items():
-        if other.rpartition("@b")[0] == prefix and batch.isdigit() and int(batch) in row.get("matched_at", []):
+        if other.rpartition("@b")[0] == prefix and int(batch) in row.get("matched_at", []):
             return other
     return None
 
