@@ -188,3 +188,16 @@ def test_a_torch_pruning_run_that_fit_both_batch_sizes_counts_in_both_rows_of_th
     assert table == {"tp@b1": "55.00 ± 7.07", "tp@b64": "60.00 ± 14.14"}
     only_first = markdown({"runs": [separate, run(1, {"synaptic": row(0.8)})]})
     assert "tp@b64 (ratio 0.600, matched at b64) (seeds 0)" in only_first
+
+
+def test_the_depth_report_says_when_the_units_target_was_out_of_reach(tmp_path):
+    from neuroprune.bench import depth
+
+    row = {"accuracy": 0.9, "params": 10, "macs": 100, "latency_ms_b1": 1.0, "latency_ms_b64": 10.0}
+    results = {"settings": {"units": "True"}, "models": {
+        "resnet56:0.25": {"variants": {"base": row}, "units_out_of_reach": "target_speedup 1.42 is out of reach"}}}
+    depth.write(results, tmp_path, "units_capped")
+    report = (tmp_path / "units_capped.md").read_text()
+    assert "depth + units: not run, the units' target was out of reach: target_speedup 1.42 is out of reach" in report
+    assert json.loads((tmp_path / "units_capped.json").read_text()) == results
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["units_capped.json", "units_capped.md"]  # no partial files

@@ -178,6 +178,7 @@ def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_c
     saved = json.loads((tmp_path / "cut" / "result.json").read_text())
     units = saved["units"]
     assert units["target_speedup"] == 1.25 and units["latency_batch_sizes"] == [1, 64] and units["epochs"] == 2
+    assert units["max_unit_ratio"] == 1.0
     assert units["latency_calibration"]["speedup"] == 1.25 and set(units["speedup_over_cut"]) == {"batch_1", "batch_64"}
     # a fixed half of the time at batch 1 stays: 1.25x leaves (1/1.25 - 0.5) / 0.5 = 60% of the layers' MACs
     assert 0.45 < units["macs_fraction"] < 0.7
@@ -190,6 +191,12 @@ def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_c
     assert plain["units"] is None and saved["macs_pruned"] < 0.75 * plain["macs_pruned"]
     assert saved["params_pruned"] < plain["params_pruned"]
     assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 10)
+    # half of every space kept leaves at least a quarter of the conv MACs: 1.9x is out of reach, and said so
+    capped = CliRunner().invoke(cli, [*common, "--finetune-epochs", "1", "--then-units-speedup", "1.9",
+                                      "--then-units-max-ratio", "0.5", "--out", str(tmp_path / "capped")])
+    assert capped.exit_code == 2, capped.output
+    assert "out of reach" in capped.output and "50% of every unit space's units removed" in capped.output
+    assert "Traceback" not in capped.output
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -197,6 +204,9 @@ def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_c
     ({"then_units_batch": 64}, "then_units_batch goes with then_units_speedup"),
     ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_channels": 0.5}, "choose one way to narrow"),
     ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_batch": 0}, "then_units_batch must be >= 1"),
+    ({"then_units_max_ratio": 0.5}, "then_units_max_ratio goes with then_units_speedup"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_max_ratio": 0.0}, r"must be in \(0, 1\]"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_max_ratio": 1.5}, r"must be in \(0, 1\]"),
 ])
 def test_then_units_options_are_checked_before_any_work(options, message) -> None:
     from neuroprune.depth.config import DepthConfig

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neuroprune as npr
@@ -40,6 +40,42 @@ def test_a_speedup_beyond_the_thinnest_network_is_refused_with_what_it_reaches(c
     with pytest.raises(ConfigError, match=r"out of reach.*at most 1\.\d\dx at batch 1"):
         calibrate_speedup(model, find_unit_groups(model, layers), clocks.mac_costs(layers, model, x), layers, x, 2.5,
                           batch_sizes=(1,), time_share=clocks.overhead_and_macs(0.5))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # pure clocks
+@given(cap=st.floats(0.05, 1.0), speedup=st.floats(1.05, 2.5))
+def test_no_thinned_network_loses_more_of_a_space_than_the_unit_cap_allows(clocks, cap, speedup):
+    """Calibration times only networks the pruner may reach: the cap holds in every one, or the target is refused."""
+    model = _lenet()
+    layers = prunable_layers(model)
+    groups = find_unit_groups(model, layers)
+    x = torch.randn(2, 1, 16, 16)
+    clock = clocks.overhead_and_macs(0.5)
+    widths = []
+
+    def time_share(dense, thinned, batch):
+        modules = dict(thinned.named_modules())
+        widths.append({g.name: modules[g.name].weight.shape[0] for g in groups})
+        return clock(dense, thinned, batch)
+
+    try:
+        calibration = calibrate_speedup(model, groups, clocks.mac_costs(layers, model, x), layers, x, speedup,
+                                        batch_sizes=(1,), time_share=time_share, max_unit_ratio=cap)
+    except ConfigError as exc:
+        assert "out of reach" in str(exc)
+        assert ("max_unit_ratio" in str(exc)) == (cap < 1)
+    else:
+        assert calibration.predicted_speedups()[1] >= speedup * 0.98
+    assert widths and all(kept[g.name] >= g.kept_at_least(cap) for kept in widths for g in groups)
+
+
+def test_a_capped_pruner_refuses_a_speedup_only_emptying_spaces_would_buy(mac_clock):
+    x = torch.randn(2, 1, 16, 16)
+    # uncapped, one unit per space leaves ~1% of the MACs: 1.9x is in reach (half the time is overhead)
+    assert _pruner(_lenet(), None, x, speedup=1.9).latency_calibration is not None
+    with pytest.raises(ConfigError, match=r"out of reach.*50% of every unit space's units removed \(max_unit_ratio\)"):
+        SynapticPruner(_lenet(), granularity="unit", target_speedup=1.9, example_inputs=x[:1], max_unit_ratio=0.5,
+                       check_every=2, warmup_steps=0, stop_step=20)
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,9 +13,11 @@ batch 1 (translator, then fine-tuning with distillation); compare with
   * a milder depth cut followed by channel pruning to that same measured latency;
   * with ``--units``: the evaluated cut whose speed-up in the search is nearest
     sqrt(``--speedup``), then synaptic unit pruning during its fine-tuning (one recovery) until
-    it runs ``--speedup`` / (that cut's speed-up) times faster again at batch 1 and 64, against
-    Torch-Pruning bisected to its measured latency at batch 1 and, separately, at batch 64
-    (same fine-tuning). Run it alone: every timing of it is only as good as the machine is quiet.
+    it runs ``--speedup`` / (that cut's speed-up) times faster again at batch 1 and 64 (or at
+    ``--units-batch``; ``--units-max-ratio`` caps the share of a space's units that may go),
+    against Torch-Pruning bisected to its measured latency at batch 1 and, separately, at
+    batch 64 (same fine-tuning). Run it alone: every timing of it is only as good as the
+    machine is quiet.
 Every choice (cut, fast/mild rows) is made on validation; the test split gives only the
 final accuracies. Latency: ``neuroprune.metrics.compare_latency`` (interleaved rounds in one
 process, fixed threads, median per-round ratio to the base), batch 1 and 64.
@@ -59,9 +61,11 @@ from neuroprune.depth.graph_spec import save_graph_model
 from neuroprune.depth.greedy import greedy_cuts
 from neuroprune.depth.init import init_translators
 from neuroprune.engine import evaluate
+from neuroprune.errors import ConfigError
 from neuroprune.metrics import compare_latency, count_macs, count_params, measure_latency
 from neuroprune.runs._common import environment
 from neuroprune.runs.train import run_train
+from neuroprune.storage import atomic_write_bytes, write_json
 
 from ._common import DEFAULT_OUT, command
 from .torch_pruning_peer import prune_channels_to_latency, prune_channels_to_macs, require_torch_pruning
@@ -108,6 +112,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     parser.add_argument("--units", action="store_true",
                         help="also compare the milder cut + units pruned while it recovers (synaptic, timed speed-up "
                              "target) with Torch-Pruning at its latency, at batch 1 and at batch 64")
+    parser.add_argument("--units-batch", type=int, nargs="+", default=[1, 64],
+                        help="with --units: the batch sizes the units' speed-up is asked at; their target is --speedup "
+                             "over the milder cut's speed-up at the smallest of them (batch 1: as timed in the search; "
+                             "larger: timed against the base here)")
+    parser.add_argument("--units-max-ratio", type=float, default=1.0,
+                        help="with --units: at most this share of any channel space's units goes (1.0: no cap); "
+                             "a target only emptying spaces would buy is then reported out of reach")
     parser.add_argument("--deeper", type=float, default=None,
                         help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
     parser.add_argument("--retime", type=Path, nargs="+",
@@ -219,7 +230,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
         # cuts and units share the speed-up: the cut whose own (searched) speed-up is nearest sqrt(--speedup)
         speedups = [(r, r.get("speedup") or base_b1 / r["latency_ms"]) for r in evaluated]
         halfway, halfway_speedup = min(speedups, key=lambda pair: abs(math.log(pair[1] / math.sqrt(args.speedup))))
-        _depth_then_units(cut(halfway), halfway["cut"], halfway_speedup, base, train, test, x, teacher, args, finish)
+        units_out_of_reach = _depth_then_units(cut(halfway), halfway["cut"], halfway_speedup, base, train, test, x,
+                                               teacher, args, finish)
 
     if args.deeper is not None:
         # Compose: the searched cut, then channel pruning of what remains, against channels alone.
@@ -239,7 +251,8 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
         # kept so latency can be timed again on a quiet machine
         save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=_slug(label))
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
-    return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows,
+    extra = {"units_out_of_reach": units_out_of_reach} if args.units and units_out_of_reach else {}
+    return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, **extra,
             "search_seconds": search_seconds, "search_strategy": args.strategy,
             "search_candidates": search.candidates, "search_evaluated": len(evaluated),
             "search_rows": [{k: r[k] for k in ("cut", "params", "macs", "latency_ms", "accuracy", "score")}
@@ -301,18 +314,33 @@ def _search(pruner: DepthPruner, short: Any, validation: Any, base_b1: float, ar
 
 def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: float, base: torch.nn.Module,
                       train: Any, test: Any, x: torch.Tensor, teacher: torch.nn.Module, args: argparse.Namespace,
-                      finish: Any) -> None:
-    """The milder cut, then units pruned while it recovers; Torch-Pruning at its latency at batch 1 and 64."""
+                      finish: Any) -> str | None:
+    """The milder cut, then units pruned while it recovers; Torch-Pruning at its latency at batch 1 and 64.
+
+    Returns None, or why the units' target was out of reach (under ``--units-max-ratio``;
+    then there are no units rows).
+    """
     ft = args.finetune_epochs
+    batches = sorted(set(args.units_batch))
+    if batches[0] != 1:  # the search timed batch 1 only: time the cut where the units are asked
+        timed = compare_latency({"base": base, "cut": mild_model}, x.repeat(batches[0], 1, 1, 1), rounds=args.rounds,
+                                repeats=args.repeats, warmup=3)
+        mild_speedup = timed.speedup["cut"]
     speedup = max(args.speedup / mild_speedup, 1.05)  # what the cuts left to the units
     phases = recover(mild_model, train, translator_epochs=1, finetune_epochs=0)
-    composite, phase, pruner = fine_tune_pruning_units(mild_model, train, target_speedup=speedup,
-                                                       latency_batch_sizes=(1, 64), example_inputs=x, epochs=ft,
-                                                       teacher=teacher, eval_loader=test)
+    try:
+        composite, phase, pruner = fine_tune_pruning_units(mild_model, train, target_speedup=speedup,
+                                                           latency_batch_sizes=batches, example_inputs=x, epochs=ft,
+                                                           max_unit_ratio=args.units_max_ratio, teacher=teacher,
+                                                           eval_loader=test)
+    except ConfigError as exc:
+        logging.getLogger("bench").warning("depth + units: %s", exc)
+        return str(exc)
     phases.append(phase)
     assert pruner.latency_calibration is not None
     finish("depth + units", composite, phases,
-           {"cut": mild_cut, "units_target_speedup": speedup, "macs_fraction": pruner.macs_fraction(),
+           {"cut": mild_cut, "units_target_speedup": speedup, "units_batch_sizes": batches,
+            "units_max_ratio": args.units_max_ratio, "macs_fraction": pruner.macs_fraction(),
             "latency_calibration": pruner.latency_calibration.to_dict()})
     for batch in (1, 64):
         narrow, ratio, relative = prune_channels_to_latency(base, x.repeat(batch, 1, 1, 1), composite,
@@ -320,6 +348,7 @@ def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: 
         finish(f"torch-pruning (latency of depth + units, batch {batch})", narrow,
                [fine_tune(narrow, train, epochs=ft, teacher=teacher, eval_loader=test)],
                {"channel_ratio": ratio, "speed_vs_reference_when_matched": relative})
+    return None
 
 
 def interleaved_latency(models: dict[str, torch.nn.Module], x: torch.Tensor,
@@ -404,8 +433,7 @@ def _slug(label: str) -> str:
 
 
 def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out / f"{name}.json", results)
     lines = ["# Depth pruning on Fashion-MNIST (CIFAR-style nets padded to 32x32; EfficientNet-Lite0 at 28 px, "
              "upsampled to 64 inside)", "",
              f"Settings: {json.dumps(results['settings'])}", ""]
@@ -426,8 +454,10 @@ def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
                 f"| {label} | {100 * row['accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
                 f"{row['latency_ms_b1']:.2f} | {_speedup(row, base, 1):.2f}x | "
                 f"{row['latency_ms_b64']:.1f} | {_speedup(row, base, 64):.2f}x | {detail} |")
+        if model.get("units_out_of_reach"):
+            lines += ["", f"depth + units: not run, the units' target was out of reach: {model['units_out_of_reach']}"]
         lines.append("")
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(out / f"{name}.md", ("\n".join(lines) + "\n").encode())
 
 
 def _speedup(row: dict[str, Any], base: dict[str, Any], batch: int) -> float:

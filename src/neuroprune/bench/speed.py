@@ -48,7 +48,7 @@ import neuroprune as npr
 from neuroprune.export import InferenceChain, load_run_model, sparsify
 from neuroprune.metrics import count_macs, count_sparse_macs, measure_latency
 from neuroprune.runs._common import environment
-from neuroprune.storage import load_torch
+from neuroprune.storage import atomic_write_bytes, load_torch, write_json
 
 from ._common import DEFAULT_OUT, command
 
@@ -101,8 +101,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
         "depth": depth_rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "speed.md").write_text(_markdown(results))
+    write_json(args.out / "speed.json", results)
+    atomic_write_bytes(args.out / "speed.md", _markdown(results).encode())
     log.info("wrote %s and %s", args.out / "speed.json", args.out / "speed.md")
 
 

@@ -71,6 +71,9 @@ _DEPTH_OPTIONS = combine_options(
                       "runs this many times faster again, timed at batch 1 and 64 (or --then-units-batch); "
                       "then compact. Needs --finetune-epochs."),
     click.option("--then-units-batch", type=int, help="The one batch size --then-units-speedup is met at."),
+    click.option("--then-units-max-ratio", type=float,
+                 help="At most this share of any channel space's units goes [1.0]; below 1, a speed-up that only "
+                      "emptying spaces buys is refused instead of taken."),
     click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
 )
 """Options of a depth-pruning run (``depth`` and ``depth search``): the model options plus cut, recovery

@@ -103,6 +103,7 @@ class DepthConfig:
     channels_epochs: int = 0
     then_units_speedup: float | None = None
     then_units_batch: int | None = None
+    then_units_max_ratio: float = 1.0
     # data and timing
     batch_size: int = 128
     seed: int = 0
@@ -117,6 +118,8 @@ class DepthConfig:
         if self.then_units_speedup is None:
             if self.then_units_batch is not None:
                 raise ConfigError("then_units_batch goes with then_units_speedup (the speed-up it is measured at)")
+            if self.then_units_max_ratio != 1.0:
+                raise ConfigError("then_units_max_ratio goes with then_units_speedup (it caps the units that go)")
             return
         if not self.then_units_speedup > 1:
             raise ConfigError(f"then_units_speedup must be > 1 (times faster than the cut network), "
@@ -128,6 +131,9 @@ class DepthConfig:
             raise ConfigError("choose one way to narrow the cut network: then_units_speedup or then_channels")
         if self.then_units_batch is not None and self.then_units_batch < 1:
             raise ConfigError(f"then_units_batch must be >= 1, got {self.then_units_batch}")
+        if not 0 < self.then_units_max_ratio <= 1:
+            raise ConfigError(f"then_units_max_ratio must be in (0, 1] (the largest share of a channel space's units "
+                              f"that may go), got {self.then_units_max_ratio}")
 
     @property
     def resolved_bridge(self) -> str:

@@ -219,13 +219,17 @@ def fine_tune_pruning_units(
     latency_batch_sizes: Sequence[int],
     example_inputs: torch.Tensor,
     epochs: int,
+    max_unit_ratio: float = 1.0,
     **options: Any,
 ) -> tuple[nn.Module, PhaseResult, SynapticPruner]:
     """:func:`fine_tune` while a synaptic pruner removes whole units until ``model`` runs ``target_speedup`` x faster.
 
     One recovery for cuts and units: the units go while the network adapts to its cuts, by
     activity per unit of time their removal saves (the speed-up is timed on ``model`` itself at
-    ``latency_batch_sizes``, see :mod:`neuroprune.synaptic.latency`). ``options`` go to
+    ``latency_batch_sizes``, see :mod:`neuroprune.synaptic.latency`). At most
+    ``max_unit_ratio`` of any channel space's units go: where the speed-up is only bought by
+    emptying spaces (small layers at batch 1, whose time is mostly per-call cost), a cap below
+    1 turns that into a clear error instead of a gutted network. ``options`` go to
     :func:`fine_tune`.
 
     Returns:
@@ -234,7 +238,7 @@ def fine_tune_pruning_units(
     """
     pruner = SynapticPruner(model, granularity="unit", target_speedup=target_speedup,
                             latency_batch_sizes=tuple(latency_batch_sizes), example_inputs=example_inputs[:1],
-                            total_steps=epochs * max(_length(loader), 1))
+                            total_steps=epochs * max(_length(loader), 1), max_unit_ratio=max_unit_ratio)
     phase = fine_tune(model, loader, epochs=epochs, callbacks=[pruner], **options)
     pruner.remove_hooks()
     return pruner.compact().eval(), phase, pruner

@@ -138,6 +138,7 @@ def calibrate_speedup(
     *,
     time_share: TimeShare | None = None,
     max_timings: int = 5,
+    max_unit_ratio: float = 1.0,
 ) -> LatencyCalibration:
     """The share of the dense layers' modelled time to keep so that ``model`` runs ``speedup`` times faster.
 
@@ -152,10 +153,13 @@ def calibrate_speedup(
         time_share: how a thinned network's time is measured relative to the dense one's
             (default :func:`measured_time_share`).
         max_timings: thinned networks timed at most.
+        max_unit_ratio: the pruner's cap: no thinned network loses more than this share of a
+            space's units, so the calibration never counts on speed the pruner may not take.
 
     Raises:
-        ConfigError: even the thinnest network (one unit left per space) is not ``speedup`` times
-            faster at some batch size; the message gives what it reaches.
+        ConfigError: even the thinnest network (one unit left per space, or what the cap
+            leaves) is not ``speedup`` times faster at some batch size; the message gives
+            what it reaches.
     """
     wanted = 1.0 / speedup
     time_share = time_share or measured_time_share
@@ -164,7 +168,7 @@ def calibrate_speedup(
     dense = copy.deepcopy(model).eval()
 
     def time_thinned(keep: float) -> float:
-        thinned, share = _thinned(model, groups, costs, layers, keep)
+        thinned, share = _thinned(model, groups, costs, layers, keep, max_unit_ratio)
         for size, batch in batches.items():
             with torch.no_grad():
                 points[size].append((share, time_share(dense, thinned, batch)))
@@ -172,27 +176,30 @@ def calibrate_speedup(
         return share
 
     aimed = _layer_share_for(points, wanted)
-    timed_share = time_thinned(_keep_for(groups, costs, layers, aimed if aimed is not None else wanted))
+    timed_share = time_thinned(_keep_for(groups, costs, layers, aimed if aimed is not None else wanted,
+                                         max_unit_ratio))
     for _ in range(max_timings - 1):
         aimed = _layer_share_for(points, wanted)
         if aimed is None:  # not reached by the points: is it reachable at all?
             thinnest = min(p[0] for p in points[batch_sizes[0]])
-            floor = _thinnest_share(groups, costs, layers)
+            floor = _thinnest_share(groups, costs, layers, max_unit_ratio)
             if thinnest <= floor + 1e-9:
                 break
             timed_share = time_thinned(0.0)
             continue
         if abs(aimed - timed_share) <= CLOSE_ENOUGH:
             break
-        timed_share = time_thinned(_keep_for(groups, costs, layers, aimed))
+        timed_share = time_thinned(_keep_for(groups, costs, layers, aimed, max_unit_ratio))
     aimed = _layer_share_for(points, wanted)
     if aimed is None:
         reached = {size: 1.0 / _monotone(pairs)[-1][1] for size, pairs in points.items()}
         said = ", ".join(f"{value:.2f}x at batch {size}" for size, value in reached.items())
-        raise ConfigError(f"target_speedup {speedup:g} is out of reach for this model and input size: with every unit "
-                          f"space thinned the network runs at most {said} faster (batch norm, activations and each "
-                          f"module's call cost do not shrink with its weights); ask for less, or only for a batch size "
-                          f"where it is reachable (--speedup-batch, latency_batch_sizes=)")
+        thinned = "with every unit space thinned" if max_unit_ratio >= 1 else \
+            f"with {max_unit_ratio:.0%} of every unit space's units removed (max_unit_ratio)"
+        raise ConfigError(f"target_speedup {speedup:g} is out of reach for this model and input size: {thinned} the "
+                          f"network runs at most {said} faster (batch norm, activations and each module's call cost "
+                          f"do not shrink with its weights); ask for less, or only for a batch size where it is "
+                          f"reachable (--speedup-batch, latency_batch_sizes=)")
     return LatencyCalibration(speedup, {size: list(pairs) for size, pairs in points.items()}, aimed)
 
 
@@ -246,12 +253,12 @@ def _layer_share_for(points: Mapping[int, Sequence[tuple[float, float]]], wanted
     return min(shares)
 
 
-def _masks_keeping(groups: Sequence[UnitGroup], layers: Mapping[str, nn.Module],
-                   keep: float) -> dict[str, torch.Tensor]:
-    """Masks that keep the first ``keep`` share of every unit space's units (at least one)."""
+def _masks_keeping(groups: Sequence[UnitGroup], layers: Mapping[str, nn.Module], keep: float,
+                   max_unit_ratio: float) -> dict[str, torch.Tensor]:
+    """Masks that keep the first ``keep`` share of every unit space's units (at least what the cap leaves)."""
     masks = {name: torch.ones(module.weight.shape) for name, module in layers.items()}
     for group in groups:
-        kept = max(1, round(keep * group.size))
+        kept = max(group.kept_at_least(max_unit_ratio), round(keep * group.size))
         removed = torch.arange(group.size) >= kept
         group.remove(removed, masks)
     return masks
@@ -261,17 +268,18 @@ def _layer_share(masks: Mapping[str, torch.Tensor], costs: Mapping[str, float]) 
     return sum(float(mask.sum()) * costs[name] for name, mask in masks.items()) / LATENCY_SCALE
 
 
-def _thinnest_share(groups: Sequence[UnitGroup], costs: Mapping[str, float], layers: Mapping[str, nn.Module]) -> float:
-    return _layer_share(_masks_keeping(groups, layers, 0.0), costs)
+def _thinnest_share(groups: Sequence[UnitGroup], costs: Mapping[str, float], layers: Mapping[str, nn.Module],
+                    max_unit_ratio: float) -> float:
+    return _layer_share(_masks_keeping(groups, layers, 0.0, max_unit_ratio), costs)
 
 
 def _keep_for(groups: Sequence[UnitGroup], costs: Mapping[str, float], layers: Mapping[str, nn.Module],
-              layer_share: float) -> float:
+              layer_share: float, max_unit_ratio: float) -> float:
     """The share of units to keep in every space so the layers' modelled time is about ``layer_share`` (bisection)."""
     low, high = 0.0, 1.0
     for _ in range(20):
         middle = (low + high) / 2
-        if _layer_share(_masks_keeping(groups, layers, middle), costs) > layer_share:
+        if _layer_share(_masks_keeping(groups, layers, middle, max_unit_ratio), costs) > layer_share:
             high = middle
         else:
             low = middle
@@ -279,9 +287,9 @@ def _keep_for(groups: Sequence[UnitGroup], costs: Mapping[str, float], layers: M
 
 
 def _thinned(model: nn.Module, groups: Sequence[UnitGroup], costs: Mapping[str, float],
-             layers: Mapping[str, nn.Module], keep: float) -> tuple[nn.Module, float]:
+             layers: Mapping[str, nn.Module], keep: float, max_unit_ratio: float) -> tuple[nn.Module, float]:
     """The compacted copy of ``model`` with ``keep`` of every space's units, and its layers' modelled share."""
-    masks = _masks_keeping(groups, layers, keep)
+    masks = _masks_keeping(groups, layers, keep, max_unit_ratio)
     names = {id(module): name for name, module in layers.items()}
     copied = copy.deepcopy(model).eval()
     copies = {names[id(original)]: twin for original, twin in zip(model.modules(), copied.modules(), strict=True)

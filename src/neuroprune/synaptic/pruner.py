@@ -264,7 +264,7 @@ class SynapticPruner(MaskViews):
         self.compute.positions = dict(zip(names, costs, strict=True))
         calibration = calibrate_speedup(dense, self.unit_groups, self.compute.positions,
                                         prunable_layers(dense, self.layers), example, self.target_speedup,
-                                        self.latency_batch_sizes)
+                                        self.latency_batch_sizes, max_unit_ratio=self.max_unit_ratio)
         [share] = share_rank_zero_floats([calibration.layer_share], example.device)
         self._use_calibration(replace(calibration, layer_share=share))
 
@@ -476,8 +476,7 @@ class SynapticPruner(MaskViews):
 
     def _room(self, group: UnitGroup, live: torch.Tensor) -> int:
         """Units of ``group`` that may still go under ``max_unit_ratio``."""
-        keep_at_least = max(1, math.ceil(group.size * (1 - self.max_unit_ratio) - 1e-9))
-        return max(int(live.sum()) - keep_at_least, 0)
+        return max(int(live.sum()) - group.kept_at_least(self.max_unit_ratio), 0)
 
     def _capped(self, picked: torch.Tensor, scores: torch.Tensor, group: UnitGroup,
                 masks: dict[str, torch.Tensor]) -> torch.Tensor:

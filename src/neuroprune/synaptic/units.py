@@ -11,6 +11,7 @@ activities in those terms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,10 @@ class UnitGroup:
     writers: tuple[str, ...]
     readers: tuple[str, ...]
     depthwise: tuple[str, ...]
+
+    def kept_at_least(self, max_unit_ratio: float) -> int:
+        """Units that stay when at most ``max_unit_ratio`` of the space may go (always at least one)."""
+        return max(1, math.ceil(self.size * (1 - max_unit_ratio) - 1e-9))
 
     def _outgoing(self, tensor: torch.Tensor) -> torch.Tensor:
         """View of a reader-shaped tensor as (out, units, taps)."""
