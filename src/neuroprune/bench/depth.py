@@ -226,6 +226,7 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
     finish("depth + channels (equal latency)", composite, phases,
            {"cut": mild_row["cut"], "channel_ratio": ratio, "speed_vs_depth_cut_when_matched": relative})
     target = variants["depth (search)"]["macs"]
+    units_out_of_reach = None
     if args.units:
         # cuts and units share the speed-up: the cut whose own (searched) speed-up is nearest sqrt(--speedup)
         speedups = [(r, r.get("speedup") or base_b1 / r["latency_ms"]) for r in evaluated]
@@ -251,7 +252,7 @@ def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, An
         # kept so latency can be timed again on a quiet machine
         save_graph_model(entry["model"], args.work / f"{name}_{width}" / "variants", stem=_slug(label))
     rows = {label: {k: v for k, v in e.items() if k != "model"} for label, e in variants.items()}
-    extra = {"units_out_of_reach": units_out_of_reach} if args.units and units_out_of_reach else {}
+    extra = {"units_out_of_reach": units_out_of_reach} if units_out_of_reach else {}
     return {"model": name, "width": width, "translator_init": args.translator_init, "variants": rows, **extra,
             "search_seconds": search_seconds, "search_strategy": args.strategy,
             "search_candidates": search.candidates, "search_evaluated": len(evaluated),
