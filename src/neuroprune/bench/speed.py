@@ -100,7 +100,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
         "synaptic": rows,
         "depth": depth_rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "speed.json", results)
     atomic_write_bytes(args.out / "speed.md", _markdown(results).encode())
     log.info("wrote %s and %s", args.out / "speed.json", args.out / "speed.md")
