@@ -22,7 +22,7 @@ from .engine.precision import check_device_name, check_precision
 from .errors import ConfigError
 from .json_files import read_json
 from .synaptic.criteria import create_criterion
-from .synaptic.pruner import GRANULARITIES
+from .synaptic.options import GRANULARITIES
 from .synaptic.schedule import AUTO
 from .synaptic.tracker import CRITERIA
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ..config import SynapticConfig, load_config, load_run_config
 from ..errors import ConfigError
-from ..synaptic.pruner import GRANULARITIES
+from ..synaptic.options import GRANULARITIES
 from ..synaptic.tracker import CRITERIA
 from ._common import (
     DATASETS,

@@ -23,7 +23,12 @@ stage's weights, not its MACs, take the time).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
+
+from ..errors import ModelError
+from .units import find_unit_groups
 
 AUTO = "auto"
 DEFAULT_TARGET_LATENCY = 0.5  # share of the dense layers' time left when auto picks units without a target
@@ -69,3 +74,15 @@ def default_target(model: nn.Module, requested: str, *, has_target: bool) -> dic
     if requested != AUTO or has_target or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return {}
     return {"target_latency": DEFAULT_TARGET_LATENCY}
+
+
+def choose_granularity(model: nn.Module, layers: dict[str, Any], granularity: str,
+                       compute_target: float | None) -> tuple[str, str]:
+    """The granularity to prune ``model``'s ``layers`` at (``auto`` resolved by :func:`resolve_granularity`) and why."""
+    if granularity != AUTO:
+        return granularity, "given"
+    try:
+        has_units = bool(find_unit_groups(model, layers))
+    except ModelError:
+        has_units = False
+    return resolve_granularity(model, granularity, has_compute_target=compute_target is not None, has_units=has_units)

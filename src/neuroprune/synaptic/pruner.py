@@ -22,24 +22,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError
 from ..masks import MaskedWeights, MaskViews, prunable_layers
 from ..sparsity_schedule import PolynomialSparsity
 from ..structure import compact
 from ._sync import average_over_processes, share_rank_zero_decisions, share_rank_zero_floats
 from .compute import ComputeBudget, positions_per_weight, time_per_weight, unit_scores
-from .criteria import Criterion, create_criterion
+from .criteria import Criterion
 from .folding import fold_into_bias
-from .granularity import AUTO as AUTO_GRANULARITY
-from .granularity import resolve_granularity
+from .granularity import choose_granularity
 from .latency import LatencyCalibration, calibrate_speedup, time_shares
+from .options import check_counts, check_targets, checked_criterion, checked_unit_ratio
+from .pruner_state import check_pruner_state
 from .rules import LowActivityRule
 from .schedule import AUTO, CheckSchedule, resolve_schedule
 from .selection import select_weakest
-from .tracker import CRITERIA, ActivityTracker
+from .tracker import ActivityTracker
 from .units import UnitGroup, find_unit_groups
 
-GRANULARITIES = ("auto", "connection", "unit", "both")
 # progress of the sparsity schedule at which a speed-up target is re-timed on the pruned network itself
 # (the cubic schedule has done 66%, 88% and 97% of its pruning by then, and checks are left to correct)
 RETIME_AT = (0.3, 0.5, 0.7)
@@ -149,11 +149,11 @@ class SynapticPruner(MaskViews):
         layers: Iterable[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
-        scorer = _checked_criterion(criterion, fold_bias)
-        compute_target = _check_targets(granularity, target_sparsity, target_macs, target_latency, target_speedup,
-                                        latency_batch_sizes, max_fraction_per_check, example_inputs)
-        _check_counts(sample_every, total_steps)
-        self.max_unit_ratio = _checked_unit_ratio(max_unit_ratio)
+        scorer = checked_criterion(criterion, fold_bias)
+        compute_target = check_targets(granularity, target_sparsity, target_macs, target_latency, target_speedup,
+                                       latency_batch_sizes, max_fraction_per_check, example_inputs)
+        check_counts(sample_every, total_steps)
+        self.max_unit_ratio = checked_unit_ratio(max_unit_ratio)
         fraction = 0.1 if max_fraction_per_check is None else max_fraction_per_check
         self.rule = LowActivityRule(alpha, patience, min_fan_in, fraction)
         self.unit_rule = LowActivityRule(alpha, patience, 0, fraction)
@@ -174,7 +174,7 @@ class SynapticPruner(MaskViews):
         self.sample_every = sample_every
         self.model = model
         self.layers = prunable_layers(model, layers)
-        self.granularity, self.granularity_reason = _resolve_units(model, self.layers, granularity, compute_target)
+        self.granularity, self.granularity_reason = choose_granularity(model, self.layers, granularity, compute_target)
         self.unit_groups: list[UnitGroup] = (find_unit_groups(model, self.layers)
                                              if self.granularity != "connection" else [])
         if compute_target is not None and self.granularity != "unit":
@@ -585,7 +585,10 @@ class SynapticPruner(MaskViews):
             ModelError: the state names other layers or other shapes than this model's, or a
                 part is malformed.
         """
-        self._check_state(state)
+        check_pruner_state(state, weight_shapes={f"{name}.weight": m.weight.shape for name, m in self.layers.items()},
+                           unit_sizes={f"{name}.weight": c.shape for name, c in self.unit_counters.items()},
+                           is_timed=self.target_latency is not None or self.target_speedup is not None,
+                           target_speedup=self.target_speedup, latency_batch_sizes=self.latency_batch_sizes)
         for name in self.layers:
             key = f"{name}.weight"
             self._set_mask(name, state["masks"][key].to(self.layers[name].weight.device, torch.float32))
@@ -612,72 +615,6 @@ class SynapticPruner(MaskViews):
                 self.plan(self._planned_steps)
         self._update_tracking()
 
-    def _check_state(self, state: Any) -> None:
-        """Raise ModelError unless :meth:`load_state_dict` can restore ``state`` whole."""
-        if not isinstance(state, dict):
-            raise ModelError(f"a pruner state is a dict, got {type(state).__name__}")
-        expected = {f"{name}.weight": m.weight.shape for name, m in self.layers.items()}
-        for part in ("masks", "counters"):
-            got = state.get(part, {})
-            if not isinstance(got, dict) or set(got) != set(expected):
-                names = sorted(set(got) ^ set(expected)) if isinstance(got, dict) else got
-                raise ModelError(f"pruner state {part} name {names} that do not match the model's "
-                                 f"prunable layers {sorted(expected)}")
-            for key, tensor in got.items():
-                if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(expected[key]):
-                    shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-                    raise ModelError(f"pruner state {part}[{key!r}] has shape {shape}, "
-                                     f"the model's weight has {tuple(expected[key])}")
-        for key, mask in state["masks"].items():
-            if not bool(((mask == 0) | (mask == 1)).all()):
-                raise ModelError(f"pruner state masks[{key!r}] holds values other than 0 and 1")
-        units = state.get("unit_counters", {})
-        for key, counters in (units.items() if isinstance(units, dict) else [("unit_counters", units)]):
-            name = key.removesuffix(".weight")
-            if name not in self.unit_counters or not isinstance(counters, torch.Tensor) \
-                    or counters.shape != self.unit_counters[name].shape:
-                raise ModelError(f"pruner state unit_counters[{key!r}] does not match the model's units")
-        step = state.get("step")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ModelError(f"pruner state step must be a whole number >= 0, got {step!r}")
-        if "activity" in state:
-            activity = state["activity"]
-            sums: Any = activity.get("sums") if isinstance(activity, dict) else None
-            batches: Any = activity.get("batches") if isinstance(activity, dict) else None
-            if not isinstance(sums, dict) or not isinstance(batches, dict) or set(sums) != set(batches) \
-                    or not set(sums) <= set(expected) \
-                    or not all(isinstance(v, torch.Tensor) for v in sums.values()) \
-                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in batches.values()):
-                raise ModelError("pruner state activity does not match the model's prunable layers: it needs "
-                                 "'sums' (tensors) and 'batches' (whole numbers) for the same layers")
-        history = state.get("history", [])
-        if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
-            raise ModelError("pruner state history must be a list of records (dicts)")
-        if "latency_costs" in state:
-            costs = state["latency_costs"]
-            if self.target_latency is None and self.target_speedup is None:
-                raise ModelError("pruner state has latency_costs, but this pruner has no target_latency")
-            if not isinstance(costs, dict) or set(costs) != set(expected) or not all(
-                    isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
-                raise ModelError(f"pruner state latency_costs must give one finite cost >= 0 per prunable layer "
-                                 f"{sorted(expected)}")
-        self._check_calibration(state)
-
-    def _check_calibration(self, state: dict[str, Any]) -> None:
-        """A speed-up target's calibration is in the state exactly when this pruner has one, for the same target."""
-        if "latency_calibration" not in state:
-            if self.target_speedup is not None:
-                raise ModelError("pruner state has no latency calibration, but this pruner has target_speedup: the "
-                                 "state was saved by a pruner with another target")
-            return
-        if self.target_speedup is None:
-            raise ModelError("pruner state has a latency calibration, but this pruner has no target_speedup")
-        calibration = LatencyCalibration.from_dict(state["latency_calibration"])
-        if calibration.speedup != self.target_speedup or set(calibration.points) != set(self.latency_batch_sizes):
-            raise ModelError(f"pruner state was calibrated for a {calibration.speedup:g}x speed-up at batch sizes "
-                             f"{sorted(calibration.points)}; this pruner asks for {self.target_speedup:g}x at "
-                             f"{sorted(self.latency_batch_sizes)}")
-
     # ---- training-loop callback events (see neuroprune.engine.fit) ------------------------
 
     def on_train_begin(self, trainer: Any) -> None:
@@ -698,94 +635,3 @@ class SynapticPruner(MaskViews):
 
     def on_epoch_end(self, trainer: Any) -> None:
         trainer.log(pruned_fraction=self.sparsity(), live_connections=self.num_live)
-
-
-def _checked_criterion(criterion: str | Criterion, fold_bias: bool | None) -> Criterion:
-    """The criterion object of ``criterion`` (a name or an instance), checked against ``fold_bias``."""
-    if not isinstance(criterion, Criterion) and criterion not in CRITERIA:
-        raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
-    scorer = create_criterion(criterion)
-    if fold_bias and not scorer.knows_input_means:
-        raise ConfigError(f"fold_bias needs a criterion that tracks mean inputs (deviation, normalised); "
-                          f"got criterion {scorer.name!r}")
-    return scorer
-
-
-def _check_counts(sample_every: Any, total_steps: Any) -> None:
-    if not isinstance(sample_every, int) or isinstance(sample_every, bool) or sample_every < 1:
-        raise ConfigError(f"sample_every must be an integer >= 1, got {sample_every!r}")
-    if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
-        raise ConfigError(f"total_steps must be an integer >= 1, got {total_steps!r}")
-
-
-def _checked_unit_ratio(value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
-        raise ConfigError(f"max_unit_ratio must be in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_targets(granularity: str, target_sparsity: float | None, target_macs: float | None,
-                   target_latency: float | None, target_speedup: float | None, latency_batch_sizes: tuple[int, ...],
-                   max_fraction_per_check: float | None, example_inputs: torch.Tensor | None) -> float | None:
-    """Refuse targets that cannot be met as given; the compute target (a speed-up's inverse until calibrated)."""
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
-    if target_sparsity is not None and not 0 < target_sparsity < 1:
-        raise ConfigError(f"target_sparsity must be in (0, 1), got {target_sparsity!r}")
-    given = [name for name, value in (("target_macs", target_macs), ("target_latency", target_latency),
-                                      ("target_speedup", target_speedup)) if value is not None]
-    if len(given) > 1:
-        raise ConfigError(f"give one compute target, not {' and '.join(given)}")
-    _check_speedup(target_speedup, latency_batch_sizes)
-    # a speed-up's layer share is known once the pruner calibrates it; its inverse stands in for the checks
-    compute_target = target_macs if target_macs is not None else target_latency
-    if target_speedup is not None:
-        compute_target = 1.0 / target_speedup
-    _check_compute_target(compute_target, target_sparsity, max_fraction_per_check, example_inputs, granularity)
-    if max_fraction_per_check is not None and target_sparsity is not None:
-        raise ConfigError(
-            "max_fraction_per_check limits pruning without a target; with target_sparsity the sparsity schedule "
-            "sets how much goes at each check: drop one of the two"
-        )
-    return compute_target
-
-
-def _check_speedup(target_speedup: float | None, batch_sizes: tuple[int, ...]) -> None:
-    if target_speedup is None:
-        return
-    if isinstance(target_speedup, bool) or not isinstance(target_speedup, (int, float)) \
-            or not 1 < target_speedup < math.inf:
-        raise ConfigError(f"target_speedup must be a number > 1 (2: twice as fast); got {target_speedup!r}")
-    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
-        raise ConfigError(f"latency_batch_sizes must be whole numbers >= 1; got {batch_sizes!r}")
-
-
-def _check_compute_target(target_macs: float | None, target_sparsity: float | None,
-                          max_fraction_per_check: float | None, example_inputs: torch.Tensor | None,
-                          granularity: str) -> None:
-    """Refuse a compute target (target_macs or target_latency) that cannot be met as given."""
-    if target_macs is None:
-        return
-    if isinstance(target_macs, bool) or not isinstance(target_macs, (int, float)) or not 0 < target_macs < 1:
-        raise ConfigError(f"a compute target (target_macs, target_latency) must be in (0, 1): the share of the dense "
-                          f"network's left; got {target_macs!r}")
-    if target_sparsity is not None or max_fraction_per_check is not None:
-        raise ConfigError("a compute target sets how much goes at each check: drop target_sparsity and "
-                          "max_fraction_per_check")
-    if example_inputs is None:
-        raise ConfigError("a compute target needs example_inputs= (one input batch) to know each layer's cost")
-    if granularity not in ("unit", AUTO_GRANULARITY):
-        raise ConfigError(f"a compute target removes whole units: use granularity 'unit' or 'auto', "
-                          f"not {granularity!r}")
-
-
-def _resolve_units(model: nn.Module, layers: dict[str, Any], granularity: str,
-                   target_macs: float | None) -> tuple[str, str]:
-    """The granularity to use (``auto`` resolved) and why."""
-    if granularity != AUTO_GRANULARITY:
-        return granularity, "given"
-    try:
-        has_units = bool(find_unit_groups(model, layers))
-    except ModelError:
-        has_units = False
-    return resolve_granularity(model, granularity, has_compute_target=target_macs is not None, has_units=has_units)
