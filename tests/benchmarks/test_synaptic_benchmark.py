@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neuroprune.bench import synaptic as bench
+from neuroprune.bench import synaptic_report as report
 
 
 def _method(per_epoch, validation=None):
@@ -40,7 +41,7 @@ def test_learning_speed_is_the_first_epoch_within_half_a_point_of_dense():
     runs = [_run(0, {"0.9": {"synaptic:normalised": _method([0.70, 0.796, 0.80], [0.6, 0.7, 0.9]),
                              "gmp": _method([0.70, 0.78, 0.79], [0.6, 0.7, 0.7])}},
                  dense=_method([0.75, 0.79, 0.80], [0.7, 0.8, 0.85]))]
-    bench._learning_speed(runs)
+    report.learning_speed(runs)
     row = runs[0]["targets"]["0.9"]
     assert row["synaptic:normalised"]["epoch_reaching_dense"] == {"test": 2, "validation": 3}
     assert row["gmp"]["epoch_reaching_dense"] == {"test": None, "validation": None}
@@ -51,11 +52,11 @@ def test_the_table_marks_the_validation_choice_and_compares_with_the_better_gmp(
     runs = [_run(seed, {"0.9": {"synaptic:normalised": _method([0.81], [0.90]), "gmp": _method([0.80], [0.80]),
                                 "gmp-layer": _method([0.83], [0.85])}}, dense=_method([0.84], [0.9]))
             for seed in (0, 1)]
-    bench._learning_speed(runs)
+    report.learning_speed(runs)
     payload = {"commands": ["python benchmarks/synaptic.py ..."], "command": "",
                "environment": {"processor": "x", "versions": {"torch": torch.__version__}, "torch_threads": 1},
                "runs": runs}
-    text = bench._study_markdown(payload)
+    text = report.study_markdown(payload)
     assert "| 90% | **synaptic:normalised** | 0, 1 | 90.00 ± 0.00 | 81.00 ± 0.00 | -2.00 ± 0.00 |" in text
     assert "| 0% | dense | 0, 1 |" in text
 

@@ -68,9 +68,9 @@ from .synaptic import (
     _config,
     _fit,
     _interleaved,
-    _ms,
     _widths,
 )
+from .synaptic_report import mean_std
 from .torch_pruning_peer import prune_channels_to_latency, require_torch_pruning
 
 BATCHES = (1, 64)
@@ -408,7 +408,7 @@ def markdown(payload: dict[str, Any]) -> str:
                             if "ratio" in row else "")
             if len(present) < len(runs):
                 name += f" (seeds {', '.join(str(r['seed']) for r, _ in present)})"
-            lines.append(f"| {name} | {_ms(test)} | ({_ms(val)}) | {row['params']:,} | {row['macs']:,} | "
+            lines.append(f"| {name} | {mean_std(test)} | ({mean_std(val)}) | {row['params']:,} | {row['macs']:,} | "
                          f"{_widths_text(row['widths'], example['rows']['dense']['widths'])} | "
                          f"{statistics.median(speed[0]):.2f}x | {statistics.median(speed[1]):.2f}x | "
                          f"{statistics.median(ms[0]):.3f} | {statistics.median(ms[1]):.2f} |")
