@@ -212,6 +212,27 @@ def test_lock_refuses_a_second_run_into_a_folder_in_use_and_writes_nothing(tmp_p
     assert (out / "result.json").is_file() and not (out / ".neuroprune.lock").exists()
 
 
+def test_a_refused_run_leaves_the_config_the_holder_saved_after_it_looked(tmp_path):
+    from neuroprune.folder_lock import FolderLock
+    from neuroprune.runs._common import claim_run_folder, discards_unstarted_folder
+
+    out = tmp_path / "run"
+    holder = FolderLock(out)  # the other run, which starts between this run's first look and its claim
+
+    @discards_unstarted_folder
+    def run(config, out_dir):
+        holder.acquire()
+        (out / "config.json").write_text('{"seed": 1}')
+        claim_run_folder(out_dir)
+
+    try:
+        with pytest.raises(ConfigError, match="is writing into"):
+            run(None, out)
+        assert (out / "config.json").read_text() == '{"seed": 1}'  # the holder's, untouched
+    finally:
+        holder.release()
+
+
 def test_lock_is_held_until_the_run_ends(tmp_path, monkeypatch):
     from neuroprune.folder_lock import FolderLock
     from neuroprune.runs import synaptic as synaptic_run

@@ -152,7 +152,6 @@ def candidates_command(config_path: Path | None, as_json: bool, **options: Any) 
 
 def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite: bool) -> None:
     """Run depth pruning (a given cut or a search) and print the one-line summary."""
-    from ..runs._common import undo_unstarted_run
     from ..runs.depth import run_depth
 
     if options.get("kernel_size") is not None:
@@ -160,8 +159,7 @@ def _run(config_path: Path | None, out: Path, options: dict[str, Any], overwrite
     config = _saved_weights_as_checkpoint(load_config(DepthConfig, config_path, options))
 
     def job() -> dict[str, Any]:
-        with undo_unstarted_run(out):  # a run that fails before it writes results leaves no folder
-            return run_depth(config, out, overwrite=overwrite)
+        return run_depth(config, out, overwrite=overwrite)  # a run that fails before it writes results leaves no folder
 
     result, is_main = run_in_process_group(job, config.device)
     if not is_main:

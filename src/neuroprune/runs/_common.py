@@ -169,7 +169,9 @@ def undo_unstarted_run(out: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if dist_utils.is_main_process():
+        # only the run that holds the folder tidies it: a run refused because another one is
+        # writing there must not take that run's config.json (saved since this one looked) for its own
+        if dist_utils.is_main_process() and out.resolve() in _HELD:
             _discard_unstarted(out, existed, before, config_before)
         raise
 
