@@ -178,7 +178,7 @@ def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_c
     saved = json.loads((tmp_path / "cut" / "result.json").read_text())
     units = saved["units"]
     assert units["target_speedup"] == 1.25 and units["latency_batch_sizes"] == [1, 64] and units["epochs"] == 2
-    assert units["max_unit_ratio"] == 1.0
+    assert units["max_unit_ratio"] == 1.0 and units["prune_until"] == 0.6
     assert units["latency_calibration"]["speedup"] == 1.25 and set(units["speedup_over_cut"]) == {"batch_1", "batch_64"}
     # a fixed half of the time at batch 1 stays: 1.25x leaves (1/1.25 - 0.5) / 0.5 = 60% of the layers' MACs
     assert 0.45 < units["macs_fraction"] < 0.7
@@ -207,6 +207,9 @@ def test_cuts_then_units_in_one_recovery(cli: click.Group, tmp_path: Path, mac_c
     ({"then_units_max_ratio": 0.5}, "then_units_max_ratio goes with then_units_speedup"),
     ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_max_ratio": 0.0}, r"must be in \(0, 1\]"),
     ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_max_ratio": 1.5}, r"must be in \(0, 1\]"),
+    ({"then_units_until": 0.3}, "then_units_until goes with then_units_speedup"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_until": 0.05}, r"must be in \(0\.05, 1\]"),
+    ({"then_units_speedup": 2.0, "finetune_epochs": 1, "then_units_until": 1.2}, r"must be in \(0\.05, 1\]"),
 ])
 def test_then_units_options_are_checked_before_any_work(options, message) -> None:
     from neuroprune.depth.config import DepthConfig

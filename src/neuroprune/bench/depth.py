@@ -14,7 +14,8 @@ batch 1 (translator, then fine-tuning with distillation); compare with
   * with ``--units``: the evaluated cut whose speed-up in the search is nearest
     sqrt(``--speedup``), then synaptic unit pruning during its fine-tuning (one recovery) until
     it runs ``--speedup`` / (that cut's speed-up) times faster again at batch 1 and 64 (or at
-    ``--units-batch``; ``--units-max-ratio`` caps the share of a space's units that may go),
+    ``--units-batch``; ``--units-max-ratio`` caps the share of a space's units that may go,
+    ``--units-until`` is the share of the fine-tuning after which none goes),
     against Torch-Pruning bisected to its measured latency at batch 1 and, separately, at
     batch 64 (same fine-tuning). Run it alone: every timing of it is only as good as the
     machine is quiet.
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     parser.add_argument("--units-max-ratio", type=float, default=1.0,
                         help="with --units: at most this share of any channel space's units goes (1.0: no cap); "
                              "a target only emptying spaces would buy is then reported out of reach")
+    parser.add_argument("--units-until", type=float, default=0.6,
+                        help="with --units: the last units go at this share of the fine-tuning steps [0.6]")
     parser.add_argument("--deeper", type=float, default=None,
                         help="also compare depth cut + channels vs channels alone at this fraction of the cut's MACs")
     parser.add_argument("--retime", type=Path, nargs="+",
@@ -332,7 +335,8 @@ def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: 
     try:
         composite, phase, pruner = fine_tune_pruning_units(mild_model, train, target_speedup=speedup,
                                                            latency_batch_sizes=batches, example_inputs=x, epochs=ft,
-                                                           max_unit_ratio=args.units_max_ratio, teacher=teacher,
+                                                           max_unit_ratio=args.units_max_ratio,
+                                                           prune_until=args.units_until, teacher=teacher,
                                                            eval_loader=test)
     except ConfigError as exc:
         logging.getLogger("bench").warning("depth + units: %s", exc)
@@ -341,7 +345,8 @@ def _depth_then_units(mild_model: torch.nn.Module, mild_cut: str, mild_speedup: 
     assert pruner.latency_calibration is not None
     finish("depth + units", composite, phases,
            {"cut": mild_cut, "units_target_speedup": speedup, "units_batch_sizes": batches,
-            "units_max_ratio": args.units_max_ratio, "macs_fraction": pruner.macs_fraction(),
+            "units_max_ratio": args.units_max_ratio, "units_until": args.units_until,
+            "macs_fraction": pruner.macs_fraction(),
             "latency_calibration": pruner.latency_calibration.to_dict()})
     for batch in (1, 64):
         narrow, ratio, relative = prune_channels_to_latency(base, x.repeat(batch, 1, 1, 1), composite,
@@ -450,7 +455,8 @@ def write(results: dict[str, Any], out: Path, name: str = "depth") -> None:
                   "|---|---|---|---|---|---|---|---|---|"]
         for label, row in variants.items():
             detail = ", ".join(f"{k}={row[k]:.3g}" if isinstance(row[k], float) else f"{k}={row[k]}"
-                               for k in ("cut", "translator", "channel_ratio", "units_target_speedup") if k in row)
+                               for k in ("cut", "translator", "channel_ratio", "units_target_speedup", "units_until")
+                               if k in row)
             lines.append(
                 f"| {label} | {100 * row['accuracy']:.2f}% | {row['params']:,} | {row['macs']:,} | "
                 f"{row['latency_ms_b1']:.2f} | {_speedup(row, base, 1):.2f}x | "

@@ -74,6 +74,8 @@ _DEPTH_OPTIONS = combine_options(
     click.option("--then-units-max-ratio", type=float,
                  help="At most this share of any channel space's units goes [1.0]; below 1, a speed-up that only "
                       "emptying spaces buys is refused instead of taken."),
+    click.option("--then-units-until", type=float,
+                 help="The last units go at this share of the fine-tuning steps; the rest recovers [0.6]."),
     click.option("--latency-repeats", type=int, help="Timed runs per latency measurement [30]."),
 )
 """Options of a depth-pruning run (``depth`` and ``depth search``): the model options plus cut, recovery

@@ -104,6 +104,7 @@ class DepthConfig:
     then_units_speedup: float | None = None
     then_units_batch: int | None = None
     then_units_max_ratio: float = 1.0
+    then_units_until: float = 0.6
     # data and timing
     batch_size: int = 128
     seed: int = 0
@@ -120,6 +121,8 @@ class DepthConfig:
                 raise ConfigError("then_units_batch goes with then_units_speedup (the speed-up it is measured at)")
             if self.then_units_max_ratio != 1.0:
                 raise ConfigError("then_units_max_ratio goes with then_units_speedup (it caps the units that go)")
+            if self.then_units_until != 0.6:
+                raise ConfigError("then_units_until goes with then_units_speedup (it says when the last units go)")
             return
         if not self.then_units_speedup > 1:
             raise ConfigError(f"then_units_speedup must be > 1 (times faster than the cut network), "
@@ -134,6 +137,9 @@ class DepthConfig:
         if not 0 < self.then_units_max_ratio <= 1:
             raise ConfigError(f"then_units_max_ratio must be in (0, 1] (the largest share of a channel space's units "
                               f"that may go), got {self.then_units_max_ratio}")
+        if not 0.05 < self.then_units_until <= 1:
+            raise ConfigError(f"then_units_until must be in (0.05, 1] (the share of the fine-tuning after which no "
+                              f"unit goes), got {self.then_units_until}")
 
     @property
     def resolved_bridge(self) -> str:

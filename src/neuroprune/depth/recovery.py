@@ -220,6 +220,7 @@ def fine_tune_pruning_units(
     example_inputs: torch.Tensor,
     epochs: int,
     max_unit_ratio: float = 1.0,
+    prune_until: float = 0.6,
     **options: Any,
 ) -> tuple[nn.Module, PhaseResult, SynapticPruner]:
     """:func:`fine_tune` while a synaptic pruner removes whole units until ``model`` runs ``target_speedup`` x faster.
@@ -229,16 +230,26 @@ def fine_tune_pruning_units(
     ``latency_batch_sizes``, see :mod:`neuroprune.synaptic.latency`). At most
     ``max_unit_ratio`` of any channel space's units go: where the speed-up is only bought by
     emptying spaces (small layers at batch 1, whose time is mostly per-call cost), a cap below
-    1 turns that into a clear error instead of a gutted network. ``options`` go to
-    :func:`fine_tune`.
+    1 turns that into a clear error instead of a gutted network. The last units go at
+    ``prune_until`` of the fine-tuning steps (the pruner's default, 0.6), the rest of them
+    are left to recover. ``options`` go to :func:`fine_tune`.
+
+    Raises:
+        ConfigError: ``prune_until`` is not in (0.05, 1] (pruning starts after the first 5%).
 
     Returns:
         The compacted network (``model`` keeps its masks), the fine-tuning phase and the
         pruner (its calibration and the MACs left).
     """
+    if isinstance(prune_until, bool) or not isinstance(prune_until, (int, float)) or not 0.05 < prune_until <= 1:
+        raise ConfigError(f"prune_until must be in (0.05, 1] (the share of the fine-tuning steps after which no unit "
+                          f"goes; pruning starts after the first 5%), got {prune_until!r}")
+    total_steps = epochs * max(_length(loader), 1)
+    warmup = total_steps // 20  # the pruner's own "auto" warm-up
     pruner = SynapticPruner(model, granularity="unit", target_speedup=target_speedup,
                             latency_batch_sizes=tuple(latency_batch_sizes), example_inputs=example_inputs[:1],
-                            total_steps=epochs * max(_length(loader), 1), max_unit_ratio=max_unit_ratio)
+                            total_steps=total_steps, max_unit_ratio=max_unit_ratio,
+                            stop_step=max(round(prune_until * total_steps), warmup + 1))
     phase = fine_tune(model, loader, epochs=epochs, callbacks=[pruner], **options)
     pruner.remove_hooks()
     return pruner.compact().eval(), phase, pruner

@@ -219,13 +219,14 @@ def _units_while_fine_tuning(
     cut_network = copy.deepcopy(small).eval()  # what the speed-up is measured against
     compact, phase, pruner = fine_tune_pruning_units(
         small, train, target_speedup=config.then_units_speedup, latency_batch_sizes=batches, example_inputs=example,
-        max_unit_ratio=config.then_units_max_ratio, epochs=config.finetune_epochs, lr=config.finetune_lr,
+        max_unit_ratio=config.then_units_max_ratio, prune_until=config.then_units_until,
+        epochs=config.finetune_epochs, lr=config.finetune_lr,
         teacher=teacher, distill_weight=config.distill_weight, temperature=config.temperature, eval_loader=test,
         precision=config.precision)
     calibration = pruner.latency_calibration
     record: dict[str, Any] = {
         "target_speedup": config.then_units_speedup, "latency_batch_sizes": list(batches),
-        "max_unit_ratio": config.then_units_max_ratio,
+        "max_unit_ratio": config.then_units_max_ratio, "prune_until": config.then_units_until,
         "epochs": config.finetune_epochs, "criterion": pruner.criterion, "macs_fraction": pruner.macs_fraction(),
         "latency_calibration": None if calibration is None else calibration.to_dict(),
     }
