@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from neuroprune import SynapticPruner, create_loader, create_model, fit
+from neuroprune import SynapticPruner, create_loader, create_model, distributed, fit
 from neuroprune.engine import load_checkpoint
 
 GLOBAL_BATCH, LIMIT, EPOCHS = 32, 512, 4
@@ -77,8 +77,12 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         masks, _, history = _train(rank, world)
         torch.save({"masks": masks, "history": history}, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        distributed.shutdown(wait=False)
+        raise
+    # the ranks leave together: one that tears down its connections while the other is still
+    # finishing can make that one abort (SIGABRT from Gloo's threads)
+    distributed.shutdown(wait=True)
 
 
 def test_two_gloo_ranks_prune_exactly_like_one_process_on_the_global_batch(tmp_path, gloo_loopback):
