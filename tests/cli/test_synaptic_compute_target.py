@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from neuroprune.cli import main
+from neuroprune.cli.synaptic import _print_synaptic_summary
 
 
 def _run(args):
@@ -57,3 +58,21 @@ def test_two_targets_are_refused_by_name(tmp_path):
                    "--out", str(tmp_path / "run")])
     assert result.exit_code != 0
     assert "one target" in result.output
+
+
+def _summary(granularity: str, speedups: dict[int, float]) -> dict:
+    latency = {f"batch_{size}": {"dense": 1.0, "compact": 1.0 / speedup, "speedup": speedup, "rounds": 5}
+               for size, speedup in speedups.items()}
+    return {"model": "resnet20", "dataset": "digits", "test_accuracy": 0.98, "pruned_fraction": 0.3,
+            "params_compact": 100, "params_dense": 200, "macs_compact": 10, "macs_dense": 30, "macs_ratio": 1 / 3,
+            "train_seconds": 1.0, "latency_ms": {**latency, "threads": 1},
+            "pruner": {"granularity": granularity, "requested_granularity": "auto", "granularity_reason": "auto"}}
+
+
+def test_the_summary_says_where_the_compacted_model_is_not_faster(tmp_path, capsys):
+    _print_synaptic_summary(_summary("unit", {1: 0.97, 64: 1.30, 256: 1.88}), tmp_path)
+    [note] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert "not measurably faster than dense at batch 1 (0.97x):" in note and "batch 64 (" not in note
+    assert "--target-speedup" in note
+    _print_synaptic_summary(_summary("unit", {1: 1.46, 64: 1.29, 256: 1.67}), tmp_path)
+    assert "not measurably faster" not in capsys.readouterr().out

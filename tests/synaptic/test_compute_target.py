@@ -13,7 +13,7 @@ from neuroprune.config import SynapticConfig, compute_targets, from_dict
 from neuroprune.errors import ConfigError, ModelError
 from neuroprune.masks import prunable_layers
 from neuroprune.synaptic import SynapticPruner
-from neuroprune.synaptic.compute import positions_per_weight, unit_scores
+from neuroprune.synaptic.compute import LatencyBudget, positions_per_weight, unit_scores
 from neuroprune.synaptic.granularity import default_target
 from neuroprune.synaptic.selection import select_weakest
 from neuroprune.synaptic.units import find_unit_groups
@@ -102,6 +102,39 @@ def test_target_latency_counts_time_per_weight_and_is_reached():
     assert pruner.macs_fraction() < 1.0
 
 
+@pytest.mark.parametrize("heavy_at_batch_1", [("fc1", "fc2"), ("fc1",)])
+def test_a_latency_target_holds_at_every_batch_size_not_on_average(heavy_at_batch_1):
+    # Two cost models that disagree: at batch 64 the convolutions take the time, at batch 1
+    # other layers do (as the last stage's weights do on small inputs). Averaged, meeting the
+    # target at batch 64 alone would do; here the share left must be <= the target at both.
+    torch.manual_seed(0)
+    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
+                            warmup_steps=0, stop_step=20, optimizer=optimizer)
+    layers = pruner.layers
+    shares = {1: {n: (0.9 if n in heavy_at_batch_1 else 0.1) for n in layers},
+              64: {n: (0.9 if n.startswith("conv") else 0.1) for n in layers}}
+    costs = {size: {n: 1e6 * share[n] / sum(share.values()) / layers[n].weight.numel() for n in layers}
+             for size, share in shares.items()}
+    pruner.compute = LatencyBudget(costs, {n: tuple(m.weight.shape) for n, m in layers.items()})
+    for _ in range(24):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        pruner.step()
+    masks = {n: pruner.mask(n) for n in layers}
+    final = pruner.compute.fractions(masks)
+    assert max(final.values()) <= 0.5 and max(final.values()) == pytest.approx(0.5, abs=0.05), final
+    assert pruner.is_target_reached
+    checks = [r for r in pruner.history if "compute_fractions" in r]
+    assert checks and all(r["compute_fraction"] == max(r["compute_fractions"].values()) for r in checks)
+    # the averaged share met the target before the last batch size did: averaging would have stopped early
+    averaged = [sum(r["compute_fractions"].values()) / 2 for r in checks]
+    assert any(a <= 0.5 < r["compute_fraction"] for a, r in zip(averaged, checks, strict=True))
+
+
 def test_target_macs_needs_units_an_example_and_no_second_target():
     model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
     x = torch.randn(1, 1, 16, 16)
@@ -165,16 +198,20 @@ def test_a_resumed_latency_target_counts_in_the_saved_latency_model_and_takes_th
     train_steps(model, pruner, optimizer, x, y, 8)
     saved = {"model": {k: v.clone() for k, v in model.state_dict().items()},
              "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict()}
-    assert set(saved["pruner"]["latency_costs"]) == {f"{name}.weight" for name in pruner.layers}
+    by_batch = saved["pruner"]["latency_costs_by_batch"]
+    assert set(by_batch) == {"1", "64"}
+    assert all(set(costs) == {f"{name}.weight" for name in pruner.layers} for costs in by_batch.values())
 
     resumed_model, resumed_optimizer, resumed = start()
     # a different timing of the same layers: as a second process on a busy machine would measure
-    resumed.compute.positions = {name: cost * (2.0 if name.startswith("conv") else 0.5)
-                                 for name, cost in resumed.compute.positions.items()}
+    for budget in resumed.compute.by_batch.values():
+        budget.positions = {name: cost * (2.0 if name.startswith("conv") else 0.5)
+                            for name, cost in budget.positions.items()}
+    assert resumed.compute.costs_by_batch() != pruner.compute.costs_by_batch()
     resumed_model.load_state_dict(saved["model"])
     resumed_optimizer.load_state_dict(saved["optimizer"])
     resumed.load_state_dict(saved["pruner"])
-    assert resumed.compute.positions == pruner.compute.positions
+    assert resumed.compute.costs_by_batch() == pruner.compute.costs_by_batch()
 
     train_steps(model, pruner, optimizer, x, y, 16)
     train_steps(resumed_model, resumed, resumed_optimizer, x, y, 16)
@@ -188,16 +225,25 @@ def test_latency_costs_that_do_not_fit_the_model_are_refused_before_anything_is_
     pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
                             warmup_steps=0, stop_step=20)
     state = pruner.state_dict()
-    before = dict(pruner.compute.positions)
-    for costs in ({}, {k: float("nan") for k in state["latency_costs"]}, {k: "fast" for k in state["latency_costs"]}):
-        with pytest.raises(ModelError, match="latency_costs"):
-            pruner.load_state_dict({**state, "latency_costs": costs})
-        assert pruner.compute.positions == before
+    before = pruner.compute.costs_by_batch()
+    good = state["latency_costs_by_batch"]["1"]
+    for costs in ({}, {k: float("nan") for k in good}, {k: "fast" for k in good}):
+        for by_batch in ({"1": costs, "64": good}, {"1": good, "64": costs}):
+            with pytest.raises(ModelError, match="latency_costs_by_batch"):
+                pruner.load_state_dict({**state, "latency_costs_by_batch": by_batch})
+            assert pruner.compute.costs_by_batch() == before
+    for sizes in ({"1": good}, {"1": good, "32": good}, {}):
+        with pytest.raises(ModelError, match=r"batch sizes \[1, 64\]"):
+            pruner.load_state_dict({**state, "latency_costs_by_batch": sizes})
+        assert pruner.compute.costs_by_batch() == before
     macs_only = SynapticPruner(npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4),
                                granularity="unit", target_macs=0.5, example_inputs=x[:1])
     assert "latency_costs" not in macs_only.state_dict()
+    assert "latency_costs_by_batch" not in macs_only.state_dict()
     with pytest.raises(ModelError, match="no target_latency"):
-        macs_only.load_state_dict({**macs_only.state_dict(), "latency_costs": state["latency_costs"]})
+        macs_only.load_state_dict({**macs_only.state_dict(), "latency_costs_by_batch": state["latency_costs_by_batch"]})
+    with pytest.raises(ModelError, match="no target_latency"):
+        macs_only.load_state_dict({**macs_only.state_dict(), "latency_costs": good})
 
 
 def _live_units(pruner, model):

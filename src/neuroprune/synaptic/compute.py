@@ -12,9 +12,11 @@ further forward pass. A channel at 28x28 costs 49 times what the same channel co
 4x4: weighing a unit's activity by what its removal saves sends pruning where the compute is.
 
 MACs are not time on a CPU at batch 1: a convolution at 2x2 costs about what its weights
-cost to read, and 1x1-pixel work is dominated by that. :func:`time_per_weight` times each
-layer alone at batch 1 and 64 and gives a linear latency model instead (the cost a latency
-target, ``target_latency``, is counted in).
+cost to read, and 1x1-pixel work is dominated by that. :func:`time_per_weight_by_batch` times
+each layer alone at batch 1 and 64 and gives a linear latency model per batch size instead;
+a latency target (``target_latency``) must hold at each (:class:`LatencyBudget`), and a
+speed-up target counts in their average (:func:`time_per_weight`), calibrated on the whole
+network (:mod:`neuroprune.synaptic.latency`).
 """
 
 from __future__ import annotations
@@ -83,14 +85,29 @@ LATENCY_SCALE = 1_000_000  # a latency budget's total: the dense layers' time, i
 
 def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_inputs: torch.Tensor,
                     batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 10) -> dict[str, float]:
-    """Measured time per weight of each layer: a linear latency model, timed once before pruning.
+    """Measured time per weight of each layer, batch sizes counted alike: a linear latency model.
+
+    The costs of :func:`time_per_weight_by_batch`, averaged over batch sizes, so batch 1
+    (where a convolution at 2x2 costs about what its weights cost to read) and batch 64
+    (where it costs its MACs) count alike. The costs of all weights sum to
+    :data:`LATENCY_SCALE`.
+
+    Returns:
+        name -> cost of one weight (latency-budget units per weight).
+    """
+    by_batch = time_per_weight_by_batch(layers, model, example_inputs, batch_sizes, repeats)
+    return {name: sum(costs[name] for costs in by_batch.values()) / len(by_batch) for name in layers}
+
+
+def time_per_weight_by_batch(layers: Mapping[str, nn.Module], model: nn.Module, example_inputs: torch.Tensor,
+                             batch_sizes: tuple[int, ...] = (1, 64),
+                             repeats: int = 10) -> dict[int, dict[str, float]]:
+    """Measured time per weight of each layer at each batch size, timed once before pruning.
 
     Each layer is timed alone on the input it sees in the model (captured by a forward
-    hook), at every batch size; a layer's time is taken as its share of all the layers' time
-    at that batch size, and the shares are averaged over batch sizes, so batch 1 (where a
-    convolution at 2x2 costs about what its weights cost to read) and batch 64 (where it
-    costs its MACs) count alike. Divided by the layer's weights, that is what one live
-    weight costs; the costs of all weights sum to :data:`LATENCY_SCALE`.
+    hook); a layer's time is taken as its share of all the layers' time at that batch size.
+    Divided by the layer's weights, that is what one live weight costs; at each batch size
+    the costs of all weights sum to :data:`LATENCY_SCALE`.
 
     Args:
         layers: name -> Linear/Conv2d module of ``model``.
@@ -100,9 +117,9 @@ def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_i
         repeats: timed calls per layer and batch size (the median counts).
 
     Returns:
-        name -> cost of one weight (latency-budget units per weight).
+        batch size -> name -> cost of one weight.
     """
-    shares = {name: 0.0 for name in layers}
+    by_batch: dict[int, dict[str, float]] = {}
     for size in batch_sizes:
         batch = example_inputs[:1].repeat(size, *([1] * (example_inputs.dim() - 1)))
         inputs: dict[str, torch.Tensor] = {}
@@ -115,9 +132,9 @@ def time_per_weight(layers: Mapping[str, nn.Module], model: nn.Module, example_i
                 handle.remove()
         seconds = {name: _median_seconds(module, inputs[name], repeats) for name, module in layers.items()}
         total = sum(seconds.values()) or 1.0
-        for name in layers:
-            shares[name] += seconds[name] / total / len(batch_sizes)
-    return {name: LATENCY_SCALE * shares[name] / layers[name].weight.numel() for name in layers}
+        by_batch[size] = {name: LATENCY_SCALE * seconds[name] / total / layers[name].weight.numel()
+                          for name in layers}
+    return by_batch
 
 
 def _keep_input(name: str, store: dict[str, torch.Tensor]) -> Callable[..., None]:
@@ -173,6 +190,70 @@ class ComputeBudget:
     def fraction(self, masks: Mapping[str, torch.Tensor]) -> float:
         """Live MACs as a share of the dense network's."""
         return self.live(masks) / self.total if self.total else 1.0
+
+    def bind(self, masks: Mapping[str, torch.Tensor]) -> None:
+        """Nothing to choose: one cost model (see :meth:`LatencyBudget.bind`)."""
+
+
+class LatencyBudget:
+    """The layers' modelled time at several batch sizes; a share must hold at every one of them.
+
+    Averaged over batch sizes, a latency share can be met at one batch size alone: on 8x8
+    images ResNet-20's first stages take most of the time at batch 64 and little at batch 1,
+    where the last stage's weights take it, and pruning only the first stages to half of the
+    averaged time left batch 1 no faster (0.97x). Here the share left is the largest over the
+    batch sizes, and a check counts (its quota, what a unit's removal saves) in the cost
+    model of the batch size furthest from the target, the *binding* one (see :meth:`bind`).
+
+    Args:
+        costs_by_batch: batch size -> name -> cost of one weight (:func:`time_per_weight_by_batch`).
+        shapes: name -> the layer's weight shape.
+
+    Example:
+        >>> budget = LatencyBudget({1: {"a": 1.0, "b": 3.0}, 64: {"a": 3.0, "b": 1.0}}, {"a": (2,), "b": (2,)})
+        >>> masks = {"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([1.0, 0.0])}
+        >>> budget.fractions(masks), budget.fraction(masks)
+        ({1: 0.625, 64: 0.875}, 0.875)
+        >>> budget.bind(masks)
+        64
+    """
+
+    def __init__(self, costs_by_batch: Mapping[int, Mapping[str, float]],
+                 shapes: Mapping[str, tuple[int, ...]]) -> None:
+        if not costs_by_batch:
+            raise ConfigError("a latency budget needs the costs of at least one batch size")
+        self.by_batch = {int(size): ComputeBudget(costs, shapes) for size, costs in costs_by_batch.items()}
+        self.binding = next(iter(self.by_batch))
+
+    @property
+    def positions(self) -> dict[str, float]:
+        """The binding batch size's cost of one weight, per layer."""
+        return self.by_batch[self.binding].positions
+
+    @property
+    def total(self) -> float:
+        return self.by_batch[self.binding].total
+
+    def live(self, masks: Mapping[str, torch.Tensor]) -> float:
+        """The live weights' modelled time at the binding batch size."""
+        return self.by_batch[self.binding].live(masks)
+
+    def fractions(self, masks: Mapping[str, torch.Tensor]) -> dict[int, float]:
+        """Batch size -> share of the dense layers' modelled time left."""
+        return {size: budget.fraction(masks) for size, budget in self.by_batch.items()}
+
+    def fraction(self, masks: Mapping[str, torch.Tensor]) -> float:
+        """The largest share left over the batch sizes: the target holds where this does."""
+        return max(self.fractions(masks).values())
+
+    def bind(self, masks: Mapping[str, torch.Tensor]) -> int:
+        """Count in the cost model of the batch size with the largest share left in ``masks``; return it."""
+        shares = self.fractions(masks)
+        self.binding = max(shares, key=shares.__getitem__)
+        return self.binding
+
+    def costs_by_batch(self) -> dict[int, dict[str, float]]:
+        return {size: dict(budget.positions) for size, budget in self.by_batch.items()}
 
 
 def unit_scores(activity: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:

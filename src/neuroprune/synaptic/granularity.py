@@ -16,9 +16,12 @@ Single connections make no dense layer smaller; only whole units (neurons, chann
 Without any target, unit pruning by the rule alone removed nothing from ResNet-20 (digits,
 8 epochs: no unit stayed weak for ``patience`` checks in a row), so a run that picks ``unit``
 for a network with convolutions and is given no target gets :data:`DEFAULT_TARGET_LATENCY`:
-half of the dense layers' time, in the latency model timed at batch 1 and 64 (a MACs target
-alone made ResNet-20 on 8x8 digits faster at batch 64 but not at batch 1, where the last
-stage's weights, not its MACs, take the time).
+half of the dense layers' time at batch 1 and at batch 64 alike, in the latency model timed at
+both (:class:`~neuroprune.synaptic.compute.LatencyBudget`; a MACs target alone made ResNet-20
+on 8x8 digits faster at batch 64 but not at batch 1, where the last stage's weights, not its
+MACs, take the time). Where the network's time at batch 1 is its modules' calls rather than
+its layers' work (ResNet-20 on 8x8 digits: 0.98-1.04x), that buys little there; a measured
+goal is ``target_speedup``.
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ def check_targets(granularity: str, target_sparsity: float | None, target_macs: 
     if len(given) > 1:
         raise ConfigError(f"give one compute target, not {' and '.join(given)}")
     _check_speedup(target_speedup, latency_batch_sizes)
+    if target_latency is not None:
+        _check_batch_sizes(latency_batch_sizes)
     # a speed-up's layer share is known once the pruner calibrates it; its inverse stands in for the checks
     compute_target = target_macs if target_macs is not None else target_latency
     if target_speedup is not None:
@@ -77,6 +79,10 @@ def _check_speedup(target_speedup: float | None, batch_sizes: tuple[int, ...]) -
     if isinstance(target_speedup, bool) or not isinstance(target_speedup, (int, float)) \
             or not 1 < target_speedup < math.inf:
         raise ConfigError(f"target_speedup must be a number > 1 (2: twice as fast); got {target_speedup!r}")
+    _check_batch_sizes(batch_sizes)
+
+
+def _check_batch_sizes(batch_sizes: tuple[int, ...]) -> None:
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
         raise ConfigError(f"latency_batch_sizes must be whole numbers >= 1; got {batch_sizes!r}")
 

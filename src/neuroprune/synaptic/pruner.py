@@ -27,7 +27,14 @@ from ..masks import MaskedWeights, MaskViews, prunable_layers
 from ..sparsity_schedule import PolynomialSparsity
 from ..structure import compact
 from ._sync import average_over_processes, share_rank_zero_decisions, share_rank_zero_floats
-from .compute import ComputeBudget, positions_per_weight, time_per_weight, unit_scores
+from .compute import (
+    ComputeBudget,
+    LatencyBudget,
+    positions_per_weight,
+    time_per_weight,
+    time_per_weight_by_batch,
+    unit_scores,
+)
 from .criteria import Criterion
 from .folding import fold_into_bias
 from .granularity import choose_granularity
@@ -93,15 +100,17 @@ class SynapticPruner(MaskViews):
             and a unit's activity is weighed by the MACs its removal saves, so pruning goes
             where the compute is. Exclusive with ``target_sparsity``.
         target_latency: as ``target_macs``, counted in a linear latency model instead of MACs:
-            every layer is timed alone at batch 1 and 64 when the pruner is created
-            (:func:`~neuroprune.synaptic.compute.time_per_weight`); what a unit's removal saves
-            is its weights' share of that time. The share of the dense layers' time left.
+            every layer is timed alone at each of ``latency_batch_sizes`` when the pruner is
+            created (:func:`~neuroprune.synaptic.compute.time_per_weight_by_batch`); what a
+            unit's removal saves is its weights' share of that time. The share of the dense
+            layers' time left, at every one of those batch sizes
+            (:class:`~neuroprune.synaptic.compute.LatencyBudget`).
         target_speedup: the whole network ``target_speedup`` times faster at every batch size in
             ``latency_batch_sizes``: counted in the same latency model, whose layer share is
             calibrated first on thinned copies of the network, timed against the dense one
             (:mod:`neuroprune.synaptic.latency`; the result is in ``latency_calibration``).
             ConfigError if even the thinnest copy is not that fast.
-        latency_batch_sizes: the batch sizes ``target_speedup`` must hold at.
+        latency_batch_sizes: the batch sizes ``target_latency`` or ``target_speedup`` must hold at.
         example_inputs: one input batch; a shape probe gives each layer's MACs per weight.
         granularity: ``connection`` (default), ``unit`` (whole Linear neurons / Conv2d
             channels whose downstream activity stays weak go, with every connection entering
@@ -181,7 +190,7 @@ class SynapticPruner(MaskViews):
             raise ConfigError(f"a compute target removes whole units: use granularity 'unit' or 'auto', not "
                               f"{self.granularity!r}")
         # compute: what the target and the unit scores count (MACs or timed latency); macs: MACs, reported
-        self.compute: ComputeBudget | None = None
+        self.compute: ComputeBudget | LatencyBudget | None = None
         self.macs: ComputeBudget | None = None
         if compute_target is not None:
             assert example_inputs is not None  # checked above
@@ -243,9 +252,13 @@ class SynapticPruner(MaskViews):
         """What a weight costs (MACs, or time per weight with a latency or speed-up target), before masks attach."""
         shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
         self.macs = ComputeBudget(positions_per_weight(self.layers, self.model, example_inputs), shapes)
-        is_timed = self.target_latency is not None or self.target_speedup is not None
-        self.compute = ComputeBudget(time_per_weight(self.layers, self.model, example_inputs), shapes) \
-            if is_timed else self.macs
+        self.compute = self.macs
+        if self.target_speedup is not None:
+            # one averaged model: the calibration measures the whole network at every batch size
+            self.compute = ComputeBudget(time_per_weight(self.layers, self.model, example_inputs), shapes)
+        elif self.target_latency is not None:
+            self.compute = LatencyBudget(time_per_weight_by_batch(self.layers, self.model, example_inputs,
+                                                                  self.latency_batch_sizes), shapes)
         if self.target_speedup is not None:
             # the dense network, kept to calibrate against (when planned) and to time the pruned one against
             self._latency_reference = (copy.deepcopy(self.model).eval(), example_inputs[:1].detach().clone())
@@ -363,6 +376,8 @@ class SynapticPruner(MaskViews):
         for name in activity:
             self.counters[name] = self.rule.count(activity[name].to(before[name].device), self.counters[name],
                                                   before[name])
+        if self.compute is not None:
+            self.compute.bind(new_masks)  # count this check in the batch size furthest from the target
         if self.unit_groups:
             self._judge_units(activity, new_masks)
         if self.granularity != "unit":
@@ -386,6 +401,9 @@ class SynapticPruner(MaskViews):
         if self.compute is not None and self.macs is not None:
             record["macs_fraction"] = self.macs.fraction(new_masks)
             record["compute_fraction"] = self.compute.fraction(new_masks)
+            if isinstance(self.compute, LatencyBudget):
+                record["compute_fractions"] = {str(size): share
+                                               for size, share in self.compute.fractions(new_masks).items()}
         if self.sparsity_schedule is not None:
             record["scheduled_fraction"] = self.sparsity_schedule.at(self.step_count)
         self.history.append(record)
@@ -569,11 +587,20 @@ class SynapticPruner(MaskViews):
             },
             "history": [dict(record) for record in self.history],
             # The timed latency model differs from one timing to the next; a resumed run must count in the same one.
-            **({"latency_costs": {f"{name}.weight": cost for name, cost in self.compute.positions.items()}}
-               if self.target_latency is not None and self.compute is not None else {}),
+            **self._latency_costs_state(),
             # so is the calibration of a speed-up target
             **({"latency_calibration": self.latency_calibration.to_dict()} if self.latency_calibration else {}),
         }
+
+    def _latency_costs_state(self) -> dict[str, Any]:
+        if isinstance(self.compute, LatencyBudget):
+            return {"latency_costs_by_batch": {
+                str(size): {f"{name}.weight": cost for name, cost in costs.items()}
+                for size, costs in self.compute.costs_by_batch().items()
+            }}
+        if self.target_latency is not None and self.compute is not None:
+            return {"latency_costs": {f"{name}.weight": cost for name, cost in self.compute.positions.items()}}
+        return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore masks, counters and step saved by :meth:`state_dict` (and activity and history, if saved).
@@ -605,10 +632,15 @@ class SynapticPruner(MaskViews):
             })
         if "history" in state:
             self.history = [dict(record) for record in state["history"]]
+        shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
         if "latency_costs" in state and self.compute is not None:
-            shapes = {n: tuple(m.weight.shape) for n, m in self.layers.items()}
             self.compute = ComputeBudget({key.removesuffix(".weight"): float(cost)
                                           for key, cost in state["latency_costs"].items()}, shapes)
+        if "latency_costs_by_batch" in state and self.compute is not None:
+            self.compute = LatencyBudget({
+                int(size): {key.removesuffix(".weight"): float(cost) for key, cost in costs.items()}
+                for size, costs in state["latency_costs_by_batch"].items()
+            }, shapes)
         if "latency_calibration" in state:
             self._use_calibration(LatencyCalibration.from_dict(state["latency_calibration"]))
             if self.schedule is not None:  # planned with this process's own calibration

@@ -66,14 +66,25 @@ def check_pruner_state(
     if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
         raise ModelError("pruner state history must be a list of records (dicts)")
     if "latency_costs" in state:
-        costs = state["latency_costs"]
-        if not is_timed:
-            raise ModelError("pruner state has latency_costs, but this pruner has no target_latency")
-        if not isinstance(costs, dict) or set(costs) != set(weight_shapes) or not all(
-                isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
-            raise ModelError(f"pruner state latency_costs must give one finite cost >= 0 per prunable layer "
-                             f"{sorted(weight_shapes)}")
+        _check_costs(state["latency_costs"], "latency_costs", weight_shapes, is_timed)
+    if "latency_costs_by_batch" in state:
+        by_batch = state["latency_costs_by_batch"]
+        sizes = {str(size) for size in latency_batch_sizes}
+        if target_speedup is not None or not isinstance(by_batch, dict) or set(by_batch) != sizes:
+            raise ModelError(f"pruner state latency_costs_by_batch must give the costs at the batch sizes "
+                             f"{sorted(latency_batch_sizes)} of this pruner's target_latency")
+        for size, costs in by_batch.items():
+            _check_costs(costs, f"latency_costs_by_batch[{size!r}]", weight_shapes, is_timed)
     _check_calibration(state, target_speedup, latency_batch_sizes)
+
+
+def _check_costs(costs: Any, part: str, weight_shapes: Mapping[str, Sequence[int]], is_timed: bool) -> None:
+    if not is_timed:
+        raise ModelError(f"pruner state has {part}, but this pruner has no target_latency")
+    if not isinstance(costs, dict) or set(costs) != set(weight_shapes) or not all(
+            isinstance(c, float) and math.isfinite(c) and c >= 0 for c in costs.values()):
+        raise ModelError(f"pruner state {part} must give one finite cost >= 0 per prunable layer "
+                         f"{sorted(weight_shapes)}")
 
 
 def _check_activity(activity: Any, weight_shapes: Mapping[str, Sequence[int]]) -> None:
