@@ -279,3 +279,25 @@ def test_the_cap_holds_even_where_the_compute_target_is_then_out_of_reach(train_
         SynapticPruner(model, granularity="unit", max_unit_ratio=0.0)
     with pytest.raises(ConfigError, match="max_unit_ratio"):
         from_dict(SynapticConfig, {"max_unit_ratio": 1.5})
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), sizes=st.lists(st.sampled_from([1, 8, 64, 256]), min_size=1, max_size=3, unique=True))
+def test_a_latency_budget_is_its_slowest_batch_size_and_counts_in_its_model(data, sizes):
+    shapes = {"a": (3, 2), "b": (4,), "c": (2, 2)}
+    costs = {size: {name: data.draw(st.floats(0.0, 10.0)) for name in shapes} for size in sizes}
+    masks = {name: torch.tensor(data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=math.prod(shape),
+                                                   max_size=math.prod(shape)))).reshape(shape)
+             for name, shape in shapes.items()}
+    budget = LatencyBudget(costs, shapes)
+    fractions = budget.fractions(masks)
+    for size, share in fractions.items():  # each batch size's share: its live cost over its dense cost
+        dense = sum(costs[size][n] * math.prod(s) for n, s in shapes.items())
+        live = sum(costs[size][n] * float(m.sum()) for n, m in masks.items())
+        assert share == pytest.approx(live / dense if dense else 1.0)
+    assert budget.fraction(masks) == max(fractions.values())
+    binding = budget.bind(masks)
+    assert fractions[binding] == max(fractions.values())
+    # the quota and the unit costs are counted in the binding batch size's model
+    assert budget.positions == costs[binding]
+    assert budget.live(masks) == pytest.approx(sum(costs[binding][n] * float(m.sum()) for n, m in masks.items()))
