@@ -28,6 +28,9 @@ def check_user_options(config: Any) -> None:
             keys = sorted(map(str, config.model_args))
             raise ConfigError(f"model_args must map argument names to values, got keys {keys}")
         _check_plain(config.model_args, "model_args")
+    for option in ("weights", "data"):
+        if getattr(config, option) == "":  # would silently become the current folder
+            raise ConfigError(f"{option} is empty: give the path of a file (or folder for data), or leave it out")
     if config.weights is not None:
         config.weights = str(Path(config.weights).expanduser().resolve())
     if getattr(config, "pretrained", False):

@@ -25,6 +25,7 @@ values = st.recursive(
     max_leaves=6,
 )
 keys = st.one_of(st.sampled_from(FIELDS), st.text(max_size=12))
+PATHS = ("weights", "data")
 
 
 def _parse(build):
@@ -43,6 +44,8 @@ def test_from_dict_accepts_or_raises_config_error(raw):
     config = _parse(lambda: from_dict(SynapticConfig, dict(raw)))
     if config is not None:
         for key, value in raw.items():
+            if key in PATHS and value is not None:  # made absolute, so a resumed run finds them
+                value = str(Path(value).expanduser().resolve())
             assert getattr(config, key) == value
 
 
@@ -89,3 +92,13 @@ def test_yaml_dates_and_bombs_are_config_errors(tmp_path):
     for text in ("seed: 2001-13-45\n", "a: &a [1]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n", "- 1\n- 2\n", "\xff"):
         path.write_text(text, encoding="latin1" if text == "\xff" else "utf-8")
         _parse(lambda: load_config(SynapticConfig, path))
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder():
+    for option in PATHS:
+        try:
+            from_dict(SynapticConfig, {option: ""})
+        except ConfigError as error:
+            assert f"{option} is empty" in str(error)
+        else:
+            raise AssertionError(f"an empty {option} was accepted")
