@@ -84,19 +84,29 @@ def test_target_macs_is_reached_within_ten_percent_and_compacts_exactly(target):
         assert torch.allclose(model(x), small(x), atol=1e-5)
 
 
-def test_target_latency_counts_time_per_weight_and_is_reached():
+def _lenet5_with_latency_target():
+    """LeNet-5 on 16x16 noise, a pruner with target_latency 0.5, and ``train(steps)``."""
     torch.manual_seed(0)
     model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
     x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
                             warmup_steps=0, stop_step=20, optimizer=optimizer)
+
+    def train(steps: int) -> None:
+        for _ in range(steps):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            pruner.step()
+
+    return pruner, train
+
+
+def test_target_latency_counts_time_per_weight_and_is_reached():
+    pruner, train = _lenet5_with_latency_target()
     assert pruner.compute.total == pytest.approx(1_000_000)
-    for _ in range(24):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        pruner.step()
+    train(24)
     assert pruner.history[-1]["compute_fraction"] <= 0.5
     assert pruner.history[-1]["compute_fraction"] == pytest.approx(0.5, abs=0.05)
     assert pruner.macs_fraction() < 1.0
@@ -107,23 +117,14 @@ def test_a_latency_target_holds_at_every_batch_size_not_on_average(heavy_at_batc
     # Two cost models that disagree: at batch 64 the convolutions take the time, at batch 1
     # other layers do (as the last stage's weights do on small inputs). Averaged, meeting the
     # target at batch 64 alone would do; here the share left must be <= the target at both.
-    torch.manual_seed(0)
-    model = npr.create_model("lenet5", in_channels=1, image_size=16, num_classes=4)
-    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 4, (16,))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    pruner = SynapticPruner(model, granularity="unit", target_latency=0.5, example_inputs=x[:1], check_every=2,
-                            warmup_steps=0, stop_step=20, optimizer=optimizer)
+    pruner, train = _lenet5_with_latency_target()
     layers = pruner.layers
     shares = {1: {n: (0.9 if n in heavy_at_batch_1 else 0.1) for n in layers},
               64: {n: (0.9 if n.startswith("conv") else 0.1) for n in layers}}
     costs = {size: {n: 1e6 * share[n] / sum(share.values()) / layers[n].weight.numel() for n in layers}
              for size, share in shares.items()}
     pruner.compute = LatencyBudget(costs, {n: tuple(m.weight.shape) for n, m in layers.items()})
-    for _ in range(24):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        pruner.step()
+    train(24)
     masks = {n: pruner.mask(n) for n in layers}
     final = pruner.compute.fractions(masks)
     assert max(final.values()) <= 0.5 and max(final.values()) == pytest.approx(0.5, abs=0.05), final
