@@ -201,3 +201,15 @@ def test_the_depth_report_says_when_the_units_target_was_out_of_reach(tmp_path):
     assert "depth + units: not run, the units' target was out of reach: target_speedup 1.42 is out of reach" in report
     assert json.loads((tmp_path / "units_capped.json").read_text()) == results
     assert sorted(p.name for p in tmp_path.iterdir()) == ["units_capped.json", "units_capped.md"]  # no partial files
+
+
+def test_the_depth_suite_reads_a_bare_model_name_as_full_width_and_refuses_a_bad_width(tmp_path, capsys):
+    from neuroprune.bench.depth import _parse_models
+
+    assert _parse_models("resnet56, vgg16:0.25,efficientnet_lite0:pretrained") == [
+        ("resnet56", "1"), ("vgg16", "0.25"), ("efficientnet_lite0", "pretrained")]
+    for models in ("resnet56:wide", "resnet56:0", ","):
+        assert run("depth", ["--models", models, "--out", str(tmp_path), "--work", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --models") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before any training

@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog=prog or command("depth"), description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vgg16:0.25,resnet56:0.25",
-                        help="name:width, comma separated; efficientnet_lite0:pretrained for the ImageNet network")
+                        help="name:width, comma separated (a bare name means width 1); "
+                        "efficientnet_lite0:pretrained for the ImageNet network")
     parser.add_argument("--limit-train", type=int, default=4000)
     parser.add_argument("--limit-test", type=int, default=2000)
     parser.add_argument("--limit-validation", type=int, default=None, help="first N of the validation tenth")
@@ -156,17 +157,37 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None, out: Pat
         merged["notes"] = args.note
         write(merged, args.out, args.name)
         return
+    models = _parse_models(args.models)
     require_torch_pruning()  # before any training: every model has Torch-Pruning rows
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.train_threads)
     results: dict[str, Any] = {"dataset": DATASET, "settings": {k: str(v) for k, v in vars(args).items()},
                                "environment": environment(), "models": {}}
-    for item in args.models.split(","):
-        name, width = item.split(":")  # width: a multiplier, or "pretrained" (EfficientNet-Lite0)
+    for name, width in models:
+        item = f"{name}:{width}"
         started = time.perf_counter()
         results["models"][item] = bench_model(name, width, args)
         results["models"][item]["wall_seconds"] = time.perf_counter() - started
         write(results, args.out, args.name)  # after every model, so a partial run still leaves results
+
+
+def _parse_models(text: str) -> list[tuple[str, str]]:
+    """``--models``' items as (name, width); a bare name means width 1."""
+    models = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, width = item.partition(":")
+        width = width or "1"
+        if width != "pretrained":
+            try:
+                if float(width) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"--models: {item!r} has width {width!r}; give a positive multiplier "
+                                  "(resnet56:0.5) or 'pretrained' (efficientnet_lite0:pretrained)") from None
+        models.append((name, width))
+    if not models:
+        raise ConfigError("--models is empty: give name:width items, e.g. vgg16:0.25,resnet56:0.25")
+    return models
 
 
 def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, Any]:
