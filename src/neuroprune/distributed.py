@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -33,6 +34,7 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 # rank, process count and timeout of the group init_from_env started, kept after shutdown: an
 # error from a failed collective is described after the group is torn down
 _started: tuple[int, int, float] | None = None
+_left = False  # shutdown() tore down a running group: the process should end with leave()
 
 
 class PeerStopped(NeuropruneError):
@@ -150,13 +152,39 @@ def shutdown(wait: bool = True) -> None:
         wait: first wait for every rank (after a normal finish); False after an error,
             when other ranks may never arrive.
     """
+    global _left
     if dist.is_available() and dist.is_initialized():
+        _left = True
         if wait:
             # a process that tears down its connections while a peer is still finishing
             # (rank 0 writes the results after the others are done) can make the peer abort
             with _collective("the final barrier (waiting for rank 0 to write the results)"):
                 dist.barrier()
         dist.destroy_process_group()
+
+
+def left_a_process_group() -> bool:
+    """True once :func:`shutdown` has torn down a running process group in this process."""
+    return _left
+
+
+def leave(status: int = 0) -> NoReturn:
+    """End a process that ran in a process group, after :func:`shutdown`, with exit ``status``.
+
+    It flushes the logs and standard streams and exits without the interpreter's finalization.
+    Why: ``DistributedDataParallel`` keeps the process group referenced past
+    ``destroy_process_group()``, so Gloo's worker threads outlive it. A worker still releasing
+    the tensors of the last collective needs the GIL for them; while the interpreter finalizes
+    it cannot take it, and the process aborts (SIGABRT, "terminate called without an active
+    exception") after every result was written, failing the whole torchrun job (about one run
+    in thirty on a 2-core machine). Nothing left to do at that point needs finalization: files
+    are written atomically and closed before.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken pipe must not change the status
+            stream.flush()
+    os._exit(status)
 
 
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:

@@ -75,3 +75,24 @@ def test_other_errors_inside_the_group_are_left_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(train_run, "run_train", bug)
     result = CliRunner().invoke(main, [*TRAIN, "--out", str(tmp_path / "run")])
     assert isinstance(result.exception, RuntimeError) and "shapes" in str(result.exception)
+
+
+class _Left(Exception):
+    """What the test's stand-in for distributed.leave raises instead of ending the process."""
+
+
+@pytest.mark.parametrize("args, status", [(["--help"], 0), (["--no-such-option"], 2), (TRAIN[:1], 2)])
+def test_a_process_that_ran_in_a_group_ends_through_leave_with_its_exit_status(monkeypatch, args, status):
+    # ending normally would run the interpreter's finalization, which a Gloo worker thread can abort
+    monkeypatch.setattr(dist_utils, "left_a_process_group", lambda: True)
+    monkeypatch.setattr(dist_utils, "leave", lambda code: (_ for _ in ()).throw(_Left(code)))
+    with pytest.raises(_Left) as left:
+        main.main(args=args, prog_name="neuroprune")
+    assert left.value.args == (status,)
+
+
+def test_a_process_that_ran_alone_exits_as_usual(monkeypatch):
+    monkeypatch.setattr(dist_utils, "leave", lambda code: pytest.fail("leave() outside a process group"))
+    with pytest.raises(SystemExit) as exited:
+        main.main(args=["--help"], prog_name="neuroprune")
+    assert exited.value.code == 0

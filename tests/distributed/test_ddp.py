@@ -81,8 +81,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         distributed.shutdown(wait=False)
         raise
     # the ranks leave together: one that tears down its connections while the other is still
-    # finishing can make that one abort (SIGABRT from Gloo's threads)
+    # finishing can make that one abort (SIGABRT from Gloo's threads); and they leave without
+    # the interpreter's finalization, which a Gloo worker thread can abort (see distributed.leave)
     distributed.shutdown(wait=True)
+    distributed.leave(0)
 
 
 def test_two_gloo_ranks_prune_exactly_like_one_process_on_the_global_batch(tmp_path, gloo_loopback):

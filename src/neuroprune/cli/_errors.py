@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from .. import distributed as dist_utils
 from ..errors import NeuropruneError
 from ._common import console
 
@@ -66,15 +67,30 @@ class OneLineErrorsGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            result = super().main(args, prog_name, complete_var, False, **extra)
-        except click.ClickException as exc:
-            context = getattr(exc, "ctx", None)
-            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-            _fail(f"{exc.format_message()}{hint}")
-        except click.Abort:
-            console.print("aborted", highlight=False)
-            sys.exit(1)
-        sys.exit(result if isinstance(result, int) else 0)  # --help and --version exit through click with 0
+            try:
+                result = super().main(args, prog_name, complete_var, False, **extra)
+            except click.ClickException as exc:
+                context = getattr(exc, "ctx", None)
+                hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+                _fail(f"{exc.format_message()}{hint}")
+            except click.Abort:
+                console.print("aborted", highlight=False)
+                sys.exit(1)
+            sys.exit(result if isinstance(result, int) else 0)  # --help and --version exit through click with 0
+        except SystemExit as exit_:
+            if dist_utils.left_a_process_group():  # a torchrun process: end without finalization (see leave)
+                dist_utils.leave(_exit_status(exit_.code))
+            raise
+
+
+def _exit_status(code: object) -> int:
+    """The process exit status ``sys.exit(code)`` gives (a message is printed and means 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 def shorten(message: str, word_limit: int = 200, line_limit: int = 3000) -> str:
