@@ -208,7 +208,7 @@ def test_the_depth_suite_reads_a_bare_model_name_as_full_width_and_refuses_a_bad
 
     assert _parse_models("resnet56, vgg16:0.25,efficientnet_lite0:pretrained") == [
         ("resnet56", "1"), ("vgg16", "0.25"), ("efficientnet_lite0", "pretrained")]
-    for models in ("resnet56:wide", "resnet56:0", ","):
+    for models in ("resnet56:wide", "resnet56:0", "resnet56:nan", "resnet56:inf", ","):
         assert run("depth", ["--models", models, "--out", str(tmp_path), "--work", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --models") and "\n" not in err

@@ -3,6 +3,8 @@ peer stopped answering is one line naming it, not torch's traceback."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -96,3 +98,12 @@ def test_a_process_that_ran_alone_exits_as_usual(monkeypatch):
     with pytest.raises(SystemExit) as exited:
         main.main(args=["--help"], prog_name="neuroprune")
     assert exited.value.code == 0
+
+
+def test_leave_flushes_what_was_printed_and_logged_and_exits_with_the_status():
+    script = ("import logging, sys; from neuroprune import distributed; "
+              "logging.basicConfig(stream=sys.stderr); logging.getLogger('x').warning('logged'); "
+              "print('printed', end=''); distributed.leave(3); print('never')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3
+    assert done.stdout == "printed" and "logged" in done.stderr

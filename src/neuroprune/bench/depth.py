@@ -177,17 +177,21 @@ def _parse_models(text: str) -> list[tuple[str, str]]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, width = item.partition(":")
         width = width or "1"
-        if width != "pretrained":
-            try:
-                if float(width) <= 0:
-                    raise ValueError
-            except ValueError:
-                raise ConfigError(f"--models: {item!r} has width {width!r}; give a positive multiplier "
-                                  "(resnet56:0.5) or 'pretrained' (efficientnet_lite0:pretrained)") from None
+        if width != "pretrained" and not _positive_number(width):
+            raise ConfigError(f"--models: {item!r} has width {width!r}; give a positive multiplier "
+                              "(resnet56:0.5) or 'pretrained' (efficientnet_lite0:pretrained)")
         models.append((name, width))
     if not models:
         raise ConfigError("--models is empty: give name:width items, e.g. vgg16:0.25,resnet56:0.25")
     return models
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def bench_model(name: str, width: str, args: argparse.Namespace) -> dict[str, Any]:

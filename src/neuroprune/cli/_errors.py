@@ -67,20 +67,23 @@ class OneLineErrorsGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            try:
-                result = super().main(args, prog_name, complete_var, False, **extra)
-            except click.ClickException as exc:
-                context = getattr(exc, "ctx", None)
-                hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-                _fail(f"{exc.format_message()}{hint}")
-            except click.Abort:
-                console.print("aborted", highlight=False)
-                sys.exit(1)
-            sys.exit(result if isinstance(result, int) else 0)  # --help and --version exit through click with 0
+            self._main_and_exit(args, prog_name, complete_var, **extra)
         except SystemExit as exit_:
             if dist_utils.left_a_process_group():  # a torchrun process: end without finalization (see leave)
                 dist_utils.leave(_exit_status(exit_.code))
             raise
+
+    def _main_and_exit(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> None:
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+            _fail(f"{exc.format_message()}{hint}")
+        except click.Abort:
+            console.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)  # --help and --version exit through click with 0
 
 
 def _exit_status(code: object) -> int:
